@@ -1,0 +1,183 @@
+"""The ledger on a real database: SQLite always, PostgreSQL when TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.support import button_request
+from workers.errors import IllegalTransition, StaleState, UnknownMessage
+from workers.ledger import Ledger, messages, transitions, utcnow
+from workers.messages import validate_send_request
+from workers.states import State
+
+pytestmark = pytest.mark.integration
+
+
+def transition_count(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(transitions)).scalar_one()
+
+
+def new_message(ledger: Ledger, **overrides: object) -> str:
+    message_id, created = ledger.record_pending(validate_send_request(button_request(**overrides)))
+    assert created
+    return message_id
+
+
+def test_record_pending_writes_the_message_and_its_first_transition(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    record = ledger.get(message_id)
+    assert record.state is State.PENDING
+    assert record.recipient == "+255712345678"
+    assert record.attempts == 0
+    assert record.request["interactive"]["body"]["text"] == "Did this resolve your issue?"
+    assert record.created_at.tzinfo is not None
+    [first] = ledger.transitions(message_id)
+    assert (first.from_state, first.to_state, first.attempt) == (None, State.PENDING, 0)
+
+
+def test_idempotency_key_returns_the_first_id_and_writes_nothing(ledger: Ledger) -> None:
+    first = new_message(ledger, idempotency_key="order-42")
+    before = transition_count(ledger)
+    again, created = ledger.record_pending(
+        validate_send_request(button_request(idempotency_key="order-42", to="+255700000001"))
+    )
+    assert (again, created) == (first, False)
+    assert transition_count(ledger) == before
+    with ledger.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 1
+
+
+def test_concurrent_inserts_with_one_idempotency_key_make_one_message(ledger: Ledger) -> None:
+    request = validate_send_request(button_request(idempotency_key="burst"))
+    results: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(8)
+
+    def insert() -> None:
+        barrier.wait()
+        results.append(ledger.record_pending(request))
+
+    threads = [threading.Thread(target=insert) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 8
+    assert len({message_id for message_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+def test_claim_moves_pending_to_sending_and_counts_the_attempt(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    record = ledger.claim(message_id)
+    assert record is not None
+    assert (record.state, record.attempts) == (State.SENDING, 1)
+    assert ledger.claim(message_id) is None
+    assert [t.to_state for t in ledger.transitions(message_id)] == [State.PENDING, State.SENDING]
+
+
+def test_only_one_of_many_concurrent_claims_wins(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    wins: list[bool] = []
+    barrier = threading.Barrier(16)
+
+    def claim() -> None:
+        barrier.wait()
+        wins.append(ledger.claim(message_id) is not None)
+
+    threads = [threading.Thread(target=claim) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert wins.count(True) == 1 and len(wins) == 16
+    assert ledger.get(message_id).attempts == 1
+
+
+def test_a_message_not_yet_due_is_not_claimed(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    ledger.claim(message_id)
+    now = utcnow()
+    ledger.transition(
+        message_id,
+        State.SENDING,
+        State.PENDING,
+        reason="rate_limited",
+        next_attempt_at=now + timedelta(seconds=30),
+        now=now,
+    )
+    assert ledger.claim(message_id, now=now + timedelta(seconds=10)) is None
+    claimed = ledger.claim(message_id, now=now + timedelta(seconds=31))
+    assert claimed is not None and claimed.attempts == 2
+
+
+def test_illegal_transition_raises_and_writes_nothing(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    before = transition_count(ledger)
+    with pytest.raises(IllegalTransition):
+        ledger.transition(message_id, State.PENDING, State.SENT)
+    with pytest.raises(IllegalTransition):
+        ledger.transition(message_id, State.PENDING, State.FAILED)  # no reason
+    assert transition_count(ledger) == before
+    assert ledger.get(message_id).state is State.PENDING
+
+
+def test_stale_transition_raises_and_writes_nothing(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    before = transition_count(ledger)
+    with pytest.raises(StaleState, match="is pending, not sending"):
+        ledger.transition(message_id, State.SENDING, State.SENT, provider_message_id="x")
+    assert transition_count(ledger) == before
+    assert ledger.get(message_id).provider_message_id is None
+
+
+def test_transition_records_reason_detail_and_fields(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    ledger.claim(message_id)
+    ledger.transition(
+        message_id,
+        State.SENDING,
+        State.FAILED,
+        reason="window_closed",
+        detail={"status_code": 400, "provider_code": "131047"},
+        provider_error_code="131047",
+        provider_error_message="Re-engagement message",
+    )
+    record = ledger.get(message_id)
+    assert (record.state, record.reason, record.provider_error_code) == (
+        State.FAILED,
+        "window_closed",
+        "131047",
+    )
+    last = ledger.transitions(message_id)[-1]
+    assert (last.from_state, last.to_state, last.reason, last.attempt) == (
+        State.SENDING,
+        State.FAILED,
+        "window_closed",
+        1,
+    )
+    assert last.detail == {"status_code": 400, "provider_code": "131047"}
+
+
+def test_unknown_message(ledger: Ledger) -> None:
+    with pytest.raises(UnknownMessage):
+        ledger.get("no-such-id")
+    with pytest.raises(UnknownMessage):
+        ledger.transition("no-such-id", State.PENDING, State.SENDING)
+
+
+def test_transition_refuses_columns_it_does_not_own(ledger: Ledger) -> None:
+    message_id = new_message(ledger)
+    with pytest.raises(TypeError, match="cannot set"):
+        ledger.transition(message_id, State.PENDING, State.SENDING, attempts=5)
+
+
+def test_count_by_state(ledger: Ledger) -> None:
+    first = new_message(ledger)
+    new_message(ledger)
+    ledger.claim(first)
+    assert ledger.count_by_state() == {"pending": 1, "sending": 1}

@@ -1,0 +1,61 @@
+"""Builders shared by the tests."""
+
+from __future__ import annotations
+
+from workers.settings import Settings
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "briq_api_key": "briq-secret-key",
+        "bird_access_key": "bird-secret-key",
+        "zixflow_api_key": "zixflow-secret-key",
+        "zixflow_workspace_id": "ws-1",
+        "wacr_base_url": "https://wacr.example",
+        "wacr_token": "wacr-secret-token",
+        "meta_access_token": "meta-secret-token",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def button_request(provider: str = "meta", **overrides: object) -> dict[str, object]:
+    """A valid reply-buttons send request (Briq's documented example)."""
+    request: dict[str, object] = {
+        "provider": provider,
+        "sender": "1107264639145282",
+        "to": "+255712345678",
+        "interactive": {
+            "type": "button",
+            "body": {"text": "Did this resolve your issue?"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "yes", "title": "Yes"}},
+                    {"type": "reply", "reply": {"id": "no", "title": "No"}},
+                ]
+            },
+        },
+    }
+    request.update(overrides)
+    return request
+
+
+def list_request(provider: str = "meta", **overrides: object) -> dict[str, object]:
+    """A valid list send request (Bird's documented "Main Menu" example, titled sections)."""
+    request = button_request(provider, **overrides)
+    request["interactive"] = {
+        "type": "list",
+        "header": {"type": "text", "text": "What would you like to buy today?"},
+        "body": {"text": "To begin, tap Main Menu and choose from one of the following actions"},
+        "action": {
+            "button": "Main Menu",
+            "sections": [
+                {"title": "Bundles", "rows": [{"id": "row-1", "title": "Buy bundles"}]},
+                {
+                    "title": "Airtime",
+                    "rows": [{"id": "row-2", "title": "Buy airtime", "description": "optional description"}],
+                },
+            ],
+        },
+    }
+    return request

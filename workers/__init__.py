@@ -1,0 +1,1 @@
+"""wadispatch: a provider-neutral queue for WhatsApp interactive messages."""

@@ -1,0 +1,396 @@
+"""The ledger: every message and every state change, the system of record.
+
+SQLAlchemy Core on SQLite (WAL) by default or PostgreSQL. Every state change goes through
+:meth:`Ledger.transition`, which checks the state machine (:mod:`workers.states`), updates the
+message only if it is still in the state the caller expected, and appends to the transitions log,
+all in one transaction: an illegal or stale change raises and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from workers.errors import StaleState, UnknownMessage
+from workers.messages import SendRequest
+from workers.states import State, check_transition
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("provider", String(16), nullable=False),
+    Column("sender", String(256)),
+    Column("recipient", String(32)),
+    Column("conversation_id", String(36)),
+    Column("request", JSON, nullable=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("provider_message_id", String(255)),
+    Column("provider_error_code", String(64)),
+    Column("provider_error_message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_messages_state_updated_at", "state", "updated_at"),
+    Index("ix_messages_provider_message_id", "provider", "provider_message_id"),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False, index=True),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("reason", String(32)),
+    Column("detail", JSON),
+)
+
+#: Message columns a transition may set besides state, reason and updated_at.
+TRANSITION_FIELDS = frozenset(
+    {"next_attempt_at", "provider_message_id", "provider_error_code", "provider_error_message"}
+)
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One row of the messages table."""
+
+    id: str
+    provider: str
+    sender: str | None
+    recipient: str | None
+    conversation_id: str | None
+    request: dict[str, Any]
+    idempotency_key: str | None
+    state: State
+    reason: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    provider_message_id: str | None
+    provider_error_code: str | None
+    provider_error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def send_request(self) -> SendRequest:
+        """The stored request as a model (validated again)."""
+        return SendRequest.model_validate(self.request)
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One row of the append-only transitions log."""
+
+    from_state: State | None
+    to_state: State
+    at: datetime
+    attempt: int
+    reason: str | None
+    detail: dict[str, Any] | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """Message records and their state transitions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 64) -> Ledger:
+        """A ledger on a database URL; the schema is created when missing.
+
+        ``postgresql://`` URLs use the psycopg (3) driver.
+        """
+        url = normalise_database_url(url)
+        if url.startswith("sqlite"):
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+        ledger = cls(engine)
+        ledger.create_schema()
+        return ledger
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet (safe from several processes)."""
+        try:
+            metadata.create_all(self.engine)
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # Another process created them between our check and our CREATE.
+            metadata.create_all(self.engine)
+
+    def record_pending(self, request: SendRequest, *, now: datetime | None = None) -> tuple[str, bool]:
+        """Record a new message as ``pending``; return ``(message_id, created)``.
+
+        With an idempotency key already used, nothing is written and the first message's id is
+        returned with ``created=False``.
+        """
+        now = now or utcnow()
+        if request.idempotency_key is not None:
+            existing = self.find_by_idempotency_key(request.idempotency_key)
+            if existing is not None:
+                return existing, False
+        message_id = str(uuid.uuid4())
+        row = {
+            "id": message_id,
+            "provider": request.provider,
+            "sender": request.sender,
+            "recipient": request.to,
+            "conversation_id": str(request.conversation_id) if request.conversation_id else None,
+            "request": request.model_dump(mode="json", exclude_none=True),
+            "idempotency_key": request.idempotency_key,
+            "state": State.PENDING.value,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        check_transition(None, State.PENDING, None)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(messages), row)
+                conn.execute(
+                    insert(transitions),
+                    {
+                        "message_id": message_id,
+                        "from_state": None,
+                        "to_state": State.PENDING.value,
+                        "at": now,
+                        "attempt": 0,
+                    },
+                )
+        except IntegrityError:
+            if request.idempotency_key is None:
+                raise
+            existing = self.find_by_idempotency_key(request.idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        return message_id, True
+
+    def find_by_idempotency_key(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(messages.c.id).where(messages.c.idempotency_key == key)
+            ).scalar_one_or_none()
+
+    def claim(self, message_id: str, *, now: datetime | None = None) -> MessageRecord | None:
+        """Atomically move a due ``pending`` message to ``sending``; ``None`` if it was not.
+
+        Two workers handed the same job race on one conditional UPDATE: exactly one wins.
+        """
+        now = now or utcnow()
+        due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id, messages.c.state == State.PENDING.value, due)
+                .values(
+                    state=State.SENDING.value,
+                    attempts=messages.c.attempts + 1,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                .returning(*messages.c)
+            ).one_or_none()
+            if row is None:
+                return None
+            conn.execute(
+                insert(transitions),
+                {
+                    "message_id": message_id,
+                    "from_state": State.PENDING.value,
+                    "to_state": State.SENDING.value,
+                    "at": now,
+                    "attempt": row.attempts,
+                },
+            )
+        return _record(row)
+
+    def transition(
+        self,
+        message_id: str,
+        from_state: State,
+        to_state: State,
+        *,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Move a message ``from_state → to_state`` and log it, or raise and write nothing."""
+        check_transition(from_state, to_state, reason)
+        unknown = set(fields) - TRANSITION_FIELDS
+        if unknown:
+            raise TypeError(f"transition() cannot set {sorted(unknown)}")
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            attempt = conn.execute(
+                update(messages)
+                .where(messages.c.id == message_id, messages.c.state == from_state.value)
+                .values(state=to_state.value, reason=reason, updated_at=now, **fields)
+                .returning(messages.c.attempts)
+            ).scalar_one_or_none()
+            if attempt is None:
+                current = conn.execute(
+                    select(messages.c.state).where(messages.c.id == message_id)
+                ).scalar_one_or_none()
+                if current is None:
+                    raise UnknownMessage(message_id)
+                raise StaleState(f"message {message_id} is {current}, not {from_state}")
+            conn.execute(
+                insert(transitions),
+                {
+                    "message_id": message_id,
+                    "from_state": from_state.value,
+                    "to_state": to_state.value,
+                    "at": now,
+                    "attempt": attempt,
+                    "reason": reason,
+                    "detail": detail,
+                },
+            )
+
+    def get(self, message_id: str) -> MessageRecord:
+        """The message's record; :class:`UnknownMessage` when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).one_or_none()
+        if row is None:
+            raise UnknownMessage(message_id)
+        return _record(row)
+
+    def transitions(self, message_id: str) -> list[TransitionRecord]:
+        """The message's transitions, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(transitions).where(transitions.c.message_id == message_id).order_by(transitions.c.id)
+            ).all()
+        return [
+            TransitionRecord(
+                from_state=State(row.from_state) if row.from_state else None,
+                to_state=State(row.to_state),
+                at=_aware(row.at),
+                attempt=row.attempt,
+                reason=row.reason,
+                detail=row.detail,
+            )
+            for row in rows
+        ]
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many messages are in each state."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
+        return {state: count for state, count in rows}
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the installed PostgreSQL driver for plain ``postgresql://`` and ``postgres://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time in the ledger is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _record(row: Any) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
+        provider=row.provider,
+        sender=row.sender,
+        recipient=row.recipient,
+        conversation_id=row.conversation_id,
+        request=row.request,
+        idempotency_key=row.idempotency_key,
+        state=State(row.state),
+        reason=row.reason,
+        attempts=row.attempts,
+        next_attempt_at=_aware(row.next_attempt_at),
+        provider_message_id=row.provider_message_id,
+        provider_error_code=row.provider_error_code,
+        provider_error_message=row.provider_error_message,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+_ledgers: dict[tuple[int, str], Ledger] = {}
+_ledgers_lock = threading.Lock()
+
+
+def get_ledger(url: str | None = None) -> Ledger:
+    """The ledger of this process for ``url`` (default: the configured database)."""
+    if url is None:
+        from workers.settings import get_settings
+
+        url = get_settings().database_url
+    key = (os.getpid(), url)
+    with _ledgers_lock:
+        ledger = _ledgers.get(key)
+        if ledger is None:
+            ledger = _ledgers[key] = Ledger.from_url(url)
+        return ledger
+
+
+def retry_time(now: datetime, seconds: float) -> datetime:
+    """When a retry in ``seconds`` falls due."""
+    return now + timedelta(seconds=seconds)

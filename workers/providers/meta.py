@@ -1,0 +1,102 @@
+"""Meta WhatsApp Cloud API: ``POST /{phone-number-id}/messages``, classified by ``error.code``."""
+
+from __future__ import annotations
+
+from workers.errors import ConfigurationError
+from workers.messages import SendRequest
+from workers.providers.base import (
+    Outcome,
+    PermanentReason,
+    ProviderAnswer,
+    ProviderRequest,
+    interactive_json,
+    join_url,
+    parse_retry_after,
+    text_or_none,
+)
+from workers.settings import ProviderName, Settings
+
+RATE_LIMIT_CODES = frozenset({4, 613, 80007, 130429, 131056})
+TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 131057})
+PERMANENT_CODES: dict[int, PermanentReason] = {
+    131047: "window_closed",
+    470: "window_closed",
+    131050: "opted_out",
+    0: "auth",
+    10: "auth",
+    190: "auth",
+    100: "invalid",
+    131008: "invalid",
+    131009: "invalid",
+    131051: "invalid",
+}
+
+
+class MetaAdapter:
+    """Translation to and from the WhatsApp Cloud API's messages endpoint."""
+
+    name: ProviderName = "meta"
+
+    def build_request(self, request: SendRequest, settings: Settings, message_id: str) -> ProviderRequest:
+        if settings.meta_access_token is None:
+            raise ConfigurationError("WADISPATCH_META_ACCESS_TOKEN is not set")
+        return ProviderRequest(
+            method="POST",
+            url=join_url(settings.meta_base_url, f"{request.sender}/messages"),
+            json={
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": request.recipient_digits,
+                "type": "interactive",
+                "interactive": interactive_json(request),
+            },
+            headers={
+                "Authorization": f"Bearer {settings.meta_access_token.get_secret_value()}",
+                "Content-Type": "application/json",
+            },
+        )
+
+    def classify(self, answer: ProviderAnswer) -> Outcome:
+        payload = answer.json()
+        payload = payload if isinstance(payload, dict) else {}
+        status = answer.status_code
+        error = payload.get("error") if isinstance(payload.get("error"), dict) else None
+        if 200 <= status < 300 and error is None:
+            messages = payload.get("messages")
+            if isinstance(messages, list) and messages and messages[0].get("id"):
+                return Outcome.accepted(str(messages[0]["id"]), status)
+            return Outcome.transient(
+                "malformed_answer", status_code=status, message="accepted without messages[0].id"
+            )
+
+        error = error or {}
+        raw_code = error.get("code")
+        code = raw_code if isinstance(raw_code, int) else _int_or_none(raw_code)
+        details = (
+            error.get("error_data", {}).get("details") if isinstance(error.get("error_data"), dict) else None
+        )
+        message = text_or_none(details or error.get("message"))
+        code_text = text_or_none(raw_code)
+        if code in RATE_LIMIT_CODES or (code is None and status == 429):
+            wait = parse_retry_after(answer.headers.get("retry-after"), answer.received_at)
+            return Outcome.rate_limited(wait, status_code=status, code=code_text, message=message)
+        if code in TRANSIENT_CODES or (code is None and status >= 500):
+            return Outcome.transient("server_error", status_code=status, code=code_text, message=message)
+        if code in PERMANENT_CODES:
+            return Outcome.permanent(
+                PERMANENT_CODES[code], status_code=status, code=code_text, message=message
+            )
+        if code is not None and 200 <= code <= 299:
+            return Outcome.permanent("auth", status_code=status, code=code_text, message=message)
+        if code is None and status in (401, 403):
+            return Outcome.permanent("auth", status_code=status, message=message)
+        if code is None and status >= 500:
+            return Outcome.transient("server_error", status_code=status, message=message)
+        return Outcome.permanent("provider_rejected", status_code=status, code=code_text, message=message)
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
