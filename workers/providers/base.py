@@ -121,6 +121,14 @@ class Outcome:
             provider_message=message,
         )
 
+    @classmethod
+    def accepted_without_id(cls, status_code: int, field: str) -> Outcome:
+        """A 2xx that names no message: it may have been sent, so it is neither retried nor
+        counted as sent."""
+        return cls.permanent(
+            "unknown_outcome", status_code=status_code, message=f"2xx answer without {field}"
+        )
+
     @property
     def retryable(self) -> bool:
         return self.kind in ("rate_limited", "transient")

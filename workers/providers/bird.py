@@ -52,9 +52,7 @@ class BirdAdapter:
         if 200 <= answer.status_code < 300:
             if payload.get("id"):
                 return Outcome.accepted(str(payload["id"]), answer.status_code)
-            return Outcome.transient(
-                "malformed_answer", status_code=answer.status_code, message="accepted without an id"
-            )
+            return Outcome.accepted_without_id(answer.status_code, "id")
         errors = payload.get("errors")
         error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
         code = text_or_none(error.get("code"))

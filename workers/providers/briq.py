@@ -54,11 +54,7 @@ class BriqAdapter:
             message_id = data.get("message_id") or data.get("provider_message_id")
             if message_id:
                 return Outcome.accepted(str(message_id), answer.status_code)
-            return Outcome.transient(
-                "malformed_answer",
-                status_code=answer.status_code,
-                message="accepted without a message_id",
-            )
+            return Outcome.accepted_without_id(answer.status_code, "data.message_id")
 
         error = _first_error(payload)
         code = text_or_none(error.get("code"))

@@ -63,11 +63,10 @@ class MetaAdapter:
         error = payload.get("error") if isinstance(payload.get("error"), dict) else None
         if 200 <= status < 300 and error is None:
             messages = payload.get("messages")
-            if isinstance(messages, list) and messages and messages[0].get("id"):
-                return Outcome.accepted(str(messages[0]["id"]), status)
-            return Outcome.transient(
-                "malformed_answer", status_code=status, message="accepted without messages[0].id"
-            )
+            first = messages[0] if isinstance(messages, list) and messages else None
+            if isinstance(first, dict) and first.get("id"):
+                return Outcome.accepted(str(first["id"]), status)
+            return Outcome.accepted_without_id(answer.status_code, "messages[0].id")
 
         error = error or {}
         raw_code = error.get("code")

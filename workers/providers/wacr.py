@@ -59,9 +59,7 @@ class WacrAdapter:
             data = payload.get("data") if isinstance(payload.get("data"), dict) else payload
             if data.get("message_id"):
                 return Outcome.accepted(str(data["message_id"]), status)
-            return Outcome.transient(
-                "malformed_answer", status_code=status, message="accepted without a message_id"
-            )
+            return Outcome.accepted_without_id(answer.status_code, "message_id")
         code, message = _error_of(payload)
         if code == "RATE_LIMIT_EXCEEDED" or status == 429:
             wait = parse_retry_after(answer.headers.get("retry-after"), answer.received_at)
