@@ -8,3 +8,15 @@ app = Celery("wadispatch", include=["tasks.send"])
 app.config_from_object("celeryconfig")
 
 SEND_TASK = "wadispatch.send_message"
+
+
+def point_app_at(broker_url: str, queue: str) -> None:
+    """Re-aim this process's producer at another broker and queue (tests, demo, benchmarks)."""
+    app.conf.update(
+        broker_url=broker_url,
+        task_default_queue=queue,
+        task_routes={"wadispatch.*": {"queue": queue}},
+    )
+    # Celery's own reset of its connection and producer pools (as after a fork), so that the
+    # next publish connects to the new broker.
+    app._after_fork()

@@ -201,6 +201,62 @@ def worker(
     celery_app.worker_main(argv)
 
 
+@app.command()
+def demo(
+    messages: Annotated[int, typer.Option(min=1, help="Messages to send.")] = 2000,
+    rate: Annotated[int, typer.Option(min=1, help="The simulator's limit per sender, messages/s.")] = 80,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Median simulated provider latency.")] = 150.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Sends in flight in the worker.")] = 64,
+    flower: Annotated[bool, typer.Option("--flower", help="Also start Flower and print its URL.")] = False,
+    flower_port: Annotated[int, typer.Option(help="Flower's port on 127.0.0.1.")] = 5555,
+    out: Annotated[Path, typer.Option(help="Where to write the CSV of outcomes.")] = Path(
+        "demo-outcomes.csv"
+    ),
+    timeout: Annotated[float, typer.Option(min=1, help="Give up waiting after this many seconds.")] = 150.0,
+) -> None:
+    """Run the whole system on embedded defaults: Valkey, SQLite, the simulator and a worker."""
+    from workers.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        messages=messages,
+        rate=rate,
+        latency_ms=latency_ms,
+        concurrency=concurrency,
+        flower=flower,
+        flower_port=flower_port,
+        out=out,
+        timeout=timeout,
+    )
+    raise typer.Exit(run_demo(options))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Start Flower on the wadispatch app. Set FLOWER_BASIC_AUTH=user:password to require a login.
+
+    Extra arguments go to Flower (e.g. --basic-auth=user:pass, --persistent).
+    """
+    from workers.app import app as celery_app
+
+    _settings()
+    celery_app.start(["flower", f"--port={port}", f"--address={address}", *ctx.args])
+
+
+def _register_simulator() -> None:
+    from workers.simulator.cli import simulator_command
+
+    app.command("simulator", help="Run the provider simulator: all five provider APIs on one local server.")(
+        simulator_command
+    )
+
+
+_register_simulator()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -318,11 +319,24 @@ class Ledger:
 
     def count_by_state(self) -> dict[str, int]:
         """How many messages are in each state."""
-        from sqlalchemy import func
-
         with self.engine.connect() as conn:
             rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
         return {state: count for state, count in rows}
+
+    def count_transitions(self, from_state: State, to_state: State) -> int:
+        """How many times any message moved ``from_state → to_state`` (e.g. retries)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(transitions)
+                .where(transitions.c.from_state == from_state.value, transitions.c.to_state == to_state.value)
+            ).scalar_one()
+
+    def all_messages(self) -> list[MessageRecord]:
+        """Every message, oldest first (for reports on small ledgers such as the demo's)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages).order_by(messages.c.created_at, messages.c.id)).all()
+        return [_record(row) for row in rows]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,107 @@
+"""Real parts for integration tests: Redis (REDIS_URL or an embedded Valkey), the simulator, workers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workers.app import app as celery_app
+from workers.app import point_app_at
+from workers.localstack import EmbeddedRedis, WorkerProcess
+from workers.simulator import SimulatorConfig, SimulatorServer
+
+SECRETS = {
+    "WADISPATCH_BRIQ_API_KEY": "briq-secret-key-1f0c",
+    "WADISPATCH_BIRD_ACCESS_KEY": "bird-secret-key-77aa",
+    "WADISPATCH_ZIXFLOW_API_KEY": "zixflow-secret-key-c3d4",
+    "WADISPATCH_ZIXFLOW_WORKSPACE_ID": "workspace-1",
+    "WADISPATCH_WACR_TOKEN": "wacr-secret-token-9e9e",
+    "WADISPATCH_META_ACCESS_TOKEN": "meta-secret-token-5b5b",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``REDIS_URL`` when set, else a private Valkey server for this test session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def queue_name() -> str:
+    """A queue of this session's own, so a shared Redis never mixes two runs' jobs."""
+    return f"wadispatch-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def producer_app(redis_url: str, queue_name: str):
+    """The Celery app of this (producer) process, pointed at the test Redis and queue."""
+    point_app_at(redis_url, queue_name)
+    yield celery_app
+    point_app_at(redis_url, queue_name)  # closes this session's connections
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(queue_name)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorServer]:
+    """The provider simulator on loopback: no latency, no limits, no failures unless scripted."""
+    server = SimulatorServer(
+        SimulatorConfig(latency="fixed", latency_ms=0, sender_limit=None, callbacks=False)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(simulator: SimulatorServer) -> Iterator[httpx.Client]:
+    """A client for the simulator's control endpoints, reset before each test."""
+    with httpx.Client(base_url=simulator.url, timeout=10) as client:
+        client.post("/_sim/reset").raise_for_status()
+        yield client
+
+
+def worker_env(redis_url: str, database_url: str, queue: str, simulator: SimulatorServer) -> dict[str, str]:
+    return {
+        "WADISPATCH_REDIS_URL": redis_url,
+        "WADISPATCH_DATABASE_URL": database_url,
+        "WADISPATCH_QUEUE": queue,
+        "WADISPATCH_BACKOFF_BASE_SECONDS": "0.2",
+        "WADISPATCH_BACKOFF_CAP_SECONDS": "2",
+        "WADISPATCH_HTTP_READ_TIMEOUT": "3",
+        **simulator.base_urls(),
+        **SECRETS,
+    }
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, redis_url: str, queue_name: str, simulator: SimulatorServer):
+    """Start real worker processes on a database URL; all are stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(database_url: str, *, name: str = "w1", concurrency: int = 8, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            {**worker_env(redis_url, database_url, queue_name, simulator), **env},
+            name=f"{name}-{uuid.uuid4().hex[:6]}",
+            concurrency=concurrency,
+            queue=queue_name,
+            log_dir=tmp_path,
+        )
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,19 @@
+"""The five simulated providers, one dialect module each (see :mod:`.base` for the contract)."""
+
+from __future__ import annotations
+
+from workers.settings import ProviderName
+from workers.simulator.providers.base import Dialect
+from workers.simulator.providers.bird import Bird
+from workers.simulator.providers.briq import Briq
+from workers.simulator.providers.meta import Meta
+from workers.simulator.providers.wacr import WaCr
+from workers.simulator.providers.zixflow import Zixflow
+
+
+def make_dialects() -> dict[ProviderName, Dialect]:
+    """A fresh dialect per provider (Briq and WA.cr keep a little state of their own)."""
+    return {"briq": Briq(), "bird": Bird(), "zixflow": Zixflow(), "wacr": WaCr(), "meta": Meta()}
+
+
+__all__ = ["Bird", "Briq", "Dialect", "Meta", "WaCr", "Zixflow", "make_dialects"]

@@ -1,0 +1,196 @@
+"""Meta WhatsApp Cloud API: ``POST /{version}/{phone_number_id}/messages``, ``Bearer`` token.
+
+Answers (docs/providers.md): 200 ``{"messaging_product": "whatsapp", "contacts": [{"input",
+"wa_id"}], "messages": [{"id": "wamid..."}]}``; refusals ``{"error": {"message", "type", "code",
+"error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with Meta's codes (130429 and
+131056 with HTTP 429). Webhooks: Meta's own ``whatsapp_business_account`` notifications
+(``entry[].changes[].value.statuses[]`` and ``messages[]``), signed with
+``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from workers.simulator.config import SimulatorConfig
+from workers.simulator.providers.base import (
+    UNDELIVERABLE,
+    Answer,
+    Choice,
+    Dialect,
+    InvalidRequest,
+    RefusalKind,
+    SendInfo,
+    Sent,
+    StatusKind,
+    bearer,
+    business_number,
+    new_wamid,
+    require_object,
+    stable_digits,
+)
+from workers.simulator.providers.interactive import check_interactive, check_phone
+from workers.simulator.signing import hmac_sha256_hex
+
+# kind -> (HTTP status, error.code, error.type, message, error_data.details)
+_REFUSALS: dict[RefusalKind, tuple[int, int, str, str, str]] = {
+    "rate_limited": (
+        429,
+        130429,
+        "OAuthException",
+        "(#130429) Rate limit hit",
+        "Cloud API message throughput has been reached.",
+    ),
+    "transient": (
+        503,
+        2,
+        "OAuthException",
+        "(#2) Service temporarily unavailable",
+        "Temporary error; retry later.",
+    ),
+    "auth": (
+        401,
+        190,
+        "OAuthException",
+        "Invalid OAuth access token - Cannot parse access token",
+        "The access token is invalid.",
+    ),
+    "window_closed": (
+        400,
+        131047,
+        "OAuthException",
+        "(#131047) Re-engagement message",
+        "Message failed to send because more than 24 hours have passed since the customer "
+        "last replied to this number.",
+    ),
+    "opted_out": (
+        400,
+        131050,
+        "OAuthException",
+        "(#131050) User has chosen to stop receiving marketing messages",
+        "Unable to deliver the message: the user has opted out of messages from this business.",
+    ),
+    "invalid": (400, 100, "OAuthException", "(#100) Invalid parameter", "Invalid parameter."),
+}
+_PAIR_LIMIT = (
+    429,
+    131056,
+    "OAuthException",
+    "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+    "Message failed to send because there were too many messages sent from this phone number "
+    "to the same phone number in a short period of time.",
+)
+
+
+def _error(spec: tuple[int, int, str, str, str], details: str | None = None) -> Answer:
+    status, code, kind, message, default_details = spec
+    error = {
+        "message": message,
+        "type": kind,
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": details or default_details},
+        "fbtrace_id": base64.b64encode(os.urandom(16)).decode("ascii").rstrip("="),
+    }
+    return Answer(status, {"error": error})
+
+
+class Meta(Dialect):
+    """Meta's Cloud API; the sender is the phone-number id in the path."""
+
+    name = "meta"
+
+    def sender_hint(self, params: Mapping[str, str], body: Any) -> str:
+        return params.get("phone_number_id", "?")
+
+    def credentials(self, headers: Mapping[str, str]) -> tuple[str, ...]:
+        return bearer(headers)
+
+    def parse(self, params: Mapping[str, str], body: Any) -> SendInfo:
+        data = require_object(body)
+        if data.get("messaging_product") != "whatsapp":
+            raise InvalidRequest("messaging_product", "must be whatsapp")
+        if data.get("recipient_type", "individual") != "individual":
+            raise InvalidRequest("recipient_type", "must be individual")
+        recipient = check_phone(data.get("to"), "to")
+        if data.get("type") != "interactive":
+            raise InvalidRequest("type", "must be interactive")
+        kind, choices = check_interactive(data.get("interactive"))
+        return SendInfo(params["phone_number_id"], recipient, kind, choices)
+
+    def accepted(self, info: SendInfo, now: float) -> tuple[Answer, Sent]:
+        wamid = new_wamid()
+        body = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": info.recipient, "wa_id": info.recipient}],
+            "messages": [{"id": wamid}],
+        }
+        return Answer(200, body), Sent(self.name, info, wamid, now)
+
+    def refusal(self, kind: RefusalKind, *, field: str | None = None, message: str | None = None) -> Answer:
+        details = f"{field}: {message}" if field and message else message
+        return _error(_REFUSALS[kind], details)
+
+    def pair_refusal(self) -> Answer:
+        return _error(_PAIR_LIMIT)
+
+    def status_event(self, sent: Sent, status: StatusKind, now: float) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": sent.message_id,
+            "status": status,
+            "timestamp": str(int(now)),
+            "recipient_id": sent.info.recipient,
+        }
+        if status == "failed":
+            entry["errors"] = [
+                {
+                    "code": 131026,
+                    "title": UNDELIVERABLE,
+                    "message": UNDELIVERABLE,
+                    "error_data": {"details": "Message could not be delivered to the recipient."},
+                }
+            ]
+        return self._notification(sent, {"statuses": [entry]})
+
+    def reply_event(self, sent: Sent, choice: Choice, now: float) -> dict[str, Any]:
+        reply_type = "button_reply" if sent.info.kind == "button" else "list_reply"
+        reply: dict[str, Any] = {"id": choice.id, "title": choice.title}
+        if reply_type == "list_reply" and choice.description:
+            reply["description"] = choice.description
+        recipient = sent.info.recipient or ""
+        message = {
+            "context": {"from": business_number(sent.info.sender), "id": sent.message_id},
+            "from": recipient,
+            "id": new_wamid(),
+            "timestamp": str(int(now)),
+            "type": "interactive",
+            "interactive": {"type": reply_type, reply_type: reply},
+        }
+        contacts = [{"profile": {"name": f"Sim User {recipient[-4:]}"}, "wa_id": recipient}]
+        return self._notification(sent, {"contacts": contacts, "messages": [message]})
+
+    def signature_headers(self, raw: bytes, url: str, config: SimulatorConfig) -> dict[str, str]:
+        return {"X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(config.meta_app_secret, raw)}
+
+    @staticmethod
+    def _notification(sent: Sent, value: dict[str, Any]) -> dict[str, Any]:
+        sender = sent.info.sender
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": business_number(sender),
+                "phone_number_id": sender,
+            },
+            **value,
+        }
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": stable_digits(f"waba:{sender}", 15),
+                    "changes": [{"field": "messages", "value": value}],
+                }
+            ],
+        }
