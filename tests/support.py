@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from workers.settings import Settings
 
+#: Provider credentials given to test workers; tests check they never leak.
+SECRETS = {
+    "WADISPATCH_BRIQ_API_KEY": "briq-secret-key-1f0c",
+    "WADISPATCH_BIRD_ACCESS_KEY": "bird-secret-key-77aa",
+    "WADISPATCH_ZIXFLOW_API_KEY": "zixflow-secret-key-c3d4",
+    "WADISPATCH_ZIXFLOW_WORKSPACE_ID": "workspace-1",
+    "WADISPATCH_WACR_TOKEN": "wacr-secret-token-9e9e",
+    "WADISPATCH_META_ACCESS_TOKEN": "meta-secret-token-5b5b",
+}
+
 
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {

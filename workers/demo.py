@@ -121,31 +121,36 @@ def _send_and_watch(
     options: DemoOptions, ledger: Ledger, simulator: SimulatorServer, console: Console
 ) -> int:
     started = time.monotonic()
-    accepted: list[str] = []
-    producer = threading.Thread(
-        target=lambda: accepted.extend(
-            enqueue(request, ledger=ledger).message_id for request in demo_requests(options)
-        ),
-        name="demo-producer",
-        daemon=True,
-    )
+    stop_enqueueing = threading.Event()
+
+    def produce() -> None:
+        for request in demo_requests(options):
+            if stop_enqueueing.is_set():
+                return
+            enqueue(request, ledger=ledger)
+
+    producer = threading.Thread(target=produce, name="demo-producer", daemon=True)
     producer.start()
     deadline = started + options.timeout
-    with (
-        httpx.Client(base_url=simulator.url, timeout=5) as sim,
-        Live(console=console, refresh_per_second=4) as live,
-    ):
-        while True:
-            counts = ledger.count_by_state()
-            live.update(_progress(counts, ledger, sim, time.monotonic() - started, options.messages))
-            done = sum(counts.get(state, 0) for state in SETTLED)
-            if not producer.is_alive() and done >= options.messages:
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
-        elapsed = time.monotonic() - started
-        rate_limited = _rate_limited_answers(sim)
+    try:
+        with (
+            httpx.Client(base_url=simulator.url, timeout=5) as sim,
+            Live(console=console, refresh_per_second=4) as live,
+        ):
+            while True:
+                counts = ledger.count_by_state()
+                live.update(_progress(counts, ledger, sim, time.monotonic() - started, options.messages))
+                done = sum(counts.get(state, 0) for state in SETTLED)
+                if not producer.is_alive() and done >= options.messages:
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+            elapsed = time.monotonic() - started
+            rate_limited = _rate_limited_answers(sim)
+    finally:
+        stop_enqueueing.set()
+        producer.join(timeout=10)
     records = ledger.all_messages()
     _write_csv(options.out, records)
     console.print(_summary(records, ledger, elapsed, rate_limited))

@@ -10,19 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import SECRETS
 from workers.app import app as celery_app
 from workers.app import point_app_at
 from workers.localstack import EmbeddedRedis, WorkerProcess
 from workers.simulator import SimulatorConfig, SimulatorServer
-
-SECRETS = {
-    "WADISPATCH_BRIQ_API_KEY": "briq-secret-key-1f0c",
-    "WADISPATCH_BIRD_ACCESS_KEY": "bird-secret-key-77aa",
-    "WADISPATCH_ZIXFLOW_API_KEY": "zixflow-secret-key-c3d4",
-    "WADISPATCH_ZIXFLOW_WORKSPACE_ID": "workspace-1",
-    "WADISPATCH_WACR_TOKEN": "wacr-secret-token-9e9e",
-    "WADISPATCH_META_ACCESS_TOKEN": "meta-secret-token-5b5b",
-}
 
 
 @pytest.fixture(scope="session")
