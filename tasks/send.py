@@ -1,4 +1,4 @@
-"""The send task: one attempt per run; Celery's ``retry`` does the waiting between attempts."""
+"""The send tasks: one attempt per run; Celery countdowns do the waiting between attempts."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import logging
 
 from celery import Task
 
-from workers.app import SEND_TASK, app
-from workers.engine import attempt_send
-from workers.errors import UnknownMessage
+from workers.app import SEND_BATCH_TASK, SEND_TASK, app
+from workers.engine import BatchResult, send_batch
 from workers.ledger import get_ledger
+from workers.producer import publish_later
+from workers.ratelimit import get_limiter
 from workers.settings import get_settings
-from workers.transport import get_transport
+from workers.transport import get_send_loop
 
 log = logging.getLogger("wadispatch.tasks")
 
@@ -20,20 +21,34 @@ class SendDeferred(Exception):
     """Why a send was put off; Flower shows it as the retry's reason."""
 
 
+def _attempt(message_ids: list[str]) -> BatchResult:
+    settings = get_settings()
+    result = send_batch(
+        message_ids,
+        ledger=get_ledger(),
+        limiter=get_limiter(settings),
+        loop=get_send_loop(settings),
+        settings=settings,
+    )
+    if result.skipped:
+        log.info("skipped %d message(s) not pending (already handled, or unknown)", len(result.skipped))
+    return result
+
+
 @app.task(name=SEND_TASK, bind=True, max_retries=None, acks_late=True)
 def send_message(self: Task, message_id: str) -> str:
-    """Send one message by id. Returns the state the attempt left it in."""
-    settings = get_settings()
-    try:
-        result = attempt_send(
-            message_id,
-            ledger=get_ledger(),
-            transport=get_transport(settings),
-            settings=settings,
-        )
-    except UnknownMessage:
-        log.error("no message %s in the ledger; dropping the job", message_id)
-        return "unknown_message"
-    if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in, exc=SendDeferred(result.describe()))
-    return result.describe() if result.state == "failed" else result.state
+    """Send one message by id (a web app's enqueue). Returns what the attempt did."""
+    result = _attempt([message_id])
+    if result.later:
+        later = result.later[0]
+        raise self.retry(countdown=later.delay, exc=SendDeferred(f"{later.reason}: {later.description}"))
+    return result.summary()
+
+
+@app.task(name=SEND_BATCH_TASK, bind=True, acks_late=True)
+def send_batch_task(self: Task, message_ids: list[str]) -> str:
+    """Send a batch of messages by id (bulk enqueue). Those to try again go out as new jobs."""
+    result = _attempt(message_ids)
+    if result.later:
+        publish_later(result.later)
+    return result.summary()

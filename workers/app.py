@@ -8,6 +8,7 @@ app = Celery("wadispatch", include=["tasks.send"])
 app.config_from_object("celeryconfig")
 
 SEND_TASK = "wadispatch.send_message"
+SEND_BATCH_TASK = "wadispatch.send_batch"
 
 
 def point_app_at(broker_url: str, queue: str) -> None:

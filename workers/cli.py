@@ -182,7 +182,9 @@ def status(
 def worker(
     ctx: typer.Context,
     pool: Annotated[str | None, typer.Option(help="threads (default), gevent, prefork or solo.")] = None,
-    concurrency: Annotated[int | None, typer.Option("-c", "--concurrency", help="Sends in flight.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("-c", "--concurrency", help="Jobs at once (their sends run concurrently).")
+    ] = None,
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
     """Start a Celery worker tuned for I/O-bound sends (threads pool). Extra args go to Celery."""
@@ -206,7 +208,7 @@ def demo(
     messages: Annotated[int, typer.Option(min=1, help="Messages to send.")] = 2000,
     rate: Annotated[int, typer.Option(min=1, help="The simulator's limit per sender, messages/s.")] = 80,
     latency_ms: Annotated[float, typer.Option(min=0, help="Median simulated provider latency.")] = 150.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Sends in flight in the worker.")] = 64,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs the worker runs at once.")] = 8,
     flower: Annotated[bool, typer.Option("--flower", help="Also start Flower and print its URL.")] = False,
     flower_port: Annotated[int, typer.Option(help="Flower's port on 127.0.0.1.")] = 5555,
     out: Annotated[Path, typer.Option(help="Where to write the CSV of outcomes.")] = Path(

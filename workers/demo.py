@@ -32,7 +32,7 @@ from rich.table import Table
 from workers.app import point_app_at
 from workers.ledger import Ledger, MessageRecord
 from workers.localstack import EmbeddedRedis, WorkerProcess
-from workers.producer import enqueue
+from workers.producer import enqueue_many
 from workers.settings import PROVIDER_NAMES
 from workers.simulator import SimulatorConfig, SimulatorServer
 from workers.states import SETTLED, State
@@ -47,6 +47,9 @@ DEMO_CREDENTIALS = {
 }
 
 
+ENQUEUE_CHUNK = 100
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     """What the demo sends and how the simulated providers behave."""
@@ -58,7 +61,7 @@ class DemoOptions:
     window_closed_share: float = 0.03
     opted_out_share: float = 0.02
     error_rate: float = 0.01
-    concurrency: int = 64
+    concurrency: int = 8
     flower: bool = False
     flower_port: int = 5555
     out: Path = Path("demo-outcomes.csv")
@@ -124,10 +127,11 @@ def _send_and_watch(
     stop_enqueueing = threading.Event()
 
     def produce() -> None:
-        for request in demo_requests(options):
+        requests = demo_requests(options)
+        for start in range(0, len(requests), ENQUEUE_CHUNK):
             if stop_enqueueing.is_set():
                 return
-            enqueue(request, ledger=ledger)
+            enqueue_many(requests[start : start + ENQUEUE_CHUNK], ledger=ledger)
 
     producer = threading.Thread(target=produce, name="demo-producer", daemon=True)
     producer.start()

@@ -1,77 +1,173 @@
-"""One send attempt: claim, translate, call, record. Shared by the Celery task and eager mode.
+"""One send attempt for a batch of messages: load, take slots, claim, send, record.
 
-No Celery here: the task decides how to wait (``self.retry``), eager mode sleeps.
+Shared by the Celery tasks and eager mode; no Celery here: the caller decides how to wait for the
+messages this returns as ``later`` (a Celery countdown, or a sleep in eager mode).
+
+Per batch the ledger sees one read, one claim (an UPDATE and an INSERT) and one settlement (an
+UPDATE and an INSERT), and Redis one pipelined round trip for all the slots, however many
+messages the batch holds. The sends themselves run concurrently on the process's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-from dataclasses import dataclass
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from workers.errors import ConfigurationError, MessageValidationError
-from workers.ledger import Ledger, MessageRecord, utcnow
+from workers.ledger import Change, Ledger, MessageRecord, utcnow
 from workers.providers import Outcome, adapter_for
+from workers.ratelimit import Limiter
 from workers.redaction import mask_phone
 from workers.settings import Settings
 from workers.states import State
-from workers.transport import Transport
+from workers.transport import SendLoop
 
 log = logging.getLogger("wadispatch.engine")
 
-AttemptState = Literal["sent", "failed", "retry", "skipped", "not_due"]
+LaterReason = Literal["retry", "deferred", "not_due"]
+#: The provider code of an outcome made without a request (the limiter held the message back).
+THROTTLED = "throttled"
+MAX_FRESH_SLOTS = 3
 
 
 @dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt did. ``retry_in`` is set for ``retry`` and ``not_due``."""
+class Later:
+    """A message to try again in ``delay`` seconds, and why (secret- and phone-free)."""
 
-    state: AttemptState
-    retry_in: float | None = None
-    outcome: Outcome | None = None
+    message_id: str
+    delay: float
+    reason: LaterReason
+    description: str
 
-    def describe(self) -> str:
-        """A short, secret-free description (what Flower shows as a retry's reason)."""
-        if self.outcome is None:
-            return self.state
-        parts = [self.outcome.reason or self.outcome.kind]
-        if self.outcome.status_code is not None:
-            parts.append(f"HTTP {self.outcome.status_code}")
-        if self.outcome.provider_code:
-            parts.append(f"code {self.outcome.provider_code}")
-        if self.retry_in is not None:
-            parts.append(f"retry in {self.retry_in:.1f}s")
+
+@dataclass
+class BatchResult:
+    """What one batch attempt did with each message."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    later: list[Later] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """e.g. ``sent 95, failed 2 (window_closed 2), later 3 (retry 3)`` (what Flower shows)."""
+        parts = [f"sent {len(self.sent)}"]
+        if self.failed:
+            reasons = Counter(self.failed.values())
+            parts.append(f"failed {len(self.failed)} ({_counts(reasons)})")
+        if self.later:
+            parts.append(f"later {len(self.later)} ({_counts(Counter(item.reason for item in self.later))})")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)}")
         return ", ".join(parts)
 
 
-def attempt_send(
-    message_id: str,
+def send_batch(
+    message_ids: list[str],
     *,
     ledger: Ledger,
-    transport: Transport,
+    limiter: Limiter,
+    loop: SendLoop,
     settings: Settings,
     rng: random.Random | None = None,
-) -> AttemptResult:
-    """Claim the message, send it once, and record what happened.
-
-    Raises :class:`~workers.errors.UnknownMessage` for an id the ledger does not know.
-    """
+) -> BatchResult:
+    """Try once to send each of these messages; return what became of each."""
+    rng = rng or random.Random()
+    result = BatchResult()
     now = utcnow()
-    record = ledger.claim(message_id, now=now)
-    if record is None:
-        current = ledger.get(message_id)
-        if current.state is State.PENDING and current.next_attempt_at is not None:
-            wait = max(0.0, (current.next_attempt_at - now).total_seconds())
-            return AttemptResult("not_due", retry_in=wait)
-        return AttemptResult("skipped")
+    pending = ledger.load_pending(message_ids)
+    known = {record.id for record in pending}
+    result.skipped += [message_id for message_id in message_ids if message_id not in known]
 
-    outcome = _call_provider(record, transport, settings)
-    return _settle(ledger, record, outcome, settings, rng or random.Random())
+    due: list[MessageRecord] = []
+    for record in pending:
+        if record.next_attempt_at is not None and record.next_attempt_at > now:
+            wait = (record.next_attempt_at - now).total_seconds()
+            result.later.append(Later(record.id, wait, "not_due", "not due yet"))
+        else:
+            due.append(record)
+
+    slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
+    waits: dict[str, float] = {}
+    deferred_per_sender: Counter[tuple[str, str | None]] = Counter()
+    for record, slot in zip(due, slots, strict=True):
+        if slot.granted:
+            waits[record.id] = slot.wait
+            continue
+        # Spread the held-back messages over the sender's coming slots instead of bringing
+        # them all back at the same instant.
+        key = (record.provider, record.sender)
+        rate = settings.sender_limit(*key).rate * settings.rate_headroom
+        delay = slot.wait + deferred_per_sender[key] / rate
+        deferred_per_sender[key] += 1
+        result.later.append(Later(record.id, delay, "deferred", "waiting for the sender's rate limit"))
+
+    acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
+    claimed = ledger.claim_many(list(waits), now=utcnow())
+    claimed_ids = {record.id for record in claimed}
+    result.skipped += [message_id for message_id in waits if message_id not in claimed_ids]
+    if not claimed:
+        return result
+
+    due_at = {message_id: acquired_at + wait for message_id, wait in waits.items()}
+    outcomes = loop.run(_send_all(claimed, due_at, limiter, loop, settings))
+    settled_at = utcnow()
+    changes: list[Change] = []
+    retries: dict[str, Later] = {}
+    for record, outcome in zip(claimed, outcomes, strict=True):
+        change, retry_in = decide(record, outcome, settings, rng, settled_at)
+        changes.append(change)
+        if retry_in is not None:
+            retries[record.id] = Later(record.id, retry_in, "retry", describe(outcome, retry_in))
+    stale = set(ledger.apply_many(changes, now=settled_at))
+
+    for record, change in zip(claimed, changes, strict=True):
+        if record.id in stale:
+            result.skipped.append(record.id)
+        elif change.to_state is State.SENT:
+            result.sent.append(record.id)
+        elif change.to_state is State.FAILED:
+            result.failed[record.id] = change.reason or "failed"
+            log.warning(
+                "failed %s via %s to %s: %s",
+                record.id,
+                record.provider,
+                mask_phone(record.recipient),
+                change.reason,
+            )
+        else:
+            result.later.append(retries[record.id])
+    return result
 
 
-def _call_provider(record: MessageRecord, transport: Transport, settings: Settings) -> Outcome:
+async def _send_all(
+    records: list[MessageRecord],
+    due_at: dict[str, float],
+    limiter: Limiter,
+    loop: SendLoop,
+    settings: Settings,
+) -> list[Outcome]:
+    return await asyncio.gather(
+        *(_send_one(record, due_at[record.id], limiter, loop, settings) for record in records)
+    )
+
+
+async def _send_one(
+    record: MessageRecord, due_at: float, limiter: Limiter, loop: SendLoop, settings: Settings
+) -> Outcome:
+    try:
+        held_back = await _wait_for_slot(record, due_at, limiter, loop.loop, settings)
+    except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
+        log.exception("could not wait for the slot of %s", record.id)
+        return Outcome.transient("internal_error", message="waiting for a slot failed")
+    if held_back is not None:
+        return held_back
     try:
         request = record.send_request()
     except MessageValidationError as exc:
@@ -81,81 +177,101 @@ def _call_provider(record: MessageRecord, transport: Transport, settings: Settin
         provider_request = adapter.build_request(request, settings, record.id)
     except ConfigurationError as exc:
         return Outcome.permanent("config", message=str(exc))
-    return transport.send(provider_request, adapter)
+    try:
+        async with loop.in_flight:
+            outcome = await loop.transport.send(provider_request, adapter)
+    except Exception:  # a bug past the request: it may have gone out, so it is not retried
+        log.exception("could not read the answer for %s", record.id)
+        return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
+    if outcome.kind == "rate_limited":
+        try:
+            cooldown = await limiter.penalize(record.provider, record.sender, outcome.retry_after)
+        except Exception as exc:  # Redis trouble must not lose the outcome
+            log.warning("could not record a 429 for %s: %s", record.provider, type(exc).__name__)
+            cooldown = outcome.retry_after or settings.backoff_base_seconds
+        outcome = replace(outcome, retry_after=max(outcome.retry_after or 0.0, cooldown))
+    return outcome
 
 
-def _settle(
-    ledger: Ledger,
+async def _wait_for_slot(
     record: MessageRecord,
-    outcome: Outcome,
+    due_at: float,
+    limiter: Limiter,
+    event_loop: asyncio.AbstractEventLoop,
     settings: Settings,
-    rng: random.Random,
-) -> AttemptResult:
-    now = utcnow()
+) -> Outcome | None:
+    """Sleep until the message's slot; ``None`` to send now, or why it is held back.
+
+    A message that wakes up late (its event loop was busy) takes a fresh slot instead of going
+    out right behind, or together with, the next message's: that bunching is what would push a
+    second's count over the provider's limit.
+    """
+    for _ in range(MAX_FRESH_SLOTS + 1):
+        await asyncio.sleep(max(0.0, due_at - event_loop.time()))
+        try:
+            cooling = await limiter.cooldown_left(record.provider, record.sender)
+        except Exception as exc:  # the limiter is a safeguard; Redis trouble does not stop sends
+            log.warning("could not read the cooldown of %s: %s", record.provider, type(exc).__name__)
+            return None
+        if cooling > 0:
+            # A 429 arrived (at any worker) after this message got its slot: hold it back too.
+            return Outcome.rate_limited(cooling, code=THROTTLED, message="sender cooling down after a 429")
+        if event_loop.time() - due_at <= settings.limiter_lateness_seconds:
+            return None
+        slot = await limiter.acquire(record.provider, record.sender, record.recipient)
+        if not slot.granted:
+            return Outcome.rate_limited(slot.wait, code=THROTTLED, message="late for its slot; rescheduled")
+        due_at = event_loop.time() + slot.wait
+    return None
+
+
+def decide(
+    record: MessageRecord, outcome: Outcome, settings: Settings, rng: random.Random, now: datetime
+) -> tuple[Change, float | None]:
+    """The state change an outcome calls for, and the retry delay when it is a retry. Pure."""
     detail = _detail(outcome)
-    errors = {
+    base = {
+        "message_id": record.id,
+        "from_state": State.SENDING,
+        "attempt": record.attempts,
         "provider_error_code": outcome.provider_code,
         "provider_error_message": outcome.provider_message,
     }
-    where = f"{record.id} via {record.provider} to {mask_phone(record.recipient)}"
-
     if outcome.kind == "accepted":
-        ledger.transition(
-            record.id,
-            State.SENDING,
-            State.SENT,
+        change = Change(
+            message_id=record.id,
+            from_state=State.SENDING,
+            to_state=State.SENT,
+            attempt=record.attempts,
             detail=detail,
-            now=now,
             provider_message_id=outcome.provider_message_id,
-            provider_error_code=None,
-            provider_error_message=None,
         )
-        log.info("sent %s (attempt %d)", where, record.attempts)
-        return AttemptResult("sent", outcome=outcome)
-
+        return change, None
     if outcome.kind == "permanent":
-        ledger.transition(
-            record.id, State.SENDING, State.FAILED, reason=outcome.reason, detail=detail, now=now, **errors
-        )
-        log.warning("failed %s: %s", where, outcome.reason)
-        return AttemptResult("failed", outcome=outcome)
+        return Change(**base, to_state=State.FAILED, reason=outcome.reason, detail=detail), None
 
     delay = retry_delay(outcome, record.attempts, settings, rng)
-    give_up = _give_up_reason(record, now, delay, settings)
+    give_up = _give_up_reason(record, outcome, now, delay, settings)
     if give_up is not None:
         reason = give_up if give_up == "expired" else _exhausted_reason(outcome)
-        ledger.transition(
-            record.id,
-            State.SENDING,
-            State.FAILED,
-            reason=reason,
-            detail={**detail, "gave_up": give_up},
-            now=now,
-            **errors,
-        )
-        log.warning("failed %s: %s after %d attempts", where, reason, record.attempts)
-        return AttemptResult("failed", outcome=outcome)
-
-    ledger.transition(
-        record.id,
-        State.SENDING,
-        State.PENDING,
+        detail = {**detail, "gave_up": give_up}
+        return Change(**base, to_state=State.FAILED, reason=reason, detail=detail), None
+    change = Change(
+        **base,
+        to_state=State.PENDING,
         reason=outcome.reason,
         detail={**detail, "retry_in": round(delay, 3)},
-        now=now,
         next_attempt_at=now + timedelta(seconds=delay),
-        **errors,
     )
-    log.info("retry %s in %.1fs: %s", where, delay, outcome.reason)
-    return AttemptResult("retry", retry_in=delay, outcome=outcome)
+    return change, delay
 
 
 def retry_delay(outcome: Outcome, attempts: int, settings: Settings, rng: random.Random) -> float:
     """Seconds until the next attempt.
 
-    The provider's own wait when it gave one (plus up to a second of jitter, so that the
-    messages it held back do not all return in the same instant); otherwise exponential backoff
-    with full jitter: uniform(0, min(cap, base * 2**(attempts - 1))).
+    The provider's (or the shared cooldown's) wait when there is one, plus up to a second of
+    jitter so that the messages it held back do not all return in the same instant; otherwise
+    exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempts - 1))).
     """
     if outcome.kind == "rate_limited" and outcome.retry_after is not None:
         return min(settings.backoff_cap_seconds, outcome.retry_after + rng.uniform(0, 1))
@@ -163,10 +279,23 @@ def retry_delay(outcome: Outcome, attempts: int, settings: Settings, rng: random
     return rng.uniform(0, ceiling)
 
 
+def describe(outcome: Outcome, retry_in: float | None = None) -> str:
+    """A short, secret-free description, e.g. ``rate_limited, HTTP 429, retry in 1.3s``."""
+    parts = [outcome.reason or outcome.kind]
+    if outcome.status_code is not None:
+        parts.append(f"HTTP {outcome.status_code}")
+    if outcome.provider_code:
+        parts.append(f"code {outcome.provider_code}")
+    if retry_in is not None:
+        parts.append(f"retry in {retry_in:.1f}s")
+    return ", ".join(parts)
+
+
 def _give_up_reason(
-    record: MessageRecord, now: datetime, delay: float, settings: Settings
+    record: MessageRecord, outcome: Outcome, now: datetime, delay: float, settings: Settings
 ) -> Literal["attempts", "expired"] | None:
-    if record.attempts >= settings.max_attempts:
+    # A hold-back for a cooldown made no request: it does not use up the attempt budget.
+    if record.attempts >= settings.max_attempts and outcome.provider_code != THROTTLED:
         return "attempts"
     deadline = record.created_at + timedelta(seconds=settings.max_age_seconds)
     if now + timedelta(seconds=delay) > deadline:
@@ -185,3 +314,23 @@ def _detail(outcome: Outcome) -> dict[str, object]:
         if value is not None:
             detail[key] = value
     return detail
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counter.most_common())
+
+
+def group_later(later: list[Later], max_ids: int, spread: float = 0.5) -> list[tuple[float, list[str]]]:
+    """Group messages to try again into jobs: ``(countdown, ids)``, delays within ``spread`` s.
+
+    A group's countdown is its longest delay, so no message comes back before its time.
+    """
+    buckets: dict[int, list[Later]] = defaultdict(list)
+    for item in later:
+        buckets[int(item.delay // spread)].append(item)
+    jobs: list[tuple[float, list[str]]] = []
+    for _, items in sorted(buckets.items()):
+        for start in range(0, len(items), max_ids):
+            chunk = items[start : start + max_ids]
+            jobs.append((max(item.delay for item in chunk), [item.message_id for item in chunk]))
+    return jobs

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -115,6 +116,26 @@ class MessageRecord:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One state change of a batch (see :meth:`Ledger.apply_many`).
+
+    The message's ``next_attempt_at`` and provider fields are all set from this change: a field
+    left ``None`` is cleared.
+    """
+
+    message_id: str
+    from_state: State
+    to_state: State
+    attempt: int
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    next_attempt_at: datetime | None = None
+    provider_message_id: str | None = None
+    provider_error_code: str | None = None
+    provider_error_message: str | None = None
+
+
+@dataclass(frozen=True)
 class TransitionRecord:
     """One row of the append-only transitions log."""
 
@@ -137,7 +158,7 @@ class Ledger:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 64) -> Ledger:
+    def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Ledger:
         """A ledger on a database URL; the schema is created when missing.
 
         ``postgresql://`` URLs use the psycopg (3) driver.
@@ -171,34 +192,13 @@ class Ledger:
             existing = self.find_by_idempotency_key(request.idempotency_key)
             if existing is not None:
                 return existing, False
-        message_id = str(uuid.uuid4())
-        row = {
-            "id": message_id,
-            "provider": request.provider,
-            "sender": request.sender,
-            "recipient": request.to,
-            "conversation_id": str(request.conversation_id) if request.conversation_id else None,
-            "request": request.model_dump(mode="json", exclude_none=True),
-            "idempotency_key": request.idempotency_key,
-            "state": State.PENDING.value,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = _pending_row(request, now)
+        message_id = row["id"]
         check_transition(None, State.PENDING, None)
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(messages), row)
-                conn.execute(
-                    insert(transitions),
-                    {
-                        "message_id": message_id,
-                        "from_state": None,
-                        "to_state": State.PENDING.value,
-                        "at": now,
-                        "attempt": 0,
-                    },
-                )
+                conn.execute(insert(transitions), _first_transition(message_id, now))
         except IntegrityError:
             if request.idempotency_key is None:
                 raise
@@ -207,6 +207,59 @@ class Ledger:
                 raise
             return existing, False
         return message_id, True
+
+    def record_pending_many(
+        self, requests: list[SendRequest], *, now: datetime | None = None
+    ) -> list[tuple[str, bool]]:
+        """Record many messages as ``pending`` in one transaction; ``(message_id, created)`` each.
+
+        Requests whose idempotency key is already used (in the ledger or earlier in the same
+        list) get the first message's id and ``created=False``; nothing is written for them.
+        """
+        check_transition(None, State.PENDING, None)
+        now = now or utcnow()
+        keys = [request.idempotency_key for request in requests if request.idempotency_key]
+        known = self._ids_by_idempotency_key(keys)
+        results: list[tuple[str, bool]] = []
+        rows: list[dict[str, Any]] = []
+        for request in requests:
+            key = request.idempotency_key
+            if key is not None and key in known:
+                results.append((known[key], False))
+                continue
+            row = _pending_row(request, now)
+            if key is not None:
+                known[key] = row["id"]
+            rows.append(row)
+            results.append((row["id"], True))
+        if not rows:
+            return results
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(messages), rows)
+                conn.execute(insert(transitions), [_first_transition(row["id"], now) for row in rows])
+        except IntegrityError:
+            if not keys:
+                raise
+            # Another producer used one of the keys meanwhile: fall back to one at a time.
+            return [self.record_pending(request, now=now) for request in requests]
+        return results
+
+    def _ids_by_idempotency_key(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                found.update(
+                    conn.execute(
+                        select(messages.c.idempotency_key, messages.c.id).where(
+                            messages.c.idempotency_key.in_(chunk)
+                        )
+                    ).tuples()
+                )
+        return found
 
     def find_by_idempotency_key(self, key: str) -> str | None:
         with self.engine.connect() as conn:
@@ -246,6 +299,124 @@ class Ledger:
                 },
             )
         return _record(row)
+
+    def load_pending(self, message_ids: list[str]) -> list[MessageRecord]:
+        """The messages among these ids that are ``pending`` (due or not), in the given order."""
+        if not message_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages).where(
+                    messages.c.id.in_(message_ids), messages.c.state == State.PENDING.value
+                )
+            ).all()
+        order = {message_id: index for index, message_id in enumerate(message_ids)}
+        return sorted((_record(row) for row in rows), key=lambda record: order[record.id])
+
+    def claim_many(self, message_ids: list[str], *, now: datetime | None = None) -> list[MessageRecord]:
+        """Atomically move the due ``pending`` messages among these ids to ``sending``.
+
+        One conditional UPDATE for all of them: a message another worker claimed first is not
+        returned. The claims' transitions are logged in the same transaction.
+        """
+        if not message_ids:
+            return []
+        now = now or utcnow()
+        due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(message_ids), messages.c.state == State.PENDING.value, due)
+                .values(
+                    state=State.SENDING.value,
+                    attempts=messages.c.attempts + 1,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                .returning(*messages.c)
+            ).all()
+            if rows:
+                conn.execute(
+                    insert(transitions),
+                    [
+                        {
+                            "message_id": row.id,
+                            "from_state": State.PENDING.value,
+                            "to_state": State.SENDING.value,
+                            "at": now,
+                            "attempt": row.attempts,
+                        }
+                        for row in rows
+                    ],
+                )
+        return [_record(row) for row in rows]
+
+    def apply_many(self, changes: list[Change], *, now: datetime | None = None) -> list[str]:
+        """Apply many state changes in one transaction; return the ids that were stale.
+
+        Every change is checked against the state machine first (an illegal one raises and
+        nothing is written). A message no longer in its change's ``from_state`` is left alone and
+        its id returned; the others are applied.
+        """
+        for change in changes:
+            check_transition(change.from_state, change.to_state, change.reason)
+        if not changes:
+            return []
+        now = now or utcnow()
+        statement = (
+            update(messages)
+            .where(messages.c.id == bindparam("b_id"), messages.c.state == bindparam("b_from"))
+            .values(
+                state=bindparam("b_to"),
+                reason=bindparam("b_reason"),
+                updated_at=now,
+                next_attempt_at=bindparam("b_next"),
+                provider_message_id=bindparam("b_pmid"),
+                provider_error_code=bindparam("b_code"),
+                provider_error_message=bindparam("b_message"),
+            )
+        )
+        rows = [
+            {
+                "b_id": change.message_id,
+                "b_from": change.from_state.value,
+                "b_to": change.to_state.value,
+                "b_reason": change.reason,
+                "b_next": change.next_attempt_at,
+                "b_pmid": change.provider_message_id,
+                "b_code": change.provider_error_code,
+                "b_message": change.provider_error_message,
+            }
+            for change in changes
+        ]
+        with self.engine.begin() as conn:
+            changed = conn.execute(statement, rows).rowcount
+            if changed != len(changes):
+                # Someone else moved some of them (rare): find which, then apply the rest only.
+                conn.rollback()
+                return self._apply_one_by_one(changes, now)
+            conn.execute(insert(transitions), [_transition_row(change, now) for change in changes])
+        return []
+
+    def _apply_one_by_one(self, changes: list[Change], now: datetime) -> list[str]:
+        stale: list[str] = []
+        for change in changes:
+            try:
+                self.transition(
+                    change.message_id,
+                    change.from_state,
+                    change.to_state,
+                    reason=change.reason,
+                    detail=change.detail,
+                    now=now,
+                    next_attempt_at=change.next_attempt_at,
+                    provider_message_id=change.provider_message_id,
+                    provider_error_code=change.provider_error_code,
+                    provider_error_message=change.provider_error_message,
+                )
+            except (StaleState, UnknownMessage):
+                stale.append(change.message_id)
+        return stale
 
     def transition(
         self,
@@ -340,6 +511,44 @@ class Ledger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _pending_row(request: SendRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "provider": request.provider,
+        "sender": request.sender,
+        "recipient": request.to,
+        "conversation_id": str(request.conversation_id) if request.conversation_id else None,
+        "request": request.model_dump(mode="json", exclude_none=True),
+        "idempotency_key": request.idempotency_key,
+        "state": State.PENDING.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _transition_row(change: Change, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": change.message_id,
+        "from_state": change.from_state.value,
+        "to_state": change.to_state.value,
+        "at": now,
+        "attempt": change.attempt,
+        "reason": change.reason,
+        "detail": change.detail,
+    }
+
+
+def _first_transition(message_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "from_state": None,
+        "to_state": State.PENDING.value,
+        "at": now,
+        "attempt": 0,
+    }
 
 
 def normalise_database_url(url: str) -> str:

@@ -44,7 +44,11 @@ class EmbeddedRedis:
 
 
 class WorkerProcess:
-    """One ``celery worker`` process for the wadispatch app, with its log in a file."""
+    """One ``celery worker`` process, with its log in a file.
+
+    The app is wadispatch's (``workers.app``) unless ``app`` names another module (the benchmark's
+    naive reference); ``task_events=False`` omits ``--task-events`` (the app's own setting applies).
+    """
 
     def __init__(
         self,
@@ -56,6 +60,8 @@ class WorkerProcess:
         queue: str = "wadispatch",
         loglevel: str = "INFO",
         log_dir: Path | None = None,
+        app: str = "workers.app",
+        task_events: bool = True,
     ) -> None:
         self.name = name
         self.env = {**os.environ, **env}
@@ -65,14 +71,14 @@ class WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "workers.app",
+            app,
             "worker",
             f"--pool={pool}",
             f"--concurrency={concurrency}",
             f"--queues={queue}",
             f"--hostname={name}@%h",
             f"--loglevel={loglevel}",
-            "--task-events",
+            *(["--task-events"] if task_events else []),
             "--without-gossip",
             "--without-mingle",
         ]

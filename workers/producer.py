@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from workers.engine import attempt_send
+from workers.engine import Later, group_later, send_batch
+from workers.errors import FieldError, MessageValidationError
 from workers.ledger import Ledger, MessageRecord, get_ledger
 from workers.messages import SendRequest, validate_send_request
+from workers.ratelimit import Unlimited
 from workers.settings import Settings, get_settings
-from workers.transport import Transport, get_transport
+from workers.transport import SendLoop, get_send_loop
 
 log = logging.getLogger("wadispatch.producer")
 
@@ -50,6 +53,59 @@ def enqueue(request: SendRequest | dict[str, Any], *, ledger: Ledger | None = No
     return EnqueueResult(message_id, "pending", published=publish(message_id))
 
 
+def enqueue_many(
+    requests: Iterable[SendRequest | dict[str, Any]],
+    *,
+    ledger: Ledger | None = None,
+    batch_size: int = 100,
+) -> list[EnqueueResult]:
+    """Validate, record and publish many messages at once: all of them or, on bad input, none.
+
+    Validation errors name the request's index, e.g. ``[17].to: must be an E.164 phone number``.
+    Messages are recorded in one transaction and published ``batch_size`` ids per job, so a
+    worker sends a job's messages concurrently with a handful of ledger writes.
+    """
+    validated: list[SendRequest] = []
+    errors: list[FieldError] = []
+    for index, request in enumerate(requests):
+        try:
+            validated.append(validate_send_request(request))
+        except MessageValidationError as exc:
+            errors.extend(FieldError(f"[{index}].{error.path}", error.rule) for error in exc.errors)
+    if errors:
+        raise MessageValidationError(errors)
+    ledger = ledger or get_ledger()
+    recorded = ledger.record_pending_many(validated)
+    new_ids = [message_id for message_id, created in recorded if created]
+    published = {
+        message_id
+        for start in range(0, len(new_ids), batch_size)
+        for message_id in _publish_batch(new_ids[start : start + batch_size])
+    }
+    duplicates = {message_id for message_id, created in recorded if not created}
+    states = {message_id: ledger.get(message_id).state.value for message_id in duplicates}
+    return [
+        EnqueueResult(message_id, "pending", published=message_id in published)
+        if created
+        else EnqueueResult(message_id, states[message_id], duplicate=True)
+        for message_id, created in recorded
+    ]
+
+
+def _publish_batch(message_ids: list[str]) -> list[str]:
+    """Publish one job for these ids; the ids published (none if the broker is down)."""
+    from workers.app import SEND_BATCH_TASK, app
+
+    try:
+        app.send_task(SEND_BATCH_TASK, args=[message_ids])
+    except Exception as exc:  # kombu/redis raise many kinds; the ledger keeps the messages
+        log.warning(
+            "could not publish %d messages, they stay pending: %s", len(message_ids), type(exc).__name__
+        )
+        return []
+    return message_ids
+
+
 def publish(message_id: str) -> bool:
     """Publish the send job for a recorded message; ``False`` (logged) if the broker is down."""
     from workers.app import SEND_TASK, app
@@ -62,15 +118,27 @@ def publish(message_id: str) -> bool:
     return True
 
 
+def publish_later(later: list[Later]) -> None:
+    """Publish jobs for messages to try again, grouped by when they fall due."""
+    from workers.app import SEND_BATCH_TASK, app
+
+    settings = get_settings()
+    for countdown, message_ids in group_later(later, settings.send_batch_size):
+        try:
+            app.send_task(SEND_BATCH_TASK, args=[message_ids], countdown=countdown)
+        except Exception as exc:  # the ledger keeps them pending; the reconciler re-publishes
+            log.warning("could not publish %d retries: %s", len(message_ids), type(exc).__name__)
+
+
 def send_eagerly(
     request: SendRequest | dict[str, Any],
     *,
     ledger: Ledger | None = None,
-    transport: Transport | None = None,
+    loop: SendLoop | None = None,
     settings: Settings | None = None,
     max_wait_seconds: float = 120.0,
 ) -> MessageRecord:
-    """Run the whole pipeline in this process, no broker: record, send, retry, return the record.
+    """Run the whole pipeline in this process, no broker nor shared limiter: record, send, retry.
 
     Retries sleep in this process, up to ``max_wait_seconds`` in all; a message still waiting
     after that is left ``pending`` (its record says when it falls due).
@@ -78,11 +146,11 @@ def send_eagerly(
     settings = settings or get_settings()
     validated = validate_send_request(request)
     ledger = ledger or get_ledger(settings.database_url)
-    transport = transport or get_transport(settings)
+    loop = loop or get_send_loop(settings)
     message_id, _ = ledger.record_pending(validated)
     deadline = time.monotonic() + max_wait_seconds
     while True:
-        result = attempt_send(message_id, ledger=ledger, transport=transport, settings=settings)
-        if result.retry_in is None or time.monotonic() + result.retry_in > deadline:
+        result = send_batch([message_id], ledger=ledger, limiter=Unlimited(), loop=loop, settings=settings)
+        if not result.later or time.monotonic() + result.later[0].delay > deadline:
             return ledger.get(message_id)
-        time.sleep(result.retry_in)
+        time.sleep(result.later[0].delay)

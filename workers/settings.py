@@ -7,17 +7,38 @@ never show in a ``repr``, a log line or a traceback.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 ProviderName = Literal["briq", "bird", "zixflow", "wacr", "meta"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("briq", "bird", "zixflow", "wacr", "meta")
 
 DEFAULT_DATABASE_URL = "sqlite:///wadispatch.sqlite3"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+DEFAULT_CONFIG_FILE = "wadispatch.toml"
+
+
+class SenderLimit(BaseModel):
+    """The throughput one sender (a WhatsApp business number) is allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(gt=0, description="messages per second")
+    burst: int = Field(default=1, ge=1, description="messages that may go at the same instant")
+    pair_interval_seconds: float | None = Field(
+        default=None, gt=0, description="at most one message to the same recipient per this many seconds"
+    )
 
 
 class Settings(BaseSettings):
@@ -29,6 +50,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `WADISPATCH_BRIQ_API_KEY=` means "not set", not an empty credential.
+        env_ignore_empty=True,
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -71,10 +94,75 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_cap_seconds: float = Field(default=300.0, gt=0)
 
+    # Shared rate limits per (provider, sender), kept in Redis
+    rate_limiting: bool = True
+    limiter_prefix: str = "wadispatch:rl"
+    """Prefix of the limiter's Redis keys (separate deployments sharing a Redis use their own)."""
+    default_rate: float = Field(default=80.0, gt=0)
+    default_burst: int = Field(default=1, ge=1)
+    default_pair_interval_seconds: float | None = Field(default=None, gt=0)
+    senders: dict[str, SenderLimit] = Field(default_factory=dict)
+    """Per-sender limits keyed ``"<provider>:<sender>"``, e.g. ``"meta:1107264639145282"``."""
+    rate_headroom: float = Field(default=0.97, gt=0, le=1)
+    """Share of a declared rate actually used, so that timing jitter never crosses the limit."""
+    limiter_max_wait_seconds: float = Field(default=1.0, ge=0)
+    """A message whose slot is further away than this is rescheduled instead of waited for."""
+    limiter_lateness_seconds: float = Field(default=0.01, ge=0)
+    """A message that wakes up later than this after its slot takes a fresh one."""
+    rate_recovery_per_second: float = Field(default=0.05, gt=0, le=1)
+    rate_min_factor: float = Field(default=0.05, gt=0, le=1)
+
+    # Sending
+    max_in_flight: int = Field(default=256, ge=1)
+    """Provider requests in flight per worker process."""
+    send_batch_size: int = Field(default=100, ge=1, le=1000)
+    """Message ids per job published by ``enqueue_many``."""
+
     # Worker defaults for `wadispatch worker`
     worker_pool: Literal["threads", "prefork", "gevent", "solo"] = "threads"
-    worker_concurrency: int = Field(default=64, ge=1)
+    worker_concurrency: int = Field(default=8, ge=1)
     queue: str = "wadispatch"
+
+    @field_validator("senders")
+    @classmethod
+    def _check_sender_keys(cls, senders: dict[str, SenderLimit]) -> dict[str, SenderLimit]:
+        for key in senders:
+            provider, _, sender = key.partition(":")
+            if provider not in PROVIDER_NAMES or not sender:
+                raise ValueError(
+                    f"{key!r}: keys are '<provider>:<sender>' with a provider of {PROVIDER_NAMES}"
+                )
+        return senders
+
+    def sender_limit(self, provider: str, sender: str | None) -> SenderLimit:
+        """The declared limit of a sender, or the defaults."""
+        declared = self.senders.get(f"{provider}:{sender or ''}")
+        if declared is not None:
+            return declared
+        return SenderLimit(
+            rate=self.default_rate,
+            burst=self.default_burst,
+            pair_interval_seconds=self.default_pair_interval_seconds,
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then the TOML config file."""
+        toml_file = os.environ.get("WADISPATCH_CONFIG_FILE", DEFAULT_CONFIG_FILE)
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+            file_secret_settings,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,21 +1,24 @@
-"""One send attempt against a real ledger, with a scripted transport standing in for HTTP."""
+"""Batch send attempts against a real ledger, with a scripted transport standing in for HTTP."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from tests.support import button_request, make_settings
-from workers.engine import attempt_send, retry_delay
+from workers.engine import BatchResult, Later, group_later, retry_delay, send_batch
 from workers.ledger import Ledger, utcnow
 from workers.messages import validate_send_request
 from workers.providers import Outcome, ProviderAdapter, ProviderRequest
+from workers.ratelimit import Slot, Unlimited
 from workers.settings import Settings
 from workers.states import State
+from workers.transport import SendLoop
 
 pytestmark = pytest.mark.integration
 
@@ -27,42 +30,100 @@ class ScriptedTransport:
         self.outcomes = deque(outcomes)
         self.requests: list[ProviderRequest] = []
 
-    def send(self, request: ProviderRequest, adapter: ProviderAdapter) -> Outcome:
+    async def send(self, request: ProviderRequest, adapter: ProviderAdapter) -> Outcome:
         self.requests.append(request)
         return self.outcomes.popleft()
 
-
-def pending_message(ledger: Ledger, **overrides: object) -> str:
-    message_id, _ = ledger.record_pending(validate_send_request(button_request(**overrides)))
-    return message_id
+    async def aclose(self) -> None:
+        pass
 
 
-def attempt(ledger: Ledger, transport: ScriptedTransport, settings: Settings, message_id: str):
-    return attempt_send(
-        message_id, ledger=ledger, transport=transport, settings=settings, rng=random.Random(7)
+class DeferringLimiter(Unlimited):
+    """Grants the first ``grants`` takes at once and defers the rest by ``wait``."""
+
+    def __init__(self, grants: int, wait: float) -> None:
+        self.grants, self.wait = grants, wait
+        self.penalized: list[tuple[str, float | None]] = []
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
+        slots = [
+            Slot(index < self.grants, 0.0 if index < self.grants else self.wait) for index in range(len(keys))
+        ]
+        self.grants = max(0, self.grants - len(keys))
+        return slots
+
+    async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float:
+        self.penalized.append((provider, retry_after))
+        return retry_after or 1.0
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[SendLoop]:
+    send_loop = SendLoop(make_settings())
+    yield send_loop
+    send_loop.close()
+
+
+def pending_messages(ledger: Ledger, count: int = 1, **overrides: object) -> list[str]:
+    return [
+        ledger.record_pending(validate_send_request(button_request(**overrides)))[0] for _ in range(count)
+    ]
+
+
+def attempt(
+    ledger: Ledger,
+    loop: SendLoop,
+    transport: ScriptedTransport,
+    settings: Settings,
+    message_ids: list[str],
+    limiter: Unlimited | None = None,
+) -> BatchResult:
+    loop.transport = transport  # type: ignore[assignment]
+    return send_batch(
+        message_ids,
+        ledger=ledger,
+        limiter=limiter or Unlimited(),
+        loop=loop,
+        settings=settings,
+        rng=random.Random(7),
     )
 
 
-def test_accepted_ends_sent_with_the_provider_id(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
+def test_accepted_ends_sent_with_the_provider_id(ledger: Ledger, loop: SendLoop, settings: Settings) -> None:
+    [message_id] = pending_messages(ledger)
     transport = ScriptedTransport(Outcome.accepted("wamid.1", 200))
-    result = attempt(ledger, transport, settings, message_id)
-    assert result.state == "sent"
+    result = attempt(ledger, loop, transport, settings, [message_id])
+    assert result.sent == [message_id]
     record = ledger.get(message_id)
     assert (record.state, record.provider_message_id, record.attempts) == (State.SENT, "wamid.1", 1)
-    assert [t.to_state for t in ledger.transitions(message_id)] == [
-        State.PENDING,
-        State.SENDING,
-        State.SENT,
-    ]
+    assert [t.to_state for t in ledger.transitions(message_id)] == [State.PENDING, State.SENDING, State.SENT]
     assert transport.requests[0].url.endswith("/1107264639145282/messages")
 
 
-def test_permanent_ends_failed_with_reason_and_provider_error(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
+def test_a_batch_settles_each_message_by_its_own_outcome(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    ids = pending_messages(ledger, 3)
+    transport = ScriptedTransport(
+        Outcome.accepted("w1", 200),
+        Outcome.permanent("opted_out", status_code=403, code="CONTACT_OPTED_OUT"),
+        Outcome.transient("server_error", status_code=503),
+    )
+    result = attempt(ledger, loop, transport, settings, ids)
+    assert result.sent == [ids[0]]
+    assert result.failed == {ids[1]: "opted_out"}
+    assert [(item.message_id, item.reason) for item in result.later] == [(ids[2], "retry")]
+    assert [ledger.get(message_id).state for message_id in ids] == [State.SENT, State.FAILED, State.PENDING]
+    assert result.summary() == "sent 1, failed 1 (opted_out 1), later 1 (retry 1)"
+
+
+def test_permanent_ends_failed_with_reason_and_provider_error(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    [message_id] = pending_messages(ledger)
     outcome = Outcome.permanent("window_closed", status_code=400, code="131047", message="Re-engage")
-    result = attempt(ledger, ScriptedTransport(outcome), settings, message_id)
-    assert result.state == "failed" and result.retry_in is None
+    result = attempt(ledger, loop, ScriptedTransport(outcome), settings, [message_id])
+    assert result.failed == {message_id: "window_closed"} and not result.later
     record = ledger.get(message_id)
     assert (record.state, record.reason, record.provider_error_code, record.provider_error_message) == (
         State.FAILED,
@@ -78,38 +139,59 @@ def test_permanent_ends_failed_with_reason_and_provider_error(ledger: Ledger, se
     }
 
 
-def test_rate_limited_goes_back_to_pending_for_the_providers_wait(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
-    result = attempt(
-        ledger, ScriptedTransport(Outcome.rate_limited(2.0, status_code=429)), settings, message_id
-    )
-    assert result.state == "retry"
-    assert 2.0 <= result.retry_in <= 3.0
+def test_rate_limited_goes_back_to_pending_and_tells_the_limiter(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    [message_id] = pending_messages(ledger)
+    limiter = DeferringLimiter(grants=10, wait=0)
+    transport = ScriptedTransport(Outcome.rate_limited(2.0, status_code=429))
+    result = attempt(ledger, loop, transport, settings, [message_id], limiter)
+    [later] = result.later
+    assert later.reason == "retry" and 2.0 <= later.delay <= 3.0
+    assert "rate_limited, HTTP 429" in later.description
+    assert limiter.penalized == [("meta", 2.0)]
     record = ledger.get(message_id)
     assert record.state is State.PENDING and record.reason == "rate_limited"
-    assert record.next_attempt_at is not None
-    assert record.next_attempt_at - utcnow() > timedelta(seconds=1)
+    assert record.next_attempt_at is not None and record.next_attempt_at - utcnow() > timedelta(seconds=1)
 
 
-def test_a_retried_message_is_not_claimed_before_it_is_due(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
+def test_a_retried_message_is_not_claimed_before_it_is_due(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    [message_id] = pending_messages(ledger)
     transport = ScriptedTransport(Outcome.rate_limited(30.0, status_code=429))
-    attempt(ledger, transport, settings, message_id)
-    early = attempt(ledger, transport, settings, message_id)
-    assert early.state == "not_due" and 28 < early.retry_in <= 31
+    attempt(ledger, loop, transport, settings, [message_id])
+    early = attempt(ledger, loop, transport, settings, [message_id])
+    [later] = early.later
+    assert later.reason == "not_due" and 28 < later.delay <= 31
     assert len(transport.requests) == 1
 
 
-def test_transient_then_accepted_ends_sent_after_two_attempts(ledger: Ledger) -> None:
+def test_messages_without_a_slot_are_deferred_unclaimed_and_spread(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    ids = pending_messages(ledger, 4)
+    transport = ScriptedTransport(Outcome.accepted("a", 200), Outcome.accepted("b", 200))
+    result = attempt(ledger, loop, transport, settings, ids, DeferringLimiter(grants=2, wait=0.5))
+    assert result.sent == ids[:2]
+    deferred = [item for item in result.later if item.reason == "deferred"]
+    assert [item.message_id for item in deferred] == ids[2:]
+    assert deferred[0].delay == pytest.approx(0.5)
+    assert deferred[1].delay == pytest.approx(0.5 + 1 / (80 * settings.rate_headroom))
+    for message_id in ids[2:]:
+        record = ledger.get(message_id)
+        assert (record.state, record.attempts) == (State.PENDING, 0)  # no attempt used
+
+
+def test_transient_then_accepted_ends_sent_after_two_attempts(ledger: Ledger, loop: SendLoop) -> None:
     settings = make_settings(backoff_base_seconds=0.001, backoff_cap_seconds=0.001)
-    message_id = pending_message(ledger)
+    [message_id] = pending_messages(ledger)
     transport = ScriptedTransport(
         Outcome.transient("server_error", status_code=503), Outcome.accepted("w2", 200)
     )
-    assert attempt(ledger, transport, settings, message_id).state == "retry"
-    assert ledger.get(message_id).next_attempt_at is not None
+    assert attempt(ledger, loop, transport, settings, [message_id]).later
     time.sleep(0.01)  # past the (at most 1 ms) backoff
-    assert attempt(ledger, transport, settings, message_id).state == "sent"
+    assert attempt(ledger, loop, transport, settings, [message_id]).sent == [message_id]
     history = [(t.from_state, t.to_state, t.attempt, t.reason) for t in ledger.transitions(message_id)]
     assert history == [
         (None, State.PENDING, 0, None),
@@ -118,52 +200,50 @@ def test_transient_then_accepted_ends_sent_after_two_attempts(ledger: Ledger) ->
         (State.PENDING, State.SENDING, 2, None),
         (State.SENDING, State.SENT, 2, None),
     ]
+    assert ledger.get(message_id).provider_error_code is None  # cleared once sent
 
 
-def test_retries_stop_at_max_attempts(ledger: Ledger) -> None:
+def test_retries_stop_at_max_attempts(ledger: Ledger, loop: SendLoop) -> None:
     settings = make_settings(max_attempts=1)
-    message_id = pending_message(ledger)
-    result = attempt(ledger, ScriptedTransport(Outcome.transient("timeout")), settings, message_id)
-    assert result.state == "failed"
-    record = ledger.get(message_id)
-    assert (record.state, record.reason) == (State.FAILED, "provider_unavailable")
+    [message_id] = pending_messages(ledger)
+    result = attempt(ledger, loop, ScriptedTransport(Outcome.transient("timeout")), settings, [message_id])
+    assert result.failed == {message_id: "provider_unavailable"}
     assert ledger.transitions(message_id)[-1].detail["gave_up"] == "attempts"
 
 
-def test_retries_stop_when_the_wait_outlives_the_message(ledger: Ledger) -> None:
+def test_retries_stop_when_the_wait_outlives_the_message(ledger: Ledger, loop: SendLoop) -> None:
     settings = make_settings(max_age_seconds=10)
-    message_id = pending_message(ledger)
-    result = attempt(
-        ledger, ScriptedTransport(Outcome.rate_limited(60.0, status_code=429)), settings, message_id
-    )
-    assert result.state == "failed"
-    assert ledger.get(message_id).reason == "expired"
+    [message_id] = pending_messages(ledger)
+    transport = ScriptedTransport(Outcome.rate_limited(60.0, status_code=429))
+    assert attempt(ledger, loop, transport, settings, [message_id]).failed == {message_id: "expired"}
 
 
-def test_missing_configuration_fails_with_reason_config_and_no_request(ledger: Ledger) -> None:
+def test_missing_configuration_fails_with_reason_config_and_no_request(
+    ledger: Ledger, loop: SendLoop
+) -> None:
     settings = make_settings(wacr_base_url=None)
-    message_id = pending_message(ledger, provider="wacr")
+    [message_id] = pending_messages(ledger, provider="wacr")
     transport = ScriptedTransport()
-    assert attempt(ledger, transport, settings, message_id).state == "failed"
+    assert attempt(ledger, loop, transport, settings, [message_id]).failed == {message_id: "config"}
     record = ledger.get(message_id)
-    assert (record.reason, record.provider_error_message) == (
-        "config",
-        "WADISPATCH_WACR_BASE_URL is not set (WA.cr names no host)",
-    )
+    assert record.provider_error_message == "WADISPATCH_WACR_BASE_URL is not set (WA.cr names no host)"
     assert transport.requests == []
 
 
-def test_a_settled_message_is_skipped(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
+def test_settled_and_unknown_messages_are_skipped(ledger: Ledger, loop: SendLoop, settings: Settings) -> None:
+    [message_id] = pending_messages(ledger)
     transport = ScriptedTransport(Outcome.accepted("w", 200))
-    attempt(ledger, transport, settings, message_id)
-    assert attempt(ledger, transport, settings, message_id).state == "skipped"
+    attempt(ledger, loop, transport, settings, [message_id])
+    result = attempt(ledger, loop, transport, settings, [message_id, "no-such-message"])
+    assert result.skipped == [message_id, "no-such-message"]
     assert len(transport.requests) == 1
 
 
-def test_ledger_never_holds_the_credentials(ledger: Ledger, settings: Settings) -> None:
-    message_id = pending_message(ledger)
-    attempt(ledger, ScriptedTransport(Outcome.permanent("auth", status_code=401)), settings, message_id)
+def test_ledger_never_holds_the_credentials(ledger: Ledger, loop: SendLoop, settings: Settings) -> None:
+    [message_id] = pending_messages(ledger)
+    attempt(
+        ledger, loop, ScriptedTransport(Outcome.permanent("auth", status_code=401)), settings, [message_id]
+    )
     dump = repr(ledger.get(message_id)) + repr(ledger.transitions(message_id))
     assert "meta-secret-token" not in dump
 
@@ -177,3 +257,9 @@ def test_backoff_has_full_jitter_under_a_growing_ceiling(attempts: int) -> None:
     assert all(0 <= delay <= ceiling for delay in delays)
     assert max(delays) > ceiling * 0.8  # spread over the whole range, not clustered
     assert min(delays) < ceiling * 0.2
+
+
+def test_group_later_never_brings_a_message_back_early() -> None:
+    later = [Later(f"m{i}", delay, "retry", "") for i, delay in enumerate([0.1, 0.4, 0.6, 2.0, 2.2, 2.3])]
+    jobs = group_later(later, max_ids=2)
+    assert jobs == [(0.4, ["m0", "m1"]), (0.6, ["m2"]), (2.2, ["m3", "m4"]), (2.3, ["m5"])]

@@ -575,6 +575,42 @@ def test_fault_rates_are_shares_of_the_requests(start_sim: Callable[..., Simulat
     )
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_429_storm_answers_a_share_with_the_providers_rate_limit_answer(
+    provider: str, start_sim: Callable[..., SimulatorServer]
+) -> None:
+    server = start_sim(rate_limited_rate=0.3, sender_limit=None, seed=5)
+    with httpx.Client(base_url=server.url, timeout=5) as http:
+        answers = [send(http, provider) for _ in range(300)]
+        stats = http.get("/_sim/stats").json()
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert 60 <= len(refused) <= 120
+    assert all(answer.status_code in (200, 202) for answer in answers if answer.status_code != 429)
+    for answer in refused:
+        assert answer.headers["Retry-After"] == "1"
+        assert RATE_LIMIT_MARK[provider](answer.json())
+    assert stats["answers"][provider]["rate_limited"] == len(refused)
+    assert stats["answers"][provider]["accepted"] == len(stats["accepted_log"]) == 300 - len(refused)
+    assert stats["limit_violations"] == {"sender": 0, "pair": 0}  # a storm, not a limit
+
+
+def test_a_429_storm_has_its_own_retry_after_and_is_checked_with_the_faults(
+    start_sim: Callable[..., SimulatorServer],
+) -> None:
+    server = start_sim(rate_limited_rate=1.0, rate_limited_retry_after=2.5)
+    with httpx.Client(base_url=server.url, timeout=5) as http:
+        refused = send(http, "meta")
+        http.put("/_sim/config", json={"rate_limited_rate": 0.0}).raise_for_status()
+        accepted = send(http, "meta")
+        too_much = http.put("/_sim/config", json={"rate_limited_rate": 0.6, "error_rate": 0.5})
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "2.5"
+    assert refused.json()["error"]["code"] == 130429
+    assert accepted.status_code == 200
+    assert too_much.status_code == 422
+    with pytest.raises(ValueError, match="rate_limited_rate"):
+        SimulatorConfig(rate_limited_rate=0.5, drop_rate=0.6)
+
+
 def test_a_hung_request_times_the_client_out(start_sim: Callable[..., SimulatorServer]) -> None:
     server = start_sim(hang_rate=1.0, hang_seconds=0.6)
     with httpx.Client(base_url=server.url, timeout=0.2) as http:

@@ -1,10 +1,13 @@
 """Unit tests for :class:`workers.transport.Transport`: one HTTP attempt, mocked with respx.
 
-No network: ``respx.mock`` replaces httpx's transport, and any request no route matches fails.
+No network: ``respx.mock`` replaces httpx's default transport (the tests give the Transport a
+client on it; production uses the aiohttp transport, see ``new_client``), and any request no route
+matches fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ import respx
 from workers.messages import validate_send_request
 from workers.providers import ProviderRequest, adapter_for
 from workers.settings import PROVIDER_NAMES, Settings
-from workers.transport import Transport
+from workers.transport import Transport, new_client
 
 BUTTONS = {
     "type": "button",
@@ -92,9 +95,9 @@ def settings() -> Settings:
 
 @pytest.fixture
 def transport(settings: Settings) -> Iterator[Transport]:
-    transport = Transport(settings)
+    transport = Transport(httpx.AsyncClient(follow_redirects=False))
     yield transport
-    transport.close()
+    asyncio.run(transport.aclose())
 
 
 def provider_request(provider: str, settings: Settings) -> ProviderRequest:
@@ -112,7 +115,7 @@ def test_answer_is_classified_and_request_carries_adapter_headers_and_json(
     status, body, message_id = ACCEPTED[provider]
     with respx.mock(assert_all_called=True) as router:
         route = router.post(request.url).mock(return_value=httpx.Response(status, json=body))
-        outcome = transport.send(request, adapter_for(provider))
+        outcome = asyncio.run(transport.send(request, adapter_for(provider)))
 
     assert outcome.kind == "accepted"
     assert outcome.provider_message_id == message_id
@@ -184,7 +187,7 @@ def test_error_answers_are_classified_through_the_adapter(
     request = provider_request(provider, settings)
     with respx.mock(assert_all_called=True) as router:
         router.post(request.url).mock(return_value=answer)
-        outcome = transport.send(request, adapter_for(provider))
+        outcome = asyncio.run(transport.send(request, adapter_for(provider)))
     assert outcome.kind == kind
     assert outcome.reason == reason
     assert outcome.retry_after == retry_after
@@ -210,7 +213,7 @@ def test_network_failures_become_transient_outcomes(
     request = provider_request("meta", settings)
     with respx.mock(assert_all_called=True) as router:
         route = router.post(request.url).mock(side_effect=error)
-        outcome = transport.send(request, adapter_for("meta"))
+        outcome = asyncio.run(transport.send(request, adapter_for("meta")))
     assert route.call_count == 1
     assert outcome.kind == "transient"
     assert outcome.reason == reason
@@ -224,7 +227,7 @@ def test_network_failure_outcome_never_carries_the_secret(settings: Settings, tr
     request = provider_request("wacr", settings)
     with respx.mock(assert_all_called=True) as router:
         router.post(request.url).mock(side_effect=httpx.ConnectError("refused: Bearer test-wacr-token"))
-        outcome = transport.send(request, adapter_for("wacr"))
+        outcome = asyncio.run(transport.send(request, adapter_for("wacr")))
     assert outcome.kind == "transient"
     assert outcome.reason == "connect_error"
     assert "test-wacr-token" not in repr(outcome)
@@ -236,18 +239,21 @@ def test_redirects_are_not_followed(settings: Settings, transport: Transport) ->
         route = router.post(request.url).mock(
             return_value=httpx.Response(307, headers={"Location": "https://elsewhere.example/v1/send"})
         )
-        outcome = transport.send(request, adapter_for("bird"))
+        outcome = asyncio.run(transport.send(request, adapter_for("bird")))
     assert route.call_count == 1
     assert outcome.kind != "accepted"
     assert outcome.status_code == 307
 
 
-def test_transport_uses_the_configured_timeouts() -> None:
+def test_the_client_uses_the_configured_timeouts_and_the_aiohttp_transport() -> None:
+    from httpx_aiohttp import AiohttpTransport
+
     settings = Settings(_env_file=None, http_connect_timeout=1.5, http_read_timeout=2.5)
-    transport = Transport(settings)
+    client = new_client(settings)
     try:
-        assert transport.client.timeout.connect == 1.5
-        assert transport.client.timeout.read == 2.5
-        assert transport.client.follow_redirects is False
+        assert client.timeout.connect == 1.5
+        assert client.timeout.read == 2.5
+        assert client.follow_redirects is False
+        assert isinstance(client._transport, AiohttpTransport)
     finally:
-        transport.close()
+        asyncio.run(client.aclose())

@@ -43,8 +43,10 @@ invalid        422 VALIDATION_ERROR                     100, 400
 =============  =======================================  ===========================================
 
 Every 429 carries ``Retry-After`` (whole seconds until the window frees a slot; scripted: its
-``retry_after``, default 1). Other providers answer a pair-limit violation with their ordinary 429.
-A hang holds the request ``hang_seconds`` and then closes the connection; a drop closes it at once.
+``retry_after``, default 1; a storm's, drawn for a ``rate_limited_rate`` share of requests whatever
+the limits: ``rate_limited_retry_after``, default 1). Other providers answer a pair-limit violation
+with their ordinary 429. A hang holds the request ``hang_seconds`` and then closes the connection; a
+drop closes it at once.
 
 Senders: briq ``sender`` (or the conversation's, or "default"), bird ``from``, zixflow
 ``phone_id``, wacr "default" (the account), meta the phone-number id in the path.

@@ -50,6 +50,12 @@ def simulator_command(
     hang_seconds: Annotated[
         float | None, typer.Option(help="How long a hung request waits before closing.")
     ] = None,
+    rate_limited_rate: Annotated[
+        float | None, typer.Option(help="Share of requests answered with the provider's 429 (a storm).")
+    ] = None,
+    rate_limited_retry_after: Annotated[
+        float | None, typer.Option(help="The Retry-After (seconds) of those 429s.")
+    ] = None,
     webhook_url: Annotated[
         str | None, typer.Option(help="Where every provider's callbacks are posted.")
     ] = None,
@@ -71,6 +77,8 @@ def simulator_command(
         "hang_rate": hang_rate,
         "drop_rate": drop_rate,
         "hang_seconds": hang_seconds,
+        "rate_limited_rate": rate_limited_rate,
+        "rate_limited_retry_after": rate_limited_retry_after,
         "webhook_url": webhook_url,
         "reply_share": reply_share,
         "seed": seed,

@@ -59,7 +59,7 @@ class SimulatorConfig(BaseModel):
     seed: int = 0
     """Seeds the recipients' fates and the random draws (faults, latency, replies)."""
 
-    # Faults, drawn per request (the three rates together at most 1).
+    # Faults, drawn per request (the rates together at most 1).
     error_rate: float = _share()
     """Share of requests answered with the provider's own 5xx."""
     hang_rate: float = _share()
@@ -67,6 +67,11 @@ class SimulatorConfig(BaseModel):
     drop_rate: float = _share()
     """Share of requests whose connection is closed without an answer."""
     hang_seconds: float = Field(default=60.0, ge=0.0)
+    rate_limited_rate: float = _share()
+    """Share of requests answered with the provider's rate-limit answer (its 429), whatever the
+    limits: a storm of 429s. Drawn with the faults above (the four rates together at most 1)."""
+    rate_limited_retry_after: float = Field(default=1.0, ge=0.0)
+    """The ``Retry-After`` (seconds) of the answers drawn by ``rate_limited_rate``."""
 
     # Credentials: any non-empty value passes except these.
     rejected_credentials: list[str] = Field(default_factory=lambda: ["invalid"])
@@ -106,8 +111,8 @@ class SimulatorConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_sums(self) -> SimulatorConfig:
-        if self.error_rate + self.hang_rate + self.drop_rate > 1.0 + 1e-9:
-            raise ValueError("error_rate + hang_rate + drop_rate must be at most 1")
+        if self.error_rate + self.hang_rate + self.drop_rate + self.rate_limited_rate > 1.0 + 1e-9:
+            raise ValueError("error_rate + hang_rate + drop_rate + rate_limited_rate must be at most 1")
         if self.window_closed_share + self.opted_out_share > 1.0 + 1e-9:
             raise ValueError("window_closed_share + opted_out_share must be at most 1")
         if self.latency_max_ms < self.latency_min_ms:

@@ -5,7 +5,8 @@ and returns an :class:`Outcome` at once (no awaiting inside, so every decision a
 atomic on the event loop). The checks run in this order, each ending the request when it applies:
 
 1. a scripted answer queued for the provider (and sender);
-2. injected faults: drop, hang, 5xx (one random draw against the configured rates);
+2. injected faults: drop, hang, 5xx, or a 429 storm (one random draw against the configured rates;
+   a storm 429 carries ``Retry-After: rate_limited_retry_after`` and is not a limit violation);
 3. credentials: missing or listed in ``rejected_credentials`` → the provider's 401;
 4. the body: not JSON, or breaking the provider's rules → its 400/422;
 5. the sender's throughput limit, then the (sender, recipient) pair limit → its 429 with
@@ -112,7 +113,8 @@ class Simulator:
         self._rejected = frozenset(config.rejected_credentials)
         self._drop = config.drop_rate
         self._hang = config.drop_rate + config.hang_rate
-        self._faults = self._hang + config.error_rate
+        self._errors = self._hang + config.error_rate
+        self._faults = self._errors + config.rate_limited_rate
 
     def reset(self) -> None:
         """Clear counters, log, scripts, limit windows and planned callbacks."""
@@ -176,8 +178,11 @@ class Simulator:
                 return Outcome("drop", None, 0.0)
             if draw < self._hang:
                 return Outcome("hang", None, config.hang_seconds)
-            if draw < self._faults:
+            if draw < self._errors:
                 return self._refuse(dialect, "transient")
+            if draw < self._faults:
+                answer = _retry_after(dialect.refusal("rate_limited"), config.rate_limited_retry_after)
+                return Outcome("rate_limited", answer, self._latency())
         credentials = dialect.credentials(headers)
         if not credentials or any(value in self._rejected for value in credentials):
             return self._refuse(dialect, "auth")

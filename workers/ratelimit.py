@@ -1,0 +1,284 @@
+"""Rate limits shared by every worker: one GCRA token bucket per (provider, sender) in Redis.
+
+Each take is one Lua script, so it is atomic however many workers ask at once, and it uses Redis'
+clock, so workers' clocks do not matter. A take either **grants** a slot ``wait`` seconds from now
+(the worker sends then, without holding a thread: the wait happens in its event loop) or, when the
+next free slot is further away than ``max_wait``, **defers**: nothing is reserved and the message
+is rescheduled for about then.
+
+A message that wakes up more than ``limiter_lateness_seconds`` after its slot (its worker's
+event loop was busy) takes a fresh slot rather than go out bunched with the next one.
+
+Just before each send, a worker asks Redis whether the sender is cooling down (another worker may
+have met a 429 after this message got its slot) and holds the message back if so.
+
+On a 429 a worker calls :meth:`RedisLimiter.penalize`, which
+
+* sets the sender's cooldown to the provider's ``Retry-After`` (or, without one, to an
+  exponential backoff over the 429s seen in a row) and pushes the bucket past it, so every worker
+  waits, and the held-back messages come back paced rather than all at once;
+* halves the sender's effective rate (once per cooldown, not once per in-flight request).
+
+A pair limit (at most one message to the same recipient per ``pair_interval_seconds``) holds a
+message back, without using a sender slot, until the recipient's interval has passed.
+
+The rate climbs back by ``rate_recovery_per_second`` of the declared rate for every second
+without a 429 (additive increase, multiplicative decrease), up to the declared rate.
+
+Keys: ``<prefix>:s:<provider>:<sender>`` (a hash: tat, factor, factor_at, cool_until, strikes) and
+``<prefix>:p:<provider>:<sender>:<recipient>`` for the optional pair limit. Idle keys expire.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+import redis.asyncio
+
+from workers.settings import Settings
+
+# KEYS: sender hash, pair key (or "" for none)
+# ARGV: rate (msg/s), burst, max_wait_ms, pair_interval_ms (0: none), recover_per_s, min_factor
+# Returns {granted (1/0), wait_ms as a string} (a Lua number would be truncated to an integer).
+ACQUIRE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local pair_interval = tonumber(ARGV[4])
+local recover = tonumber(ARGV[5])
+local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until')
+local tat = tonumber(s[1]) or 0
+local factor = tonumber(s[2]) or 1
+local factor_at = tonumber(s[3]) or now
+local cool_until = tonumber(s[4]) or 0
+if factor < 1 then
+  factor = math.min(1, factor + recover * (now - factor_at) / 1000)
+end
+local interval = 1000 / (rate * factor)
+if tat < now then tat = now end
+local wait = tat - interval * (burst - 1) - now
+if cool_until - now > wait then wait = cool_until - now end
+if wait < 0 then wait = 0 end
+if pair_interval > 0 then
+  -- The recipient's own spacing: held back until it passes, without using a sender slot.
+  local pair_wait = (tonumber(redis.call('GET', KEYS[2])) or 0) - now
+  if pair_wait > wait then
+    return {0, tostring(pair_wait)}
+  end
+end
+if wait > max_wait then
+  return {0, tostring(wait)}
+end
+local send_at = now + wait
+redis.call('HSET', KEYS[1], 'tat', math.max(tat, send_at) + interval, 'factor', factor, 'factor_at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(wait + interval) + 300000)
+if pair_interval > 0 then
+  redis.call('SET', KEYS[2], tostring(send_at + pair_interval), 'PX', math.ceil(wait + pair_interval) + 1000)
+end
+return {1, tostring(wait)}
+"""
+
+# KEYS: sender hash
+# ARGV: retry_after_ms (-1: none given), backoff_base_ms, backoff_cap_ms, min_factor, recover_per_s
+# Returns the cooldown now in force, in ms, as a string.
+PENALIZE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local retry_after = tonumber(ARGV[1])
+local base = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local min_factor = tonumber(ARGV[4])
+local recover = tonumber(ARGV[5])
+local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until', 'strikes')
+local tat = tonumber(s[1]) or 0
+local factor = tonumber(s[2]) or 1
+local factor_at = tonumber(s[3]) or now
+local cool_until = tonumber(s[4]) or 0
+local strikes = tonumber(s[5]) or 0
+if factor < 1 then
+  factor = math.min(1, factor + recover * (now - factor_at) / 1000)
+end
+if now >= cool_until then
+  -- The first 429 after a cooldown: one more strike and a lower rate. 429s from requests that
+  -- were already in flight during the cooldown count for nothing more.
+  if now - cool_until > 10000 then strikes = 0 end
+  strikes = strikes + 1
+  factor = math.max(min_factor, factor / 2)
+end
+local cooldown = retry_after
+if cooldown < 0 then cooldown = math.min(cap, base * 2 ^ (strikes - 1)) end
+if now + cooldown > cool_until then cool_until = now + cooldown end
+if tat < cool_until then tat = cool_until end
+redis.call('HSET', KEYS[1], 'tat', tat, 'factor', factor, 'factor_at', now,
+  'cool_until', cool_until, 'strikes', strikes)
+redis.call('PEXPIRE', KEYS[1], math.ceil(cool_until - now) + 300000)
+return tostring(cool_until - now)
+"""
+
+
+# KEYS: sender hash. Returns the cooldown left, in ms, as a string ("0" when none).
+COOLDOWN_LEFT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local cool_until = tonumber(redis.call('HGET', KEYS[1], 'cool_until')) or 0
+if cool_until > now then return tostring(cool_until - now) end
+return '0'
+"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What a take gave: ``granted`` to send in ``wait`` seconds, or deferred for about ``wait``."""
+
+    granted: bool
+    wait: float
+
+
+@dataclass(frozen=True)
+class SenderState:
+    """A sender's limiter state, for reports and tests."""
+
+    factor: float
+    cooldown: float
+    strikes: int
+
+
+class Limiter(Protocol):
+    """Takes slots before sends and is told about 429s."""
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]: ...
+
+    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot: ...
+
+    async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float: ...
+
+    async def cooldown_left(self, provider: str, sender: str | None) -> float: ...
+
+
+class Unlimited:
+    """No shared limit (eager mode, where there is no Redis): every take is granted at once."""
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
+        return [Slot(True, 0.0) for _ in keys]
+
+    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
+        return Slot(True, 0.0)
+
+    async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float:
+        return retry_after or 0.0
+
+    async def cooldown_left(self, provider: str, sender: str | None) -> float:
+        return 0.0
+
+
+class RedisLimiter:
+    """The shared limiter. ``acquire_many`` is one pipelined round trip for a whole batch."""
+
+    def __init__(self, redis_url: str, settings: Settings, *, prefix: str | None = None) -> None:
+        self.settings = settings
+        self.prefix = prefix or settings.limiter_prefix
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # Many sends of one event loop ask at once: they wait for a pooled connection rather
+        # than fail when all are busy.
+        self.async_redis = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                redis_url, max_connections=32, timeout=5, socket_timeout=5, socket_connect_timeout=5
+            )
+        )
+        self._acquire = self.redis.register_script(ACQUIRE)
+        self._acquire_async = self.async_redis.register_script(ACQUIRE)
+        self._penalize = self.async_redis.register_script(PENALIZE)
+        self._cooldown_left = self.async_redis.register_script(COOLDOWN_LEFT)
+
+    def sender_key(self, provider: str, sender: str | None) -> str:
+        return f"{self.prefix}:s:{provider}:{sender or '-'}"
+
+    def pair_key(self, provider: str, sender: str | None, recipient: str | None) -> str:
+        return f"{self.prefix}:p:{provider}:{sender or '-'}:{recipient or '-'}"
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
+        """Take a slot for each ``(provider, sender, recipient)``, in order, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for provider, sender, recipient in keys:
+            script_keys, args = self._acquire_call(provider, sender, recipient)
+            self._acquire(keys=script_keys, args=args, client=pipe)
+        return [Slot(bool(granted), float(wait) / 1000) for granted, wait in pipe.execute()]
+
+    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
+        """Take one slot, from the event loop (a message that woke up late for its slot)."""
+        script_keys, args = self._acquire_call(provider, sender, recipient)
+        granted, wait = await self._acquire_async(keys=script_keys, args=args)
+        return Slot(bool(granted), float(wait) / 1000)
+
+    def _acquire_call(
+        self, provider: str, sender: str | None, recipient: str | None
+    ) -> tuple[list[str], list[float]]:
+        settings = self.settings
+        limit = settings.sender_limit(provider, sender)
+        pair_ms = (limit.pair_interval_seconds or 0) * 1000
+        pair_key = self.pair_key(provider, sender, recipient) if pair_ms else ""
+        args = [
+            limit.rate * settings.rate_headroom,
+            limit.burst,
+            settings.limiter_max_wait_seconds * 1000,
+            pair_ms,
+            settings.rate_recovery_per_second,
+        ]
+        return [self.sender_key(provider, sender), pair_key], args
+
+    async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float:
+        """Record a 429 for a sender; return the cooldown (seconds) every worker now observes."""
+        settings = self.settings
+        cooldown = await self._penalize(
+            keys=[self.sender_key(provider, sender)],
+            args=[
+                -1 if retry_after is None else retry_after * 1000,
+                settings.backoff_base_seconds * 1000,
+                settings.backoff_cap_seconds * 1000,
+                settings.rate_min_factor,
+                settings.rate_recovery_per_second,
+            ],
+        )
+        return float(cooldown) / 1000
+
+    async def cooldown_left(self, provider: str, sender: str | None) -> float:
+        """Seconds until the sender's cooldown ends (0 when there is none), by Redis' clock."""
+        return float(await self._cooldown_left(keys=[self.sender_key(provider, sender)])) / 1000
+
+    def state(self, provider: str, sender: str | None) -> SenderState:
+        """The sender's current rate factor, remaining cooldown and strike count."""
+        factor, factor_at, cool_until, strikes = self.redis.hmget(
+            self.sender_key(provider, sender), "factor", "factor_at", "cool_until", "strikes"
+        )
+        seconds, microseconds = self.redis.time()
+        now_ms = seconds * 1000 + microseconds / 1000
+        factor_value = float(factor or 1)
+        if factor_value < 1 and factor_at:
+            elapsed = (now_ms - float(factor_at)) / 1000
+            factor_value = min(1.0, factor_value + self.settings.rate_recovery_per_second * elapsed)
+        cooldown = max(0.0, (float(cool_until or 0) - now_ms) / 1000)
+        return SenderState(factor=factor_value, cooldown=cooldown, strikes=int(strikes or 0))
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+_limiters: dict[int, Limiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def get_limiter(settings: Settings) -> Limiter:
+    """The limiter of this process: shared through Redis, or none when rate limiting is off."""
+    pid = os.getpid()
+    with _limiters_lock:
+        limiter = _limiters.get(pid)
+        if limiter is None:
+            limiter = RedisLimiter(settings.redis_url, settings) if settings.rate_limiting else Unlimited()
+            _limiters[pid] = limiter
+        return limiter
