@@ -81,7 +81,8 @@ def test_declared_senders_get_their_own_rate(make_limiter, run) -> None:
 def test_two_workers_share_one_bucket(make_limiter, run) -> None:
     first, second = make_limiter(default_rate=10), make_limiter(default_rate=10)
     waits = [takes(worker, 1)[0].wait for worker in (first, second, first, second)]
-    assert waits == pytest.approx([0, 0.1, 0.2, 0.3], abs=0.02)
+    # Four round trips apart: each later call sees its slot a few ms closer.
+    assert waits == pytest.approx([0, 0.1, 0.2, 0.3], abs=0.05)
 
 
 def test_a_429_with_retry_after_holds_every_worker_back(make_limiter, run) -> None:
@@ -111,7 +112,8 @@ def test_the_rate_halves_once_per_cooldown_and_climbs_back(make_limiter, run) ->
     limiter = make_limiter(default_rate=100, rate_recovery_per_second=0.5)
     for _ in range(20):  # 429s of the requests in flight together: one halving only
         run(limiter.penalize("meta", "s1", 0.2))
-    assert limiter.state("meta", "s1").factor == pytest.approx(0.5, abs=0.02)
+    # One halving (twenty would floor it at 0.05), plus what 0.5/s of recovery gave back since.
+    assert 0.5 <= limiter.state("meta", "s1").factor < 0.6
     time.sleep(0.25)
     run(limiter.penalize("meta", "s1", 0.2))  # a 429 after the cooldown: halved again
     # (0.5, plus 0.5/s of recovery over the >= 0.25 s slept) / 2
@@ -130,8 +132,8 @@ def test_the_pair_limit_spaces_messages_to_one_recipient(make_limiter, run) -> N
     again = limiter.acquire_many([("meta", "s1", "+255700000001")])[0]
     other = limiter.acquire_many([("meta", "s1", "+255700000002")])[0]
     assert first.granted and first.wait == pytest.approx(0, abs=0.02)
-    assert not again.granted and again.wait == pytest.approx(0.5, abs=0.03)  # no sender slot used
-    assert other.granted and other.wait == pytest.approx(0.01, abs=0.005)
+    assert not again.granted and again.wait == pytest.approx(0.5, abs=0.05)  # no sender slot used
+    assert other.granted and other.wait <= 0.011  # the sender's next slot: unaffected by the pair
 
 
 def test_a_pair_wait_beyond_max_wait_is_deferred(make_limiter, run) -> None:
