@@ -31,7 +31,7 @@ from rich.table import Table
 
 from workers.app import point_app_at
 from workers.ledger import Ledger, MessageRecord
-from workers.localstack import EmbeddedRedis, WorkerProcess
+from workers.localstack import EmbeddedRedis, WorkerProcess, stop_process_group
 from workers.producer import enqueue_many
 from workers.settings import PROVIDER_NAMES
 from workers.simulator import SimulatorConfig, SimulatorServer
@@ -261,16 +261,7 @@ def _start_flower(env: dict[str, str], port: int, workdir: Path, console: Consol
     log.close()
     console.print(f"flower: http://127.0.0.1:{port}")
 
-    def stop() -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-
-    return stop
+    return lambda: stop_process_group(process, timeout=10)
 
 
 def _rate_limited_answers(sim: httpx.Client) -> int:

