@@ -22,7 +22,7 @@ from typing import Literal
 from workers.errors import ConfigurationError, MessageValidationError
 from workers.ledger import Change, Ledger, MessageRecord, utcnow
 from workers.providers import Outcome, adapter_for
-from workers.ratelimit import Limiter
+from workers.ratelimit import CooldownView, Limiter
 from workers.redaction import mask_phone
 from workers.settings import Settings
 from workers.states import State
@@ -109,14 +109,13 @@ def send_batch(
         result.later.append(Later(record.id, delay, "deferred", "waiting for the sender's rate limit"))
 
     acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
-    claimed = ledger.claim_many(list(waits), now=utcnow())
+    claimed = ledger.claim_many([record for record in due if record.id in waits], now=utcnow())
     claimed_ids = {record.id for record in claimed}
     result.skipped += [message_id for message_id in waits if message_id not in claimed_ids]
     if not claimed:
         return result
 
-    due_at = {message_id: acquired_at + wait for message_id, wait in waits.items()}
-    outcomes = loop.run(_send_all(claimed, due_at, limiter, loop, settings))
+    outcomes = loop.run(_send_all(claimed, acquired_at, waits, limiter, loop, settings))
     settled_at = utcnow()
     changes: list[Change] = []
     retries: dict[str, Later] = {}
@@ -148,21 +147,29 @@ def send_batch(
 
 async def _send_all(
     records: list[MessageRecord],
-    due_at: dict[str, float],
+    acquired_at: float,
+    waits: dict[str, float],
     limiter: Limiter,
     loop: SendLoop,
     settings: Settings,
 ) -> list[Outcome]:
     return await asyncio.gather(
-        *(_send_one(record, due_at[record.id], limiter, loop, settings) for record in records)
+        *(_send_one(record, acquired_at, waits[record.id], limiter, loop, settings) for record in records)
     )
 
 
 async def _send_one(
-    record: MessageRecord, due_at: float, limiter: Limiter, loop: SendLoop, settings: Settings
+    record: MessageRecord,
+    acquired_at: float,
+    wait: float,
+    limiter: Limiter,
+    loop: SendLoop,
+    settings: Settings,
 ) -> Outcome:
     try:
-        held_back = await _wait_for_slot(record, due_at, limiter, loop.loop, settings)
+        held_back = await _wait_for_slot(
+            record, acquired_at, wait, limiter, loop.cooldowns(limiter), loop.loop, settings
+        )
     except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
         log.exception("could not wait for the slot of %s", record.id)
         return Outcome.transient("internal_error", message="waiting for a slot failed")
@@ -189,39 +196,45 @@ async def _send_one(
         except Exception as exc:  # Redis trouble must not lose the outcome
             log.warning("could not record a 429 for %s: %s", record.provider, type(exc).__name__)
             cooldown = outcome.retry_after or settings.backoff_base_seconds
+        loop.cooldowns(limiter).note(record.provider, record.sender, cooldown)
         outcome = replace(outcome, retry_after=max(outcome.retry_after or 0.0, cooldown))
     return outcome
 
 
 async def _wait_for_slot(
     record: MessageRecord,
-    due_at: float,
+    acquired_at: float,
+    wait: float,
     limiter: Limiter,
+    cooldowns: CooldownView,
     event_loop: asyncio.AbstractEventLoop,
     settings: Settings,
 ) -> Outcome | None:
     """Sleep until the message's slot; ``None`` to send now, or why it is held back.
 
-    A message that wakes up late (its event loop was busy) takes a fresh slot instead of going
-    out right behind, or together with, the next message's: that bunching is what would push a
-    second's count over the provider's limit.
+    A message of a paced sender (its slot was in the future) that wakes up late (its event loop
+    was busy) takes a fresh slot instead of going out right behind, or together with, the next
+    message's: that bunching is what would push a second's count over the provider's limit.
     """
+    due_at = acquired_at + wait
+    paced = wait > 0
     for _ in range(MAX_FRESH_SLOTS + 1):
         await asyncio.sleep(max(0.0, due_at - event_loop.time()))
         try:
-            cooling = await limiter.cooldown_left(record.provider, record.sender)
+            cooling = await cooldowns.left(record.provider, record.sender)
         except Exception as exc:  # the limiter is a safeguard; Redis trouble does not stop sends
             log.warning("could not read the cooldown of %s: %s", record.provider, type(exc).__name__)
             return None
         if cooling > 0:
             # A 429 arrived (at any worker) after this message got its slot: hold it back too.
             return Outcome.rate_limited(cooling, code=THROTTLED, message="sender cooling down after a 429")
-        if event_loop.time() - due_at <= settings.limiter_lateness_seconds:
+        if not paced or event_loop.time() - due_at <= settings.limiter_lateness_seconds:
             return None
         slot = await limiter.acquire(record.provider, record.sender, record.recipient)
         if not slot.granted:
             return Outcome.rate_limited(slot.wait, code=THROTTLED, message="late for its slot; rescheduled")
         due_at = event_loop.time() + slot.wait
+        paced = slot.wait > 0
     return None
 
 

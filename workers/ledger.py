@@ -8,6 +8,7 @@ all in one transaction: an illegal or stale change raises and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -252,13 +253,12 @@ class Ledger:
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                found.update(
-                    conn.execute(
-                        select(messages.c.idempotency_key, messages.c.id).where(
-                            messages.c.idempotency_key.in_(chunk)
-                        )
-                    ).tuples()
-                )
+                rows = conn.execute(
+                    select(messages.c.idempotency_key, messages.c.id).where(
+                        messages.c.idempotency_key.in_(chunk)
+                    )
+                ).all()
+                found.update((row.idempotency_key, row.id) for row in rows)
         return found
 
     def find_by_idempotency_key(self, key: str) -> str | None:
@@ -313,43 +313,59 @@ class Ledger:
         order = {message_id: index for index, message_id in enumerate(message_ids)}
         return sorted((_record(row) for row in rows), key=lambda record: order[record.id])
 
-    def claim_many(self, message_ids: list[str], *, now: datetime | None = None) -> list[MessageRecord]:
-        """Atomically move the due ``pending`` messages among these ids to ``sending``.
+    def claim_many(self, records: list[MessageRecord], *, now: datetime | None = None) -> list[MessageRecord]:
+        """Atomically move the due ``pending`` messages among these to ``sending``.
 
         One conditional UPDATE for all of them: a message another worker claimed first is not
-        returned. The claims' transitions are logged in the same transaction.
+        returned. The claims' transitions are logged in the same transaction. Returns the given
+        records as claimed (state and attempts updated), without reading them again.
         """
-        if not message_ids:
+        if not records:
             return []
         now = now or utcnow()
         due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
         with self.engine.begin() as conn:
-            rows = conn.execute(
+            claimed = conn.execute(
                 update(messages)
-                .where(messages.c.id.in_(message_ids), messages.c.state == State.PENDING.value, due)
+                .where(
+                    messages.c.id.in_([record.id for record in records]),
+                    messages.c.state == State.PENDING.value,
+                    due,
+                )
                 .values(
                     state=State.SENDING.value,
                     attempts=messages.c.attempts + 1,
                     next_attempt_at=None,
                     updated_at=now,
                 )
-                .returning(*messages.c)
+                .returning(messages.c.id, messages.c.attempts)
             ).all()
-            if rows:
+            attempts = {row.id: row.attempts for row in claimed}
+            if attempts:
                 conn.execute(
                     insert(transitions),
                     [
                         {
-                            "message_id": row.id,
+                            "message_id": message_id,
                             "from_state": State.PENDING.value,
                             "to_state": State.SENDING.value,
                             "at": now,
-                            "attempt": row.attempts,
+                            "attempt": attempt,
                         }
-                        for row in rows
+                        for message_id, attempt in attempts.items()
                     ],
                 )
-        return [_record(row) for row in rows]
+        return [
+            dataclasses.replace(
+                record,
+                state=State.SENDING,
+                attempts=attempts[record.id],
+                next_attempt_at=None,
+                updated_at=now,
+            )
+            for record in records
+            if record.id in attempts
+        ]
 
     def apply_many(self, changes: list[Change], *, now: datetime | None = None) -> list[str]:
         """Apply many state changes in one transaction; return the ids that were stale.

@@ -149,8 +149,9 @@ def send_eagerly(
     loop = loop or get_send_loop(settings)
     message_id, _ = ledger.record_pending(validated)
     deadline = time.monotonic() + max_wait_seconds
+    limiter = Unlimited()
     while True:
-        result = send_batch([message_id], ledger=ledger, limiter=Unlimited(), loop=loop, settings=settings)
+        result = send_batch([message_id], ledger=ledger, limiter=limiter, loop=loop, settings=settings)
         if not result.later or time.monotonic() + result.later[0].delay > deadline:
             return ledger.get(message_id)
         time.sleep(result.later[0].delay)

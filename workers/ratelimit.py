@@ -31,6 +31,7 @@ Keys: ``<prefix>:s:<provider>:<sender>`` (a hash: tat, factor, factor_at, cool_u
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from dataclasses import dataclass
@@ -282,3 +283,47 @@ def get_limiter(settings: Settings) -> Limiter:
             limiter = RedisLimiter(settings.redis_url, settings) if settings.rate_limiting else Unlimited()
             _limiters[pid] = limiter
         return limiter
+
+
+class CooldownView:
+    """A process's view of the senders' cooldowns, read from Redis at most every ``max_age`` s.
+
+    Every send checks its sender's cooldown; concurrent checks of one sender share one lookup,
+    and a 429 this process met is known at once. Belongs to one event loop.
+    """
+
+    def __init__(self, limiter: Limiter, max_age: float = 0.1) -> None:
+        self.limiter = limiter
+        self.max_age = max_age
+        self._until: dict[tuple[str, str | None], float] = {}
+        self._read_at: dict[tuple[str, str | None], float] = {}
+        self._reading: dict[tuple[str, str | None], asyncio.Future[float]] = {}
+
+    async def left(self, provider: str, sender: str | None) -> float:
+        """Seconds of cooldown left for the sender (0 when none)."""
+        loop = asyncio.get_running_loop()
+        key = (provider, sender)
+        now = loop.time()
+        if now - self._read_at.get(key, float("-inf")) > self.max_age:
+            reading = self._reading.get(key)
+            if reading is None:
+                reading = self._reading[key] = loop.create_task(self._read(key))
+            await asyncio.shield(reading)
+        return max(0.0, self._until.get(key, 0.0) - loop.time())
+
+    def note(self, provider: str, sender: str | None, cooldown: float) -> None:
+        """Record a cooldown this process learned itself (from a 429)."""
+        key = (provider, sender)
+        until = asyncio.get_running_loop().time() + cooldown
+        self._until[key] = max(self._until.get(key, 0.0), until)
+
+    async def _read(self, key: tuple[str, str | None]) -> float:
+        loop = asyncio.get_running_loop()
+        try:
+            left = await self.limiter.cooldown_left(*key)
+            now = loop.time()
+            self._until[key] = max(self._until.get(key, 0.0), now + left) if left > 0 else now
+            self._read_at[key] = now
+            return left
+        finally:
+            del self._reading[key]

@@ -13,6 +13,7 @@ logged or put into an outcome.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Coroutine
@@ -22,9 +23,13 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from workers.providers.base import Outcome, ProviderAdapter, ProviderAnswer, ProviderRequest
+from workers.ratelimit import CooldownView, Limiter
 from workers.settings import Settings
 
 T = TypeVar("T")
+
+# httpx logs every request at INFO: noise at hundreds a second, and URLs have no place in logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def new_client(settings: Settings) -> httpx.AsyncClient:
@@ -87,6 +92,7 @@ class SendLoop:
         self._thread.start()
         self.transport: Transport = self.run(self._make_transport(settings))
         self.in_flight = self.run(self._make_semaphore(settings.max_in_flight))
+        self._cooldown_views: dict[int, CooldownView] = {}
 
     @staticmethod
     async def _make_transport(settings: Settings) -> Transport:
@@ -95,6 +101,13 @@ class SendLoop:
     @staticmethod
     async def _make_semaphore(size: int) -> asyncio.Semaphore:
         return asyncio.Semaphore(size)
+
+    def cooldowns(self, limiter: Limiter) -> CooldownView:
+        """This loop's view of the cooldowns ``limiter`` keeps."""
+        view = self._cooldown_views.get(id(limiter))
+        if view is None:
+            view = self._cooldown_views[id(limiter)] = CooldownView(limiter)
+        return view
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the loop and wait for its result (from any other thread)."""

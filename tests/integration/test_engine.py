@@ -155,6 +155,29 @@ def test_rate_limited_goes_back_to_pending_and_tells_the_limiter(
     assert record.next_attempt_at is not None and record.next_attempt_at - utcnow() > timedelta(seconds=1)
 
 
+class CoolingLimiter(Unlimited):
+    """Every sender is cooling down for another ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def cooldown_left(self, provider: str, sender: str | None) -> float:
+        return self.seconds
+
+
+def test_a_sender_cooling_down_is_held_back_without_a_request(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    [message_id] = pending_messages(ledger)
+    transport = ScriptedTransport()
+    result = attempt(ledger, loop, transport, settings, [message_id], CoolingLimiter(3.0))
+    [later] = result.later
+    assert later.reason == "retry" and 3.0 <= later.delay <= 4.0
+    assert "code throttled" in later.description
+    assert transport.requests == []
+    assert ledger.get(message_id).state is State.PENDING
+
+
 def test_a_retried_message_is_not_claimed_before_it_is_due(
     ledger: Ledger, loop: SendLoop, settings: Settings
 ) -> None:
