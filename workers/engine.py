@@ -275,6 +275,7 @@ def decide(
         reason=outcome.reason,
         detail={**detail, "retry_in": round(delay, 3)},
         next_attempt_at=now + timedelta(seconds=delay),
+        request_made=outcome.provider_code != THROTTLED,
     )
     return change, delay
 
@@ -307,7 +308,7 @@ def describe(outcome: Outcome, retry_in: float | None = None) -> str:
 def _give_up_reason(
     record: MessageRecord, outcome: Outcome, now: datetime, delay: float, settings: Settings
 ) -> Literal["attempts", "expired"] | None:
-    # A hold-back for a cooldown made no request: it does not use up the attempt budget.
+    # A hold-back by the limiter made no request: it does not use up the attempt budget.
     if record.attempts >= settings.max_attempts and outcome.provider_code != THROTTLED:
         return "attempts"
     deadline = record.created_at + timedelta(seconds=settings.max_age_seconds)

@@ -134,6 +134,9 @@ class Change:
     provider_message_id: str | None = None
     provider_error_code: str | None = None
     provider_error_message: str | None = None
+    request_made: bool = True
+    """False when no request reached the provider (held back by the limiter): the claim's attempt
+    is given back, so ``attempts`` counts requests."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,7 @@ class Ledger:
             .values(
                 state=bindparam("b_to"),
                 reason=bindparam("b_reason"),
+                attempts=messages.c.attempts - bindparam("b_refund"),
                 updated_at=now,
                 next_attempt_at=bindparam("b_next"),
                 provider_message_id=bindparam("b_pmid"),
@@ -402,6 +406,7 @@ class Ledger:
                 "b_pmid": change.provider_message_id,
                 "b_code": change.provider_error_code,
                 "b_message": change.provider_error_message,
+                "b_refund": 0 if change.request_made else 1,
             }
             for change in changes
         ]

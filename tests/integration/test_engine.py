@@ -175,7 +175,8 @@ def test_a_sender_cooling_down_is_held_back_without_a_request(
     assert later.reason == "retry" and 3.0 <= later.delay <= 4.0
     assert "code throttled" in later.description
     assert transport.requests == []
-    assert ledger.get(message_id).state is State.PENDING
+    record = ledger.get(message_id)
+    assert (record.state, record.attempts) == (State.PENDING, 0)  # no request: the attempt is given back
 
 
 def test_a_retried_message_is_not_claimed_before_it_is_due(
