@@ -52,9 +52,9 @@ task_ignore_result = _env("task_ignore_result", True)
 task_acks_late = _env("task_acks_late", True)
 task_reject_on_worker_lost = _env("task_reject_on_worker_lost", True)
 
-# Sends are I/O-bound and short; a few reserved jobs per thread keep the pool fed without
-# hoarding jobs another worker could run.
-worker_prefetch_multiplier = _env("worker_prefetch_multiplier", 4)
+# A job is a batch of up to 100 messages whose sends run concurrently: one reserved job per
+# thread keeps the pool fed, more would let the first worker hoard what others could send.
+worker_prefetch_multiplier = _env("worker_prefetch_multiplier", 1)
 
 # Redis redelivers an unacked job after visibility_timeout. Retry countdowns are capped well
 # below it (WADISPATCH_BACKOFF_CAP_SECONDS, default 300 s) and the claim guards against the
