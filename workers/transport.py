@@ -34,18 +34,20 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 def new_client(settings: Settings) -> httpx.AsyncClient:
     """The pooled client of one process, with explicit timeouts."""
+    limits = httpx.Limits(
+        max_connections=settings.http_max_connections,
+        max_keepalive_connections=settings.http_max_connections,
+    )
     return httpx.AsyncClient(
-        transport=AiohttpTransport(),
+        # The transport keeps its own connection limit (aiohttp's connector; 100 by default).
+        transport=AiohttpTransport(limits=limits),
         timeout=httpx.Timeout(
             connect=settings.http_connect_timeout,
             read=settings.http_read_timeout,
             write=settings.http_write_timeout,
             pool=settings.http_pool_timeout,
         ),
-        limits=httpx.Limits(
-            max_connections=settings.http_max_connections,
-            max_keepalive_connections=settings.http_max_connections,
-        ),
+        limits=limits,
         follow_redirects=False,
     )
 

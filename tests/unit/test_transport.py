@@ -255,5 +255,6 @@ def test_the_client_uses_the_configured_timeouts_and_the_aiohttp_transport() -> 
         assert client.timeout.read == 2.5
         assert client.follow_redirects is False
         assert isinstance(client._transport, AiohttpTransport)
+        assert client._transport.limits.max_connections == settings.http_max_connections
     finally:
         asyncio.run(client.aclose())
