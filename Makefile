@@ -25,6 +25,10 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest -m integration
 
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m workers.bench --json bench-results/latest.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,37 @@
+"""The benchmark of issue 4: wadispatch against its references, side by side, in one run.
+
+    make bench                                     # everything; figures in bench-results/latest.json
+    python -m workers.bench throughput storm       # some scenarios, in that order
+    python -m workers.bench --quick --json out.json  # small counts: a smoke test
+
+Every scenario runs the project and its reference(s) against the provider simulator on 127.0.0.1,
+the simulator in a process of its own (``python -m workers.simulator``) so that it never shares a
+GIL with the load generator, and prints one table with the ratios against the issue's targets:
+
+``throughput``
+    5,000 Meta messages over 20 senders, 100 ms latency, no limit. The project
+    (``enqueue_many`` here, then 1 and 2 real worker processes with the project's default pool and
+    concurrency, ``WADISPATCH_DEFAULT_RATE=1000000``) timed to the ledger showing every message
+    settled, its transitions checked; against (a) a bare aiohttp loop with 200 in flight and (b) a
+    naive Celery task per message (:mod:`workers.bench.naive`, prefork ``-c 2``) on 400 messages.
+    Targets: project / (a) ≥ 0.60, project / (b) ≥ 25.
+``precision``
+    one sender limited to 50/s by the simulator, two workers, ``WADISPATCH_DEFAULT_RATE=50``, 3,000
+    messages: the rate of accepted sends at the simulator (target 50/s ± 5 %), the most in any
+    second, and the 429s (target 0); against Celery's ``rate_limit="50/s"`` on 500 messages.
+``storm``
+    2,000 messages with 30 % of requests answered 429 ``Retry-After: 1``, and the same without the
+    storm: every message sent, none failed, attempts per message (median, p99), time against time.
+``enqueue``
+    accepting 20,000 messages with no worker: ``enqueue()`` one by one and ``enqueue_many()`` in one
+    call, against ``.delay()`` one by one.
+
+Redis is ``--redis-url`` or ``REDIS_URL`` when set, else a private Valkey; every ledger is a fresh
+SQLite file (or, with ``--database-url``, a fresh schema in that PostgreSQL database, dropped after).
+Everything started is stopped at the end, also on errors and Ctrl-C; every wait is bounded.
+"""
+
+from workers.bench.options import SCENARIOS, BenchOptions, Sizes
+from workers.bench.runner import run_bench
+
+__all__ = ["SCENARIOS", "BenchOptions", "Sizes", "run_bench"]
