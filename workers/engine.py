@@ -337,14 +337,19 @@ def _counts(counter: Counter[str]) -> str:
 def group_later(later: list[Later], max_ids: int, spread: float = 0.5) -> list[tuple[float, list[str]]]:
     """Group messages to try again into jobs: ``(countdown, ids)``, delays within ``spread`` s.
 
-    A group's countdown is its longest delay, so no message comes back before its time.
+    Retries (and messages not due yet) come back at their group's longest delay, so none comes
+    back before its time (a provider's ``Retry-After``). Messages the limiter deferred come back
+    ``spread`` before their group's earliest slot: the limiter paces them again anyway, and
+    arriving early keeps the sender's slots in use instead of leaving gaps.
     """
-    buckets: dict[int, list[Later]] = defaultdict(list)
+    buckets: dict[tuple[bool, int], list[Later]] = defaultdict(list)
     for item in later:
-        buckets[int(item.delay // spread)].append(item)
+        buckets[(item.reason == "deferred", int(item.delay // spread))].append(item)
     jobs: list[tuple[float, list[str]]] = []
-    for _, items in sorted(buckets.items()):
+    for (deferred, _), items in sorted(buckets.items(), key=lambda bucket: bucket[0][1]):
         for start in range(0, len(items), max_ids):
             chunk = items[start : start + max_ids]
-            jobs.append((max(item.delay for item in chunk), [item.message_id for item in chunk]))
+            delays = [item.delay for item in chunk]
+            countdown = max(0.0, min(delays) - spread) if deferred else max(delays)
+            jobs.append((countdown, [item.message_id for item in chunk]))
     return jobs

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     """Share of a declared rate actually used, so that timing jitter never crosses the limit."""
     limiter_max_wait_seconds: float = Field(default=1.0, ge=0)
     """A message whose slot is further away than this is rescheduled instead of waited for."""
-    limiter_lateness_seconds: float = Field(default=0.025, ge=0)
+    limiter_lateness_seconds: float = Field(default=0.015, ge=0)
     """A message that wakes up later than this after its slot takes a fresh one (keep it within
     the headroom's slack: at 0.97 of the rate, 30 ms late in a second still keeps to the limit)."""
     rate_recovery_per_second: float = Field(default=0.05, gt=0, le=1)

@@ -283,7 +283,18 @@ def test_backoff_has_full_jitter_under_a_growing_ceiling(attempts: int) -> None:
     assert min(delays) < ceiling * 0.2
 
 
-def test_group_later_never_brings_a_message_back_early() -> None:
+def test_group_later_never_brings_a_retry_back_early() -> None:
     later = [Later(f"m{i}", delay, "retry", "") for i, delay in enumerate([0.1, 0.4, 0.6, 2.0, 2.2, 2.3])]
     jobs = group_later(later, max_ids=2)
     assert jobs == [(0.4, ["m0", "m1"]), (0.6, ["m2"]), (2.2, ["m3", "m4"]), (2.3, ["m5"])]
+
+
+def test_group_later_brings_deferred_messages_back_ahead_of_their_slots() -> None:
+    later = [
+        Later("d0", 1.1, "deferred", ""),
+        Later("d1", 1.3, "deferred", ""),
+        Later("r0", 1.2, "retry", ""),
+        Later("d2", 3.2, "deferred", ""),
+    ]
+    jobs = {tuple(ids): countdown for countdown, ids in group_later(later, max_ids=10)}
+    assert jobs == pytest.approx({("d0", "d1"): 0.6, ("r0",): 1.2, ("d2",): 2.7})
