@@ -103,13 +103,13 @@ class Settings(BaseSettings):
     default_pair_interval_seconds: float | None = Field(default=None, gt=0)
     senders: dict[str, SenderLimit] = Field(default_factory=dict)
     """Per-sender limits keyed ``"<provider>:<sender>"``, e.g. ``"meta:1107264639145282"``."""
-    rate_headroom: float = Field(default=0.97, gt=0, le=1)
+    rate_headroom: float = Field(default=0.96, gt=0, le=1)
     """Share of a declared rate actually used, so that timing jitter never crosses the limit."""
     limiter_max_wait_seconds: float = Field(default=1.0, ge=0)
     """A message whose slot is further away than this is rescheduled instead of waited for."""
     limiter_lateness_seconds: float = Field(default=0.015, ge=0)
     """A message that wakes up later than this after its slot takes a fresh one (keep it within
-    the headroom's slack: at 0.97 of the rate, 30 ms late in a second still keeps to the limit)."""
+    the headroom's slack: at 0.96 of the rate, 40 ms late in a second still keeps to the limit)."""
     rate_recovery_per_second: float = Field(default=0.05, gt=0, le=1)
     rate_min_factor: float = Field(default=0.05, gt=0, le=1)
 

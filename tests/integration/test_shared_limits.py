@@ -56,7 +56,7 @@ def test_two_workers_sharing_a_limit_never_exceed_it(
     sender_limit(20)
     # The simulator runs as a thread of this busy test process, so the arrival times it records
     # jitter by tens of ms; 10% headroom absorbs that. `make bench` measures the precision with
-    # the simulator in a process of its own and the default 3% headroom.
+    # the simulator in a process of its own and the default 4% headroom.
     two_workers(WADISPATCH_DEFAULT_RATE="20", WADISPATCH_RATE_HEADROOM="0.9")
     started = time.monotonic()
     # Jobs of 10: both workers take part.
