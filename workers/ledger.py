@@ -14,7 +14,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -271,37 +271,13 @@ class Ledger:
             ).scalar_one_or_none()
 
     def claim(self, message_id: str, *, now: datetime | None = None) -> MessageRecord | None:
-        """Atomically move a due ``pending`` message to ``sending``; ``None`` if it was not.
+        """Atomically move one due ``pending`` message to ``sending``; ``None`` if it was not.
 
         Two workers handed the same job race on one conditional UPDATE: exactly one wins.
         """
-        now = now or utcnow()
-        due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                update(messages)
-                .where(messages.c.id == message_id, messages.c.state == State.PENDING.value, due)
-                .values(
-                    state=State.SENDING.value,
-                    attempts=messages.c.attempts + 1,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-                .returning(*messages.c)
-            ).one_or_none()
-            if row is None:
-                return None
-            conn.execute(
-                insert(transitions),
-                {
-                    "message_id": message_id,
-                    "from_state": State.PENDING.value,
-                    "to_state": State.SENDING.value,
-                    "at": now,
-                    "attempt": row.attempts,
-                },
-            )
-        return _record(row)
+        pending = self.load_pending([message_id])
+        claimed = self.claim_many(pending, now=now)
+        return claimed[0] if claimed else None
 
     def load_pending(self, message_ids: list[str]) -> list[MessageRecord]:
         """The messages among these ids that are ``pending`` (due or not), in the given order."""
@@ -633,8 +609,3 @@ def get_ledger(url: str | None = None) -> Ledger:
         if ledger is None:
             ledger = _ledgers[key] = Ledger.from_url(url)
         return ledger
-
-
-def retry_time(now: datetime, seconds: float) -> datetime:
-    """When a retry in ``seconds`` falls due."""
-    return now + timedelta(seconds=seconds)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from workers.app import SEND_BATCH_TASK, SEND_TASK, app
 from workers.engine import Later, group_later, send_batch
 from workers.errors import FieldError, MessageValidationError
 from workers.ledger import Ledger, MessageRecord, get_ledger
@@ -77,11 +78,11 @@ def enqueue_many(
     ledger = ledger or get_ledger()
     recorded = ledger.record_pending_many(validated)
     new_ids = [message_id for message_id, created in recorded if created]
-    published = {
-        message_id
-        for start in range(0, len(new_ids), batch_size)
-        for message_id in _publish_batch(new_ids[start : start + batch_size])
-    }
+    published: set[str] = set()
+    for start in range(0, len(new_ids), batch_size):
+        chunk = new_ids[start : start + batch_size]
+        if _send_job(SEND_BATCH_TASK, chunk):
+            published.update(chunk)
     duplicates = {message_id for message_id, created in recorded if not created}
     states = {message_id: ledger.get(message_id).state.value for message_id in duplicates}
     return [
@@ -92,42 +93,27 @@ def enqueue_many(
     ]
 
 
-def _publish_batch(message_ids: list[str]) -> list[str]:
-    """Publish one job for these ids; the ids published (none if the broker is down)."""
-    from workers.app import SEND_BATCH_TASK, app
-
-    try:
-        app.send_task(SEND_BATCH_TASK, args=[message_ids])
-    except Exception as exc:  # kombu/redis raise many kinds; the ledger keeps the messages
-        log.warning(
-            "could not publish %d messages, they stay pending: %s", len(message_ids), type(exc).__name__
-        )
-        return []
-    return message_ids
-
-
 def publish(message_id: str) -> bool:
     """Publish the send job for a recorded message; ``False`` (logged) if the broker is down."""
-    from workers.app import SEND_TASK, app
-
-    try:
-        app.send_task(SEND_TASK, args=[message_id])
-    except Exception as exc:  # kombu/redis raise many kinds; the ledger keeps the message
-        log.warning("could not publish %s, it stays pending: %s", message_id, type(exc).__name__)
-        return False
-    return True
+    return _send_job(SEND_TASK, message_id)
 
 
 def publish_later(later: list[Later]) -> None:
     """Publish jobs for messages to try again, grouped by when they fall due."""
-    from workers.app import SEND_BATCH_TASK, app
+    for countdown, message_ids in group_later(later, get_settings().send_batch_size):
+        _send_job(SEND_BATCH_TASK, message_ids, countdown=countdown)
 
-    settings = get_settings()
-    for countdown, message_ids in group_later(later, settings.send_batch_size):
-        try:
-            app.send_task(SEND_BATCH_TASK, args=[message_ids], countdown=countdown)
-        except Exception as exc:  # the ledger keeps them pending; the reconciler re-publishes
-            log.warning("could not publish %d retries: %s", len(message_ids), type(exc).__name__)
+
+def _send_job(task: str, ids: str | list[str], *, countdown: float | None = None) -> bool:
+    """Publish one job; ``False`` (logged) if the broker is down: the ledger keeps the messages
+    pending, and they are published again later."""
+    try:
+        app.send_task(task, args=[ids], countdown=countdown)
+    except Exception as exc:  # kombu/redis raise many kinds
+        count = 1 if isinstance(ids, str) else len(ids)
+        log.warning("could not publish %d message(s), they stay pending: %s", count, type(exc).__name__)
+        return False
+    return True
 
 
 def send_eagerly(

@@ -15,7 +15,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from workers.settings import ProviderName
 from workers.simulator.config import SimulatorConfig
@@ -32,17 +32,7 @@ AnswerKind = Literal[
     "hang",
     "drop",
 ]
-ANSWER_KINDS: tuple[AnswerKind, ...] = (
-    "accepted",
-    "rate_limited",
-    "transient",
-    "auth",
-    "window_closed",
-    "opted_out",
-    "invalid",
-    "hang",
-    "drop",
-)
+ANSWER_KINDS: tuple[AnswerKind, ...] = get_args(AnswerKind)
 StatusKind = Literal["sent", "delivered", "read", "failed"]
 UNDELIVERABLE = "Message undeliverable"
 
