@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.support import make_settings
 from workers.ledger import Ledger, metadata
@@ -16,14 +18,40 @@ from workers.settings import Settings
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def database_url_for(backend: str, tmp_path: Path) -> str:
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """TEST_DATABASE_URL narrowed to a schema of this test run's own, dropped at the end.
+
+    A private schema keeps parallel runs apart and always starts from the current table
+    definitions, whatever an earlier run left in the shared database.
+    """
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield None
+        return
+    schema = f"wadispatch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def database_url_for(backend: str, tmp_path: Path, postgres_url: str | None) -> str:
     """A fresh database URL for one test, or skip when that backend is not available."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
+    if not postgres_url:
         pytest.skip("PostgreSQL ledger tests need TEST_DATABASE_URL")
-    return url
+    return postgres_url
 
 
 def empty_ledger(url: str) -> Ledger:
@@ -36,8 +64,8 @@ def empty_ledger(url: str) -> Ledger:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url_for(request.param, tmp_path)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> str:
+    return database_url_for(request.param, tmp_path, postgres_url)
 
 
 @pytest.fixture
