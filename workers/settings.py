@@ -151,9 +151,7 @@ class Settings(BaseSettings):
     window_closed_ttl_seconds: float = Field(default=30 * 86_400.0, gt=0)
     """How long a pair stays known closed without news (an inbound message reopens it at once)."""
     window_prefix: str = "wadispatch:win"
-    event_tasks: dict[Literal["reply", "status", "inbound", "window_closed"], str] = Field(
-        default_factory=dict
-    )
+    event_tasks: dict[Literal["reply", "status", "window_closed"], str] = Field(default_factory=dict)
     """Celery task names called on events, e.g. ``{"reply": "myapp.tasks.on_reply"}``."""
     event_queue: str = "celery"
     """The queue event tasks are published to (Celery's default queue unless told otherwise)."""
