@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 err = Console(stderr=True)
-out = Console()
+out = Console(highlight=False)
 
 api_key_app = typer.Typer(
     name="api-key",
@@ -64,18 +63,11 @@ def create(name: Annotated[str, typer.Argument(help="Who or what uses the key, e
 
 @api_key_app.command("list")
 def list_keys() -> None:
-    """Every key: id, name, first characters, created, revoked."""
-    table = Table("name", "key starts", "created", "revoked")
-    table.add_column("id", overflow="fold", min_width=36)
+    """Every key, one a line: id, name, first characters, created, revoked (or active)."""
     for record in _ledger().list_api_keys():
-        table.add_row(
-            record.name,
-            record.prefix + "…",
-            record.created_at.strftime("%Y-%m-%d %H:%M"),
-            record.revoked_at.strftime("%Y-%m-%d %H:%M") if record.revoked_at else "",
-            record.id,
-        )
-    out.print(table)
+        revoked = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
+        created = f"created {record.created_at:%Y-%m-%d %H:%M}"
+        out.print(f"{record.id}  {record.name}  {record.prefix}…  {created}  {revoked}", soft_wrap=True)
 
 
 @api_key_app.command("revoke")

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from collections.abc import Mapping
 
 import jwt
+
+# Bird's signing key is Bird's to choose: a short one is no reason to warn on every webhook.
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 #: Clock difference tolerated on Bird's ``nbf`` / ``exp``.
 BIRD_LEEWAY_SECONDS = 60
