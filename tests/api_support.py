@@ -7,14 +7,19 @@ import json
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import redis
 import uvicorn
 from fastapi import FastAPI
 
+from workers.ledger import Ledger
+from workers.settings import Settings
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.providers import make_dialects
+from workers.window import RedisWindows
 
 SIM = SimulatorConfig()
 URL_SECRETS = {"zixflow": "zixflow-url-secret", "wacr": "wacr-url-secret"}
@@ -26,6 +31,19 @@ WEBHOOK_SECRETS: dict[str, Any] = {
     "zixflow_webhook_secret": URL_SECRETS["zixflow"],
     "wacr_webhook_secret": URL_SECRETS["wacr"],
 }
+
+
+@dataclass
+class Api:
+    """The running API, an authorised client, and what it runs on."""
+
+    url: str
+    client: httpx.Client
+    key: str
+    ledger: Ledger
+    windows: RedisWindows
+    settings: Settings
+    worker_env: dict[str, str]
 
 
 class ApiServer:

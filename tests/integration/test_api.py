@@ -5,77 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api_support import WEBHOOK_SECRETS, ApiServer
+from tests.api_support import Api
 from tests.integration.test_pipeline import SENDERS, wait_for
-from tests.support import button_request, list_request, make_settings
-from workers.api import create_app
+from tests.support import button_request, list_request
 from workers.api.auth import create_api_key
 from workers.errors import MessageValidationError
-from workers.ledger import Ledger
 from workers.messages import validate_send_request
-from workers.settings import Settings
-from workers.window import RedisWindows
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Api:
-    """The running API, an authorised client, and what it runs on."""
-
-    url: str
-    client: httpx.Client
-    key: str
-    ledger: Ledger
-    windows: RedisWindows
-    settings: Settings
-    worker_env: dict[str, str]
-
-
-@pytest.fixture
-def api(ledger: Ledger, database_url: str, redis_url: str, queue_name: str, producer_app) -> Iterator[Api]:
-    run = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        window_prefix=f"wadispatch-test:win:{run}",
-        event_tasks={
-            "reply": "helpdesk.on_reply",
-            "status": "helpdesk.on_status",
-            "window_closed": "helpdesk.reengage",
-        },
-        event_queue=f"{queue_name}-events-{run}",
-        api_max_body_bytes=4096,
-        **WEBHOOK_SECRETS,
-    )
-    windows = RedisWindows.from_url(redis_url, settings)
-    server = ApiServer(create_app(settings, ledger=ledger, windows=windows)).start()
-    _, key = create_api_key(ledger, "tests")
-    worker_env = {
-        "WADISPATCH_WINDOW_PREFIX": settings.window_prefix,
-        "WADISPATCH_EVENT_TASKS": settings.model_dump_json(include={"event_tasks"})[
-            len('{"event_tasks":') : -1
-        ],
-        "WADISPATCH_EVENT_QUEUE": settings.event_queue,
-    }
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
-        with httpx.Client(base_url=server.url, headers=headers, timeout=15) as client:
-            yield Api(server.url, client, key, ledger, windows, settings, worker_env)
-    finally:
-        server.stop()
-        windows.redis.close()
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
-        client.delete(settings.event_queue)
-        client.close()
 
 
 def sender_of(provider: str) -> dict[str, Any]:
