@@ -8,6 +8,8 @@ The I/O side of :mod:`workers.webhooks` (which only verifies and parses). Per ev
   status changes nothing); ``failed`` keeps the provider's code and message, and a failure for the
   24-hour window marks the pair closed;
 * an event seen before (same provider and event key) changes nothing;
+* a status for a message whose send is not recorded yet (still ``pending`` or ``sending``) is not
+  recorded either: the webhook is answered 503 so that the provider delivers it again;
 * unknown events are logged (phone numbers masked) and acknowledged.
 """
 
@@ -38,6 +40,11 @@ class InboxResult:
     """How many events of a webhook did what (the webhook's answer body)."""
 
     counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def retry_later(self) -> bool:
+        """Some event came before its message's send was recorded: the provider should retry."""
+        return self.counts["too_early"] > 0
 
 
 def failure_reason(status: Status) -> str:
@@ -113,6 +120,8 @@ def _apply_status(event: Status, ledger: Ledger, settings: Settings, result: Inb
 
 
 def _count(outcome: WebhookOutcome, kind: str) -> str:
+    if outcome.too_early:
+        return "too_early"
     if outcome.duplicate:
         return "duplicates"
     if outcome.message is None:

@@ -559,8 +559,10 @@ class Ledger:
         """Apply a provider's status to the message it names, once per ``event_key``.
 
         The state machine decides: a status that would move the message backwards or sideways
-        (``delivered`` after ``read``, anything while it is not ``sent`` yet) changes nothing and
-        is not an error. The event's key is recorded in the same transaction as the change.
+        (``delivered`` after ``read``) changes nothing and is not an error. A status for a message
+        still ``pending`` or ``sending`` (the provider called back before the worker recorded the
+        send) is not recorded at all: the outcome says ``too_early``, so that the provider's
+        redelivery is applied. The event's key is recorded in the same transaction as the change.
         """
         fields: dict[str, Any] = {}
         if to_state is State.FAILED:
@@ -572,6 +574,8 @@ class Ledger:
 
         def apply(conn: Connection, record: MessageRecord, at: datetime) -> bool:
             current = record.state
+            if current in (State.PENDING, State.SENDING):
+                raise _TooEarly
             for _ in range(3):  # another event for this message may commit between our steps
                 if to_state not in ALLOWED[current]:
                     return False
@@ -617,16 +621,12 @@ class Ledger:
 
         return self._apply_webhook_event(provider, event_key, ref, apply, now)
 
-    def record_webhook_event(self, provider: str, event_key: str, *, now: datetime | None = None) -> bool:
-        """Note an event that changes no message; ``False`` when it was seen before."""
-        return not self._apply_webhook_event(provider, event_key, MessageRef(), None, now).duplicate
-
     def _apply_webhook_event(
         self,
         provider: str,
         event_key: str,
         ref: MessageRef,
-        apply: Callable[[Connection, MessageRecord, datetime], bool] | None,
+        apply: Callable[[Connection, MessageRecord, datetime], bool],
         now: datetime | None,
     ) -> WebhookOutcome:
         now = now or utcnow()
@@ -637,11 +637,13 @@ class Ledger:
                     {"provider": provider, "event_key": event_key[:255], "received_at": now},
                 )
                 record = self._find_by_ref(conn, provider, ref) if ref else None
-                if record is None or apply is None:
-                    return WebhookOutcome(duplicate=False, message=record, changed=False)
+                if record is None:
+                    return WebhookOutcome(duplicate=False, message=None, changed=False)
                 changed = apply(conn, record, now)
                 row = conn.execute(select(messages).where(messages.c.id == record.id)).one()
                 return WebhookOutcome(duplicate=False, message=_record(row), changed=changed)
+        except _TooEarly:  # rolled back: the event key is not recorded
+            return WebhookOutcome(duplicate=False, message=None, changed=False, too_early=True)
         except IntegrityError:
             with self.engine.connect() as conn:
                 seen = conn.execute(
@@ -720,11 +722,16 @@ class Ledger:
 @dataclass(frozen=True)
 class WebhookOutcome:
     """What applying one webhook event did: seen before, the message it named (as it is now),
-    and whether that message changed."""
+    whether that message changed, or nothing because it came before the send was recorded."""
 
     duplicate: bool
     message: MessageRecord | None
     changed: bool
+    too_early: bool = False
+
+
+class _TooEarly(Exception):
+    """A status for a message whose send is not recorded yet: roll back, let the provider retry."""
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,21 @@ def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api
     assert api.ledger.get(message_id).state is State.READ
 
 
+def test_a_status_before_the_send_is_recorded_is_left_for_the_providers_retry(api: Api) -> None:
+    request = validate_send_request(button_request("zixflow", sender=SENDERS["zixflow"]))
+    message_id, _ = api.ledger.record_pending(request)
+    api.ledger.transition(message_id, State.PENDING, State.SENDING)
+    body = json.loads(sample("zixflow", "status_delivered"))
+    raw = json.dumps({**body, "post_back_data": message_id}).encode()
+    answer = post(api, "zixflow", raw)
+    assert (answer.status_code, answer.json()["error"]) == (503, "retry_later")
+    assert answer.headers["Retry-After"] == "5"
+    assert api.ledger.get(message_id).state is State.SENDING and stored_events(api.ledger) == 0
+    api.ledger.transition(message_id, State.SENDING, State.SENT, provider_message_id=body["request_id"])
+    assert post(api, "zixflow", raw).json()["outcomes"] == {"statuses": 1}  # the redelivery
+    assert api.ledger.get(message_id).state is State.DELIVERED
+
+
 def test_unknown_events_malformed_bodies_and_unknown_providers(api: Api) -> None:
     unknown = json.dumps(
         {

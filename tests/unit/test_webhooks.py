@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support import make_settings
+from workers.api.logs import RedactAccessLog
 from workers.inbox import failure_reason
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.providers import make_dialects
@@ -292,3 +294,29 @@ def test_a_provider_without_a_configured_secret_is_refused_naming_the_setting(pr
 def test_failed_statuses_get_a_reason(code: str | None, reason: str) -> None:
     status = Status("meta", "k", MessageRef(provider_message_ids=("w",)), "failed", error_code=code)
     assert failure_reason(status) == reason
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/webhooks/zixflow/s3cret-value", "/webhooks/zixflow/***"),
+        ("/webhooks/wacr/s3cret-value?x=1", "/webhooks/wacr/***?x=1"),
+        (
+            "/webhooks/meta?hub.mode=subscribe&hub.verify_token=t0ken&hub.challenge=1",
+            "/webhooks/meta?hub.mode=subscribe&hub.verify_token=***&hub.challenge=1",
+        ),
+        ("/v1/messages/3f0c", "/v1/messages/3f0c"),
+    ],
+)
+def test_access_log_lines_hide_webhook_secrets(path: str, logged: str) -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "POST", path, "1.1", 200),
+        None,
+    )
+    assert RedactAccessLog().filter(record)
+    assert record.getMessage() == f'127.0.0.1:1 - "POST {logged} HTTP/1.1" 200'

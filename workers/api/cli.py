@@ -24,21 +24,26 @@ def api_command(
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the HTTP API (enqueue, message status, provider webhooks; docs at /docs)."""
+    import logging
+
     import uvicorn
 
     from workers.api import create_app
+    from workers.api.logs import RedactAccessLog
     from workers.cli import _settings
 
     settings = _settings()
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=log_level,
         proxy_headers=True,
         server_header=False,
     )
+    # After uvicorn configured its loggers: webhook URL secrets stay out of the access log.
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
+    uvicorn.Server(config).run()
 
 
 def _ledger():  # type: ignore[no-untyped-def]

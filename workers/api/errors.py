@@ -23,31 +23,46 @@ _CODES = {
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, stable code, message, and field errors for a 422."""
+    """An error answer: HTTP status, stable code, message, field errors for a 422, extra headers."""
 
-    def __init__(self, status: int, error: str, message: str, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        errors: list[FieldError] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.errors = errors or []
+        self.headers = headers or {}
 
 
 def error_response(
-    status: int, error: str, message: str, errors: list[FieldError] | None = None
+    status: int,
+    error: str,
+    message: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {
         "error": error,
         "message": message,
         "errors": [{"path": item.path, "rule": item.rule} for item in errors or []],
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 and error == "unauthorized" else None
+    headers = dict(headers or {})
+    if status == 401 and error == "unauthorized":
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.error, exc.message, exc.errors)
+    return error_response(exc.status, exc.error, exc.message, exc.errors, exc.headers)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
