@@ -136,6 +136,7 @@ def send_batch(
             retries[record.id] = Later(record.id, retry_in, "retry", describe(outcome, retry_in))
     stale = set(ledger.apply_many(changes, now=settled_at))
 
+    window_errors: list[MessageRecord] = []
     for record, change in zip(claimed, changes, strict=True):
         if record.id in stale:
             result.skipped.append(record.id)
@@ -144,7 +145,7 @@ def send_batch(
         elif change.to_state is State.FAILED:
             result.failed[record.id] = change.reason or "failed"
             if change.reason == "window_closed":
-                result.closed_windows.append(record)
+                window_errors.append(record)
             log.warning(
                 "failed %s via %s to %s: %s",
                 record.id,
@@ -154,8 +155,9 @@ def send_batch(
             )
         else:
             result.later.append(retries[record.id])
-    if windows is not None and result.closed_windows:
-        _close_windows(windows, result.closed_windows)
+    result.closed_windows += window_errors
+    if windows is not None and window_errors:
+        _close_windows(windows, window_errors)
     return result
 
 
