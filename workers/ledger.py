@@ -9,6 +9,7 @@ all in one transaction: an illegal or stale change raises and writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -630,11 +631,13 @@ class Ledger:
         now: datetime | None,
     ) -> WebhookOutcome:
         now = now or utcnow()
+        if len(event_key) > 255:
+            event_key = "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(webhook_events),
-                    {"provider": provider, "event_key": event_key[:255], "received_at": now},
+                    {"provider": provider, "event_key": event_key, "received_at": now},
                 )
                 record = self._find_by_ref(conn, provider, ref) if ref else None
                 if record is None:
