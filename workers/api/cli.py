@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from workers.ledger import Ledger
 
 err = Console(stderr=True)
 out = Console(highlight=False)
@@ -46,7 +49,7 @@ def api_command(
     uvicorn.Server(config).run()
 
 
-def _ledger():  # type: ignore[no-untyped-def]
+def _ledger() -> Ledger:
     from workers.cli import _settings
     from workers.ledger import get_ledger
 
