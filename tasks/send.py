@@ -8,11 +8,13 @@ from celery import Task
 
 from workers.app import SEND_BATCH_TASK, SEND_TASK, app
 from workers.engine import BatchResult, send_batch
+from workers.events import emit_window_closed
 from workers.ledger import get_ledger
 from workers.producer import publish_later
 from workers.ratelimit import get_limiter
 from workers.settings import get_settings
 from workers.transport import get_send_loop
+from workers.window import get_windows
 
 log = logging.getLogger("wadispatch.tasks")
 
@@ -29,7 +31,10 @@ def _attempt(message_ids: list[str]) -> BatchResult:
         limiter=get_limiter(settings),
         loop=get_send_loop(settings),
         settings=settings,
+        windows=get_windows(settings),
     )
+    if result.closed_windows:
+        emit_window_closed(result.closed_windows, settings)
     if result.skipped:
         log.info("skipped %d message(s) not pending (already handled, or unknown)", len(result.skipped))
     return result

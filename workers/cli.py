@@ -259,6 +259,16 @@ def _register_simulator() -> None:
 _register_simulator()
 
 
+def _register_api() -> None:
+    from workers.api.cli import api_command, api_key_app
+
+    app.command("api")(api_command)
+    app.add_typer(api_key_app)
+
+
+_register_api()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -27,6 +27,7 @@ from workers.redaction import mask_phone
 from workers.settings import Settings
 from workers.states import State
 from workers.transport import SendLoop
+from workers.window import Windows
 
 log = logging.getLogger("wadispatch.engine")
 
@@ -54,6 +55,8 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
     later: list[Later] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    closed_windows: list[MessageRecord] = field(default_factory=list)
+    """The messages that failed ``window_closed`` (for the ``window_closed`` event)."""
 
     def summary(self) -> str:
         """e.g. ``sent 95, failed 2 (window_closed 2), later 3 (retry 3)`` (what Flower shows)."""
@@ -76,8 +79,13 @@ def send_batch(
     loop: SendLoop,
     settings: Settings,
     rng: random.Random | None = None,
+    windows: Windows | None = None,
 ) -> BatchResult:
-    """Try once to send each of these messages; return what became of each."""
+    """Try once to send each of these messages; return what became of each.
+
+    With ``windows``, messages to pairs whose 24-hour window is known closed fail at once, and a
+    provider's window error marks its pair closed.
+    """
     rng = rng or random.Random()
     result = BatchResult()
     now = utcnow()
@@ -92,6 +100,8 @@ def send_batch(
             result.later.append(Later(record.id, wait, "not_due", "not due yet"))
         else:
             due.append(record)
+    if windows is not None and due:  # the 24-hour window (issue 6)
+        due = _fail_closed_windows(due, windows, ledger, result, now)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
@@ -127,6 +137,7 @@ def send_batch(
             retries[record.id] = Later(record.id, retry_in, "retry", describe(outcome, retry_in))
     stale = set(ledger.apply_many(changes, now=settled_at))
 
+    window_errors: list[MessageRecord] = []
     for record, change in zip(claimed, changes, strict=True):
         if record.id in stale:
             result.skipped.append(record.id)
@@ -134,6 +145,8 @@ def send_batch(
             result.sent.append(record.id)
         elif change.to_state is State.FAILED:
             result.failed[record.id] = change.reason or "failed"
+            if change.reason == "window_closed":
+                window_errors.append(record)
             log.warning(
                 "failed %s via %s to %s: %s",
                 record.id,
@@ -143,6 +156,9 @@ def send_batch(
             )
         else:
             result.later.append(retries[record.id])
+    result.closed_windows += window_errors
+    if windows is not None and window_errors:
+        _close_windows(windows, window_errors)
     return result
 
 
@@ -170,6 +186,50 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
         return Outcome.permanent("config", message=str(exc))
     _ = provider_request.body  # encode here too, off the event loop
     return Prepared(adapter, provider_request)
+
+
+# --- The 24-hour window (issue 6) ----------------------------------------------------------------
+
+
+def _fail_closed_windows(
+    due: list[MessageRecord], windows: Windows, ledger: Ledger, result: BatchResult, now: datetime
+) -> list[MessageRecord]:
+    """Fail the messages to pairs known closed (one Redis round trip); return the others."""
+    try:
+        closed = windows.closed_among([(record.provider, record.sender, record.recipient) for record in due])
+    except Exception as exc:  # the window is a shortcut: without Redis the provider still decides
+        log.warning("could not read the 24-hour windows: %s", type(exc).__name__)
+        return due
+    failing = [record for record, is_closed in zip(due, closed, strict=True) if is_closed]
+    if not failing:
+        return due
+    # Never claimed: no attempt to give back, and no request was made.
+    changes = [
+        Change(
+            message_id=record.id,
+            from_state=State.PENDING,
+            to_state=State.FAILED,
+            attempt=record.attempts,
+            reason="window_closed",
+            detail={"window": "known closed", "provider_request": False},
+        )
+        for record in failing
+    ]
+    stale = set(ledger.apply_many(changes, now=now))
+    for record in failing:
+        if record.id in stale:
+            result.skipped.append(record.id)
+        else:
+            result.failed[record.id] = "window_closed"
+            result.closed_windows.append(record)
+    return [record for record, is_closed in zip(due, closed, strict=True) if not is_closed]
+
+
+def _close_windows(windows: Windows, records: list[MessageRecord]) -> None:
+    try:
+        windows.close([(record.provider, record.sender, record.recipient) for record in records])
+    except Exception as exc:  # the failure is recorded; only the shortcut for the next ones is lost
+        log.warning("could not mark 24-hour windows closed: %s", type(exc).__name__)
 
 
 async def _send_all(

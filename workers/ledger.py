@@ -9,11 +9,12 @@ all in one transaction: an illegal or stale change raises and writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -40,12 +42,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from workers.errors import StaleState, UnknownMessage
 from workers.messages import SendRequest
-from workers.states import State, check_transition
+from workers.states import ALLOWED, State, check_transition
+from workers.webhooks.events import MessageRef
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ messages = Table(
     Column("provider_error_message", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("reply_id", String(256)),
+    Column("reply_title", String(256)),
+    Column("replied_at", DateTime(timezone=True)),
     Index("ix_messages_state_updated_at", "state", "updated_at"),
     Index("ix_messages_provider_message_id", "provider", "provider_message_id"),
 )
@@ -86,6 +91,29 @@ transitions = Table(
     Column("reason", String(32)),
     Column("detail", JSON),
 )
+
+# --- Webhooks and API keys (issue 6) ---------------------------------------------------------
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("event_key", String(255), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+"""Every webhook event applied, once: a second delivery of the same event finds its key here."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+"""HTTP API keys, stored as the SHA-256 of the key (the key itself is shown once, at creation)."""
+# --- end of issue 6 tables ---------------------------------------------------------------------
 
 #: Message columns a transition may set besides state, reason and updated_at.
 TRANSITION_FIELDS = frozenset(
@@ -113,6 +141,9 @@ class MessageRecord:
     provider_error_message: str | None
     created_at: datetime
     updated_at: datetime
+    reply_id: str | None = None
+    reply_title: str | None = None
+    replied_at: datetime | None = None
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -526,6 +557,223 @@ class Ledger:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    # --- Webhooks and API keys (issue 6) -----------------------------------------------------------
+
+    def apply_webhook_status(
+        self,
+        provider: str,
+        event_key: str,
+        ref: MessageRef,
+        to_state: State,
+        *,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        provider_error_code: str | None = None,
+        provider_error_message: str | None = None,
+        now: datetime | None = None,
+    ) -> WebhookOutcome:
+        """Apply a provider's status to the message it names, once per ``event_key``.
+
+        The state machine decides: a status that would move the message backwards or sideways
+        (``delivered`` after ``read``) changes nothing and is not an error. A status for a message
+        still ``pending`` or ``sending`` (the provider called back before the worker recorded the
+        send) is not recorded at all: the outcome says ``too_early``, so that the provider's
+        redelivery is applied. The event's key is recorded in the same transaction as the change.
+        """
+        fields: dict[str, Any] = {}
+        if to_state is State.FAILED:
+            fields = {
+                "reason": reason,
+                "provider_error_code": provider_error_code,
+                "provider_error_message": provider_error_message,
+            }
+
+        def apply(conn: Connection, record: MessageRecord, at: datetime) -> bool:
+            current = record.state
+            if current in (State.PENDING, State.SENDING):
+                raise _TooEarly
+            for _ in range(3):  # another event for this message may commit between our steps
+                if to_state not in ALLOWED[current]:
+                    return False
+                check_transition(current, to_state, reason)
+                attempt = conn.execute(
+                    update(messages)
+                    .where(messages.c.id == record.id, messages.c.state == current.value)
+                    .values(state=to_state.value, updated_at=at, **fields)
+                    .returning(messages.c.attempts)
+                ).scalar_one_or_none()
+                if attempt is not None:
+                    row = {"message_id": record.id, "from_state": current.value, "to_state": to_state.value}
+                    row |= {"at": at, "attempt": attempt, "reason": fields.get("reason"), "detail": detail}
+                    conn.execute(insert(transitions), row)
+                    return True
+                current = State(
+                    conn.execute(select(messages.c.state).where(messages.c.id == record.id)).scalar_one()
+                )
+            return False
+
+        return self._apply_webhook_event(provider, event_key, ref, apply, now)
+
+    def apply_webhook_reply(
+        self,
+        provider: str,
+        event_key: str,
+        ref: MessageRef,
+        *,
+        reply_id: str,
+        reply_title: str | None,
+        now: datetime | None = None,
+    ) -> WebhookOutcome:
+        """Record the button or row chosen on the message it answers, once per ``event_key``
+        (a later reply to the same message replaces an earlier one)."""
+
+        def apply(conn: Connection, record: MessageRecord, at: datetime) -> bool:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == record.id)
+                .values(reply_id=reply_id[:256], reply_title=(reply_title or "")[:256] or None, replied_at=at)
+            )
+            return True
+
+        return self._apply_webhook_event(provider, event_key, ref, apply, now)
+
+    def _apply_webhook_event(
+        self,
+        provider: str,
+        event_key: str,
+        ref: MessageRef,
+        apply: Callable[[Connection, MessageRecord, datetime], bool],
+        now: datetime | None,
+    ) -> WebhookOutcome:
+        now = now or utcnow()
+        if len(event_key) > 255:
+            event_key = "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    insert(webhook_events),
+                    {"provider": provider, "event_key": event_key, "received_at": now},
+                )
+                record = self._find_by_ref(conn, provider, ref) if ref else None
+                if record is None:
+                    return WebhookOutcome(duplicate=False, message=None, changed=False)
+                changed = apply(conn, record, now)
+                row = conn.execute(select(messages).where(messages.c.id == record.id)).one()
+                return WebhookOutcome(duplicate=False, message=_record(row), changed=changed)
+        except _TooEarly:  # rolled back: the event key is not recorded
+            return WebhookOutcome(duplicate=False, message=None, changed=False, too_early=True)
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                seen = conn.execute(
+                    select(func.count())
+                    .select_from(webhook_events)
+                    .where(
+                        webhook_events.c.provider == provider, webhook_events.c.event_key == event_key[:255]
+                    )
+                ).scalar_one()
+            if not seen:
+                raise
+            return WebhookOutcome(duplicate=True, message=None, changed=False)
+
+    @staticmethod
+    def _find_by_ref(conn: Connection, provider: str, ref: MessageRef) -> MessageRecord | None:
+        if ref.message_id:
+            row = conn.execute(
+                select(messages).where(messages.c.id == ref.message_id, messages.c.provider == provider)
+            ).one_or_none()
+            if row is not None:
+                return _record(row)
+        if ref.provider_message_ids:
+            row = conn.execute(
+                select(messages)
+                .where(
+                    messages.c.provider == provider,
+                    messages.c.provider_message_id.in_(ref.provider_message_ids),
+                )
+                .limit(1)
+            ).one_or_none()
+            if row is not None:
+                return _record(row)
+        return None
+
+    def add_api_key(self, name: str, key_hash: str, prefix: str, *, now: datetime | None = None) -> str:
+        """Store a new API key's hash; return the key's id."""
+        key_id = str(uuid.uuid4())
+        with self.begin() as conn:
+            conn.execute(
+                insert(api_keys),
+                {
+                    "id": key_id,
+                    "name": name,
+                    "key_hash": key_hash,
+                    "prefix": prefix,
+                    "created_at": now or utcnow(),
+                },
+            )
+        return key_id
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash that is not revoked, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+            ).one_or_none()
+        return None if row is None else _api_key(row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key (revoked ones too), oldest first; never the key itself."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)).all()
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, *, now: datetime | None = None) -> bool:
+        """Revoke a key; ``False`` when there is no such key or it was revoked already."""
+        with self.begin() as conn:
+            changed = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now or utcnow())
+            ).rowcount
+        return bool(changed)
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What applying one webhook event did: seen before, the message it named (as it is now),
+    whether that message changed, or nothing because it came before the send was recorded."""
+
+    duplicate: bool
+    message: MessageRecord | None
+    changed: bool
+    too_early: bool = False
+
+
+class _TooEarly(Exception):
+    """A status for a message whose send is not recorded yet: roll back, let the provider retry."""
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """One HTTP API key, without the key: its id, name, first characters and lifetime."""
+
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        key_hash=row.key_hash,
+        prefix=row.prefix,
+        created_at=_aware(row.created_at),
+        revoked_at=_aware(row.revoked_at),
+    )
+
 
 def _pending_row(request: SendRequest, now: datetime) -> dict[str, Any]:
     return {
@@ -607,6 +855,9 @@ def _record(row: Any) -> MessageRecord:
         provider_error_message=row.provider_error_message,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        reply_id=row.reply_id,
+        reply_title=row.reply_title,
+        replied_at=_aware(row.replied_at),
     )
 
 

@@ -124,6 +124,39 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     queue: str = "wadispatch"
 
+    # --- The HTTP API, webhooks, the 24-hour window and events to user code (issue 6) ---
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body the API reads (messages and webhooks); larger ones get 413."""
+    public_base_url: str | None = None
+    """The API's URL as providers see it (``https://wadispatch.example.com``), for Bird's signed
+    URL hash behind a proxy; unset: the URL of the request as it arrived."""
+    meta_app_secret: SecretStr | None = None
+    """Meta's app secret: verifies ``X-Hub-Signature-256``."""
+    meta_verify_token: SecretStr | None = None
+    """Answers Meta's webhook verification (``GET /webhooks/meta?hub.verify_token=...``)."""
+    briq_webhook_secret: SecretStr | None = None
+    """Verifies ``X-Briq-Signature`` (hex HMAC-SHA256 of the body)."""
+    bird_signing_key: SecretStr | None = None
+    """Verifies ``MessageBird-Signature-JWT``."""
+    zixflow_webhook_secret: SecretStr | None = None
+    """The secret last part of the post-back URL: ``/webhooks/zixflow/<secret>``."""
+    wacr_webhook_secret: SecretStr | None = None
+    """The secret last part of WA.cr's webhook URL: ``/webhooks/wacr/<secret>``."""
+    window_tracking: bool = True
+    """Track the 24-hour window per (provider, sender, recipient) in Redis; a pair known closed
+    fails fast as ``window_closed`` without a provider request."""
+    window_seconds: float = Field(default=86_400.0, gt=0)
+    window_closed_ttl_seconds: float = Field(default=30 * 86_400.0, gt=0)
+    """How long a pair stays known closed without news (an inbound message reopens it at once)."""
+    window_prefix: str = "wadispatch:win"
+    event_tasks: dict[Literal["reply", "status", "window_closed"], str] = Field(default_factory=dict)
+    """Celery task names called on events, e.g. ``{"reply": "myapp.tasks.on_reply"}``."""
+    event_queue: str = "celery"
+    """The queue event tasks are published to (Celery's default queue unless told otherwise)."""
+    # --- end of issue 6 settings ---
+
     @field_validator("senders")
     @classmethod
     def _check_sender_keys(cls, senders: dict[str, SenderLimit]) -> dict[str, SenderLimit]:

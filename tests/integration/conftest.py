@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,11 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import SECRETS
+from tests.api_support import WEBHOOK_SECRETS, Api, ApiServer
+from tests.support import SECRETS, make_settings
+from workers.api import create_app
+from workers.api.auth import create_api_key
 from workers.app import app as celery_app
 from workers.app import point_app_at
+from workers.ledger import Ledger
 from workers.localstack import EmbeddedRedis, WorkerProcess
 from workers.simulator import SimulatorConfig, SimulatorServer
+from workers.window import RedisWindows
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +103,41 @@ def start_worker(tmp_path: Path, redis_url: str, queue_name: str, simulator: Sim
     yield start
     for worker in started:
         worker.stop()
+
+
+# --- The HTTP API on loopback (issue 6) ----------------------------------------------------------
+
+
+@pytest.fixture
+def api(ledger: Ledger, database_url: str, redis_url: str, queue_name: str, producer_app) -> Iterator[Api]:
+    run = uuid.uuid4().hex[:8]
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        window_prefix=f"wadispatch-test:win:{run}",
+        event_tasks={
+            "reply": "helpdesk.on_reply",
+            "status": "helpdesk.on_status",
+            "window_closed": "helpdesk.reengage",
+        },
+        event_queue=f"{queue_name}-events-{run}",
+        api_max_body_bytes=4096,
+        meta_verify_token="verify-me",
+        **WEBHOOK_SECRETS,
+    )
+    windows = RedisWindows.from_url(redis_url, settings)
+    server = ApiServer(create_app(settings, ledger=ledger, windows=windows)).start()
+    _, key = create_api_key(ledger, "tests")
+    worker_env = {
+        "WADISPATCH_WINDOW_PREFIX": settings.window_prefix,
+        "WADISPATCH_EVENT_TASKS": json.dumps(settings.event_tasks),
+        "WADISPATCH_EVENT_QUEUE": settings.event_queue,
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=15) as client:
+            yield Api(server.url, client, key, ledger, windows, settings, worker_env)
+    finally:
+        server.stop()
+        windows.redis.delete(settings.event_queue)
+        windows.redis.close()

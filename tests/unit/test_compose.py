@@ -41,7 +41,7 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 #: Services built from the project's Dockerfile (the others run a stock image).
 OWN_SERVICES = sorted(name for name, service in SERVICES.items() if "build" in service)
 #: Services that take every setting from .env.
-ENV_FILE_SERVICES = ("worker", "beat", "flower")
+ENV_FILE_SERVICES = ("worker", "beat", "flower", "api")
 #: No meaningful healthcheck (docker-compose.yml says why beside each).
 WITHOUT_HEALTHCHECK = {"beat": "serves no port and answers no ping; the restart policy covers its death"}
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
@@ -175,13 +175,10 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_the_deployment_has_its_services() -> None:
-    assert set(SERVICES) == {"redis", "postgres", "worker", "beat", "flower", "simulator"}
-    assert OWN_SERVICES == ["beat", "flower", "simulator", "worker"]
+    assert set(SERVICES) == {"redis", "postgres", "worker", "beat", "flower", "simulator", "api"}
+    assert OWN_SERVICES == ["api", "beat", "flower", "simulator", "worker"]
     assert SERVICES["simulator"]["profiles"] == ["dev"]
     assert [name for name, service in SERVICES.items() if "profiles" in service] == ["simulator"]
-    # The HTTP API is a placeholder until the API issue.
-    assert re.search(r"^  # api:$", COMPOSE_TEXT, re.MULTILINE)
-    assert "API issue" in COMPOSE_TEXT
 
 
 @pytest.mark.parametrize("name", OWN_SERVICES)
@@ -196,7 +193,10 @@ def test_the_commands_are_the_documented_ones() -> None:
         "beat": "celery beat",
         "flower": "wadispatch flower",
         "simulator": "wadispatch simulator",
+        "api": "wadispatch api",
     }
+    assert commands["api"][2:] == ["--host", "0.0.0.0", "--port", "8000"]
+    assert "8000:8000" in SERVICES["api"]["ports"]
     assert commands["flower"][2:] == ["--address=0.0.0.0", "--port=5555"]
     assert commands["simulator"][2:] == ["--host", "0.0.0.0", "--port", "8787"]
 
@@ -231,6 +231,7 @@ def test_healthchecks_run_real_commands() -> None:
     for name, url in (
         ("flower", "http://127.0.0.1:5555/healthcheck"),
         ("simulator", "http://127.0.0.1:8787/_sim/health"),
+        ("api", "http://127.0.0.1:8000/health"),
     ):
         check = argv(name)
         assert check[:2] == ["python", "-c"] and url in check[2], check
@@ -250,6 +251,7 @@ def test_the_app_waits_for_healthy_databases() -> None:
     assert waits_for("worker") == {"redis": "service_healthy", "postgres": "service_healthy"}
     assert waits_for("beat") == {"redis": "service_healthy"}
     assert waits_for("flower") == {"redis": "service_healthy"}
+    assert waits_for("api") == {"redis": "service_healthy", "postgres": "service_healthy"}
 
 
 def test_redis_and_postgres_keep_their_data() -> None:
@@ -394,7 +396,8 @@ def test_the_dockerfile_runs_a_known_entry_point() -> None:
 
 def test_the_entry_point_check_rejects_what_does_not_exist() -> None:
     for argv in (
-        ["wadispatch", "api"],
+        ["wadispatch", "serve"],
+        ["wadispatch", "api", "--listen", "0.0.0.0"],
         ["wadispatch", "simulator", "--listen", "0.0.0.0"],
         ["celery", "-A", "workers.app", "scheduler"],
         ["celery", "-A", "workers.app", "beat", "--no-such-option"],

@@ -1,0 +1,262 @@
+"""Provider webhooks against the running API: each provider's samples move the ledger, signatures
+guard it, a webhook delivered twice changes it once, replies from the simulator land on the right
+message, and the user's event tasks are published. SQLite always, PostgreSQL when set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.api_support import URL_SECRETS, Api, published, signature_headers, webhook_url
+from tests.integration.test_pipeline import SENDERS, wait_for
+from tests.support import button_request, list_request
+from workers.ledger import Ledger, webhook_events
+from workers.messages import validate_send_request
+from workers.states import State
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "webhooks"
+PROVIDERS = ["briq", "bird", "zixflow", "wacr", "meta"]
+#: The provider message id each provider's samples are about.
+SAMPLE_MESSAGE_ID = {
+    "bird": "4a968dd619f54d9582440d15aaa791ec",
+    "briq": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    "meta": "wamid.HBgMMjU1NzEyMzQ1Njc4FQIAERgSNjE0QkY1OUE2RjM1QkIyMjlEAA==",
+    "wacr": "wamid.HBgMOTE5OTk5OTk5OTk5FQIAERgSMEE5QjlCNEM3RTI2RjE4RDk5AA==",
+    "zixflow": "f8df74d1-11fa-4485-b164-b9a65358f4fc",
+}
+#: The sender handle the samples' inbound messages name (the window's key).
+SAMPLE_SENDER = {
+    "bird": "0181d0bb76c54g9aae4309s822d35ba5",
+    "briq": "1107264639145282",
+    "meta": "1107264639145282",
+    "wacr": None,
+    "zixflow": "phone-1",
+}
+
+
+def sample(provider: str, name: str) -> bytes:
+    return (SAMPLES / provider / f"{name}.json").read_bytes()
+
+
+def post(api: Api, provider: str, raw: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    url = webhook_url(api.url, provider)
+    signed = signature_headers(provider, raw, url) if headers is None else headers
+    return httpx.post(url, content=raw, headers=signed, timeout=15)
+
+
+def sent_message(ledger: Ledger, provider: str, provider_message_id: str) -> str:
+    """A message the provider accepted as ``provider_message_id`` (state ``sent``)."""
+    request = validate_send_request(button_request(provider, sender=SENDERS[provider]))
+    message_id, _ = ledger.record_pending(request)
+    ledger.transition(message_id, State.PENDING, State.SENDING)
+    ledger.transition(message_id, State.SENDING, State.SENT, provider_message_id=provider_message_id)
+    return message_id
+
+
+def stored_events(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(webhook_events)).scalar_one()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_providers_samples_move_the_ledger_once(provider: str, api: Api) -> None:
+    message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])
+
+    def outcome(name: str) -> dict[str, int]:
+        answer = post(api, provider, sample(provider, name))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["outcomes"]
+
+    # read may come without delivered; a late delivered or sent never moves it back.
+    assert outcome("status_read") == {"statuses": 1}
+    assert outcome("status_delivered") == {"unchanged": 1}
+    if (SAMPLES / provider / "status_sent.json").exists():
+        assert outcome("status_sent") == {"unchanged": 1}
+    record = api.ledger.get(message_id)
+    assert record.state is State.READ
+    assert [t.to_state for t in api.ledger.transitions(message_id)][-1] is State.READ
+
+    assert outcome("reply_button") == {"replies": 1}
+    record = api.ledger.get(message_id)
+    assert (record.reply_id, record.reply_title) == ("no", "No") and record.replied_at is not None
+    # The reply opened the 24-hour window of that (sender, recipient).
+    assert api.windows.state((provider, SAMPLE_SENDER[provider], "+255712345678")) == "open"
+
+    # The same webhooks again, one after the other and at once: nothing changes.
+    transitions = len(api.ledger.transitions(message_id))
+    events = stored_events(api.ledger)
+    assert outcome("reply_button") == {"duplicates": 1}
+    assert outcome("status_read") == {"duplicates": 1}
+    raw = sample(provider, "reply_list")
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: post(api, provider, raw), range(4)))
+    outcomes = sorted(json.dumps(answer.json()["outcomes"]) for answer in answers)
+    assert outcomes == sorted([json.dumps({"replies": 1})] + [json.dumps({"duplicates": 1})] * 3)
+    assert len(api.ledger.transitions(message_id)) == transitions
+    assert stored_events(api.ledger) == events + 1
+    assert api.ledger.get(message_id).reply_id == "airtime"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_failed_status_keeps_the_providers_reason(provider: str, api: Api) -> None:
+    message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])
+    answer = post(api, provider, sample(provider, "status_failed"))
+    assert answer.json()["outcomes"] == {"statuses": 1}
+    record = api.ledger.get(message_id)
+    assert (record.state, record.reason) == (State.FAILED, "undeliverable")
+    assert record.provider_error_message == "Message undeliverable" and record.provider_error_code
+    last = api.ledger.transitions(message_id)[-1]
+    assert (last.from_state, last.to_state, last.reason) == (State.SENT, State.FAILED, "undeliverable")
+    # The user's status task got the message id, the new state and the metadata; no phone number.
+    events = [args for task, args in published(api.settings.redis_url, api.settings.event_queue)]
+    assert [(args[0], args[1]["type"], args[1]["state"]) for args in events] == [
+        (message_id, "status", "failed")
+    ]
+    assert "255712345678" not in json.dumps(events)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api: Api) -> None:
+    message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])
+    raw = sample(provider, "status_read")
+    if provider in URL_SECRETS:
+        attempts = [
+            httpx.post(f"{api.url}/webhooks/{provider}", content=raw, timeout=15),
+            httpx.post(f"{api.url}/webhooks/{provider}/not-the-secret", content=raw, timeout=15),
+        ]
+    else:
+        other = sample(provider, "status_sent")
+        attempts = [
+            post(api, provider, raw, headers={}),
+            post(
+                api, provider, raw, headers=signature_headers(provider, other, webhook_url(api.url, provider))
+            ),
+            post(
+                api,
+                provider,
+                raw,
+                headers={
+                    name: value[:-4] + "abcd"
+                    for name, value in signature_headers(
+                        provider, raw, webhook_url(api.url, provider)
+                    ).items()
+                },
+            ),
+        ]
+    for answer in attempts:
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"] == "invalid_signature"
+    assert api.ledger.get(message_id).state is State.SENT
+    assert len(api.ledger.transitions(message_id)) == 3
+    assert stored_events(api.ledger) == 0
+    assert post(api, provider, raw).json()["outcomes"] == {"statuses": 1}  # the same body, signed
+    assert api.ledger.get(message_id).state is State.READ
+
+
+def test_a_status_before_the_send_is_recorded_is_left_for_the_providers_retry(api: Api) -> None:
+    request = validate_send_request(button_request("zixflow", sender=SENDERS["zixflow"]))
+    message_id, _ = api.ledger.record_pending(request)
+    api.ledger.transition(message_id, State.PENDING, State.SENDING)
+    body = json.loads(sample("zixflow", "status_delivered"))
+    raw = json.dumps({**body, "post_back_data": message_id}).encode()
+    answer = post(api, "zixflow", raw)
+    assert (answer.status_code, answer.json()["error"]) == (503, "retry_later")
+    assert answer.headers["Retry-After"] == "5"
+    assert api.ledger.get(message_id).state is State.SENDING and stored_events(api.ledger) == 0
+    api.ledger.transition(message_id, State.SENDING, State.SENT, provider_message_id=body["request_id"])
+    assert post(api, "zixflow", raw).json()["outcomes"] == {"statuses": 1}  # the redelivery
+    assert api.ledger.get(message_id).state is State.DELIVERED
+
+
+def test_unknown_events_malformed_bodies_and_unknown_providers(api: Api) -> None:
+    unknown = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [{"field": "account_update", "value": {}}]}],
+        }
+    ).encode()
+    answer = post(api, "meta", unknown)
+    assert (answer.status_code, answer.json()["outcomes"]) == (200, {"ignored": 1})
+    answer = post(api, "meta", b"{oops")
+    assert (answer.status_code, answer.json()["error"]) == (400, "malformed_json")
+    assert "line 1" in answer.json()["message"]
+    answer = httpx.post(f"{api.url}/webhooks/telegram", content=b"{}", timeout=15)
+    assert (answer.status_code, answer.json()["error"]) == (404, "unknown_provider")
+    big = b'{"object": "' + b"x" * 5000 + b'"}'
+    assert post(api, "meta", big).status_code == 413
+    a_reply_to_nothing = sample("meta", "reply_button")
+    assert post(api, "meta", a_reply_to_nothing).json()["outcomes"] == {"unmatched": 1}
+
+
+def test_meta_subscription_check(api: Api) -> None:
+    params = {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1158201444"}
+    assert httpx.get(f"{api.url}/webhooks/meta", params=params).status_code == 403
+    answer = httpx.get(f"{api.url}/webhooks/meta", params={**params, "hub.verify_token": "verify-me"})
+    assert (answer.status_code, answer.text) == (200, "1158201444")
+
+
+# --- replies simulated end to end --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim_callbacks(sim: httpx.Client, api: Api) -> Iterator[dict[str, Any]]:
+    """The simulator posts its status and reply callbacks to the API; its config is restored after."""
+    saved = sim.get("/_sim/config").json()
+    changes = {
+        "callbacks": True,
+        "webhook_urls": {provider: webhook_url(api.url, provider) for provider in PROVIDERS},
+        "read_share": 1.0,
+        "reply_share": 1.0,
+        "failed_share": 0.0,
+        "callback_delay_ms": 400,
+    }
+    sim.put("/_sim/config", json=changes).raise_for_status()
+    yield changes
+    sim.put("/_sim/config", json=saved).raise_for_status()
+
+
+def test_simulated_replies_are_recorded_on_the_messages_they_answer(
+    api: Api, sim_callbacks: dict[str, Any], sim: httpx.Client, start_worker, database_url: str
+) -> None:
+    start_worker(
+        database_url,
+        **api.worker_env,
+        WADISPATCH_ZIXFLOW_POST_BACK_URL=sim_callbacks["webhook_urls"]["zixflow"],
+    )
+    choices = {"button": {"yes", "no"}, "list": {"row-1", "row-2"}}
+    sent: dict[str, str] = {}
+    for provider in PROVIDERS:
+        for kind, build in (("button", button_request), ("list", list_request)):
+            body = {key: value for key, value in build(provider, sender=SENDERS[provider]).items() if value}
+            answer = api.client.post("/v1/messages/interactive", json=body)
+            assert answer.status_code == 202, answer.text
+            sent[answer.json()["message_id"]] = kind
+
+    def replied() -> bool:
+        return all(api.ledger.get(message_id).reply_id for message_id in sent)
+
+    wait_for(replied, timeout=60, interval=0.25)
+    for message_id, kind in sent.items():
+        record = api.ledger.get(message_id)
+        assert record.reply_id in choices[kind], (record.provider, record.reply_id)
+        assert record.state is State.READ, (record.provider, record.state)
+    stats = sim.get("/_sim/stats").json()
+    assert stats["callbacks"].get("failed", 0) == 0, stats["callbacks"]
+
+    replies = [
+        args
+        for task, args in published(api.settings.redis_url, api.settings.event_queue)
+        if task == "helpdesk.on_reply"
+    ]
+    assert sorted((args[0], args[1]["reply_id"]) for args in replies) == sorted(
+        (message_id, api.ledger.get(message_id).reply_id) for message_id in sent
+    )

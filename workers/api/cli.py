@@ -1,0 +1,87 @@
+"""``wadispatch api`` (serve the HTTP API) and ``wadispatch api-key create|list|revoke``."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from workers.ledger import Ledger
+
+err = Console(stderr=True)
+out = Console(highlight=False)
+
+api_key_app = typer.Typer(
+    name="api-key",
+    help="Create, list and revoke HTTP API keys (stored hashed; a key is shown once).",
+    no_args_is_help=True,
+)
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default WADISPATCH_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default WADISPATCH_API_PORT, 8000).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the HTTP API (enqueue, message status, provider webhooks; docs at /docs)."""
+    import logging
+
+    import uvicorn
+
+    from workers.api import create_app
+    from workers.api.logs import RedactAccessLog
+    from workers.cli import _settings
+
+    settings = _settings()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=log_level,
+        proxy_headers=True,
+        server_header=False,
+    )
+    # After uvicorn configured its loggers: webhook URL secrets stay out of the access log.
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
+    uvicorn.Server(config).run()
+
+
+def _ledger() -> Ledger:
+    from workers.cli import _settings
+    from workers.ledger import get_ledger
+
+    return get_ledger(_settings().database_url)
+
+
+@api_key_app.command("create")
+def create(name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. helpdesk-web.")]) -> None:
+    """Create a key and print it (stdout, once: it is stored only as a hash)."""
+    from workers.api.auth import create_api_key
+
+    if not name.strip() or len(name) > 128:
+        err.print("[red]error[/]: NAME must be 1 to 128 characters")
+        raise typer.Exit(1)
+    key_id, key = create_api_key(_ledger(), name.strip())
+    err.print(f"created API key {key_id} ({name.strip()}); store it now, it is not shown again:")
+    sys.stdout.write(key + "\n")
+
+
+@api_key_app.command("list")
+def list_keys() -> None:
+    """Every key, one a line: id, name, first characters, created, revoked (or active)."""
+    for record in _ledger().list_api_keys():
+        revoked = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
+        created = f"created {record.created_at:%Y-%m-%d %H:%M}"
+        out.print(f"{record.id}  {record.name}  {record.prefix}…  {created}  {revoked}", soft_wrap=True)
+
+
+@api_key_app.command("revoke")
+def revoke(key_id: Annotated[str, typer.Argument(help="The id `api-key list` shows.")]) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    if not _ledger().revoke_api_key(key_id):
+        err.print(f"[red]no active API key {key_id}[/]")
+        raise typer.Exit(1)
+    err.print(f"revoked {key_id}")

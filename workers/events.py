@@ -1,0 +1,78 @@
+"""Events for the user's own code: a Celery task per event type, named in the settings.
+
+    WADISPATCH_EVENT_TASKS='{"reply": "helpdesk.tasks.on_reply", "window_closed": "helpdesk.tasks.reengage"}'
+
+Each task is called as ``task(message_id, event)`` on ``WADISPATCH_EVENT_QUEUE`` (Celery's default
+queue, ``celery``), so any worker of the user's own app picks it up. ``event`` is a small JSON
+object: the event's ``type``, the message's ``provider``, what happened, and the ``metadata`` the
+message was enqueued with (e.g. ``{"ticket": 4711}``). It never holds a credential nor a phone
+number: the user's code has the message id (``GET /v1/messages/{id}`` or
+``wadispatch status``) for anything more.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from workers.app import app
+from workers.ledger import MessageRecord
+from workers.settings import Settings
+
+log = logging.getLogger("wadispatch.events")
+
+EventType = Literal["reply", "status", "window_closed"]
+
+
+def reply_event(record: MessageRecord) -> dict[str, Any]:
+    return {
+        **_common("reply", record),
+        "reply_id": record.reply_id,
+        "reply_title": record.reply_title,
+        "replied_at": record.replied_at.isoformat() if record.replied_at else None,
+    }
+
+
+def status_event(record: MessageRecord) -> dict[str, Any]:
+    return {
+        **_common("status", record),
+        "state": record.state.value,
+        "reason": record.reason,
+        "provider_error_code": record.provider_error_code,
+        "provider_error_message": record.provider_error_message,
+    }
+
+
+def window_closed_event(record: MessageRecord) -> dict[str, Any]:
+    return {**_common("window_closed", record), "sender": record.sender}
+
+
+def _common(event_type: EventType, record: MessageRecord) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "message_id": record.id,
+        "provider": record.provider,
+        "metadata": record.request.get("metadata") or {},
+    }
+
+
+def emit(event_type: EventType, record: MessageRecord, event: dict[str, Any], settings: Settings) -> bool:
+    """Publish the user's task for this event, if one is configured; ``False`` if none or the
+    broker refused (logged: an event is a notification, it never undoes what the ledger holds)."""
+    task = settings.event_tasks.get(event_type)
+    if not task:
+        return False
+    try:
+        app.send_task(task, args=[record.id, event], queue=settings.event_queue)
+    except Exception as exc:  # kombu/redis raise many kinds
+        log.warning("could not publish the %s event of %s: %s", event_type, record.id, type(exc).__name__)
+        return False
+    return True
+
+
+def emit_window_closed(records: list[MessageRecord], settings: Settings) -> None:
+    """One ``window_closed`` event per message that failed ``window_closed``."""
+    if "window_closed" not in settings.event_tasks:
+        return
+    for record in records:
+        emit("window_closed", record, window_closed_event(record), settings)

@@ -1,0 +1,139 @@
+"""Applying webhook events: the ledger, the 24-hour window and the user's event tasks.
+
+The I/O side of :mod:`workers.webhooks` (which only verifies and parses). Per event:
+
+* an inbound message or a reply opens the window of its (provider, sender, recipient);
+* a reply is recorded on the message it answers (``reply_id``, ``reply_title``, ``replied_at``);
+* a status moves the message through the state machine (never backwards; a stale or repeated
+  status changes nothing); ``failed`` keeps the provider's code and message, and a failure for the
+  24-hour window marks the pair closed;
+* an event seen before (same provider and event key) changes nothing;
+* a status for a message whose send is not recorded yet (still ``pending`` or ``sending``) is not
+  recorded either: the webhook is answered 503 so that the provider delivers it again;
+* unknown events are logged (phone numbers masked) and acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from workers.events import emit, reply_event, status_event, window_closed_event
+from workers.ledger import Ledger, WebhookOutcome
+from workers.redaction import mask_phone
+from workers.settings import Settings
+from workers.states import State
+from workers.webhooks.events import Inbound, Reply, Status, Unknown, WebhookEvent
+from workers.window import Pair, Windows
+
+log = logging.getLogger("wadispatch.webhooks")
+
+#: Provider codes of a delivery failure because the 24-hour window was closed.
+WINDOW_CLOSED_CODES = frozenset({"131047", "470", "WINDOW_CLOSED"})
+#: Provider codes of a recipient who stopped messages from the business.
+OPTED_OUT_CODES = frozenset({"131050", "131049", "OPTED_OUT", "CONTACT_OPTED_OUT"})
+
+
+@dataclass
+class InboxResult:
+    """How many events of a webhook did what (the webhook's answer body)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def retry_later(self) -> bool:
+        """Some event came before its message's send was recorded: the provider should retry."""
+        return self.counts["too_early"] > 0
+
+
+def failure_reason(status: Status) -> str:
+    """The ledger's reason for a ``failed`` status: ``window_closed``, ``opted_out`` or
+    ``undeliverable`` (any other failure the provider reports after accepting the message)."""
+    code = (status.error_code or "").upper()
+    if code in WINDOW_CLOSED_CODES:
+        return "window_closed"
+    if code in OPTED_OUT_CODES:
+        return "opted_out"
+    return "undeliverable"
+
+
+def apply_events(
+    events: list[WebhookEvent], *, ledger: Ledger, windows: Windows, settings: Settings
+) -> InboxResult:
+    """Apply one webhook's events, in order."""
+    result = InboxResult()
+    opened: list[Pair] = []
+    closed: list[Pair] = []
+    for event in events:
+        if isinstance(event, Unknown):
+            log.info("ignored a %s webhook event: %s", event.provider, event.description)
+            result.counts["ignored"] += 1
+            continue
+        if isinstance(event, Inbound):
+            opened.append((event.provider, event.sender, event.phone))
+        if isinstance(event, Reply):
+            outcome = ledger.apply_webhook_reply(
+                event.provider,
+                event.event_key,
+                event.answers,
+                reply_id=event.reply_id,
+                reply_title=event.reply_title,
+            )
+            result.counts[_count(outcome, "replies")] += 1
+            if outcome.message is None and not outcome.duplicate:
+                log.info(
+                    "a %s reply from %s answers no known message", event.provider, mask_phone(event.phone)
+                )
+            elif outcome.changed and outcome.message is not None:
+                emit("reply", outcome.message, reply_event(outcome.message), settings)
+        elif isinstance(event, Inbound):
+            result.counts["inbound"] += 1
+        elif isinstance(event, Status):
+            closed += _apply_status(event, ledger, settings, result)
+    _update_windows(windows, opened, closed)
+    return result
+
+
+def _apply_status(event: Status, ledger: Ledger, settings: Settings, result: InboxResult) -> list[Pair]:
+    to_state = State(event.status)
+    reason = failure_reason(event) if to_state is State.FAILED else None
+    outcome = ledger.apply_webhook_status(
+        event.provider,
+        event.event_key,
+        event.message,
+        to_state,
+        reason=reason,
+        detail={"webhook": event.status, **({"provider_code": event.error_code} if event.error_code else {})},
+        provider_error_code=event.error_code,
+        provider_error_message=event.error_message,
+    )
+    result.counts[_count(outcome, "statuses")] += 1
+    record = outcome.message
+    if record is None or not outcome.changed:
+        return []
+    emit("status", record, status_event(record), settings)
+    if reason != "window_closed":
+        return []
+    emit("window_closed", record, window_closed_event(record), settings)
+    return [(record.provider, record.sender, record.recipient)]
+
+
+def _count(outcome: WebhookOutcome, kind: str) -> str:
+    if outcome.too_early:
+        return "too_early"
+    if outcome.duplicate:
+        return "duplicates"
+    if outcome.message is None:
+        return "unmatched"
+    return kind if outcome.changed else "unchanged"
+
+
+def _update_windows(windows: Windows, opened: list[Pair], closed: list[Pair]) -> None:
+    try:
+        if opened:
+            windows.open(opened)
+        if closed:
+            windows.close(closed)
+    except Exception as exc:  # the ledger holds the events; only the send shortcut is lost
+        log.warning("could not update the 24-hour windows: %s", type(exc).__name__)
