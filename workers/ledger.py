@@ -567,27 +567,10 @@ class Ledger:
 
     def stale_pending_ids(self, cutoff: datetime, limit: int) -> list[str]:
         """Up to ``limit`` ``pending`` messages due and untouched since before ``cutoff``, oldest first."""
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(messages.c.id)
-                    .where(*_stale_pending(cutoff))
-                    .order_by(messages.c.updated_at)
-                    .limit(limit)
-                ).scalars()
-            )
+        return self._oldest_ids(_stale_pending(cutoff), limit)
 
     def count_stale_pending(self, cutoff: datetime) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.count()).select_from(messages).where(*_stale_pending(cutoff))
-            ).scalar_one()
-
-    def count_stuck_sending(self, cutoff: datetime) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.count()).select_from(messages).where(*_stuck_sending(cutoff))
-            ).scalar_one()
+        return self._count_where(_stale_pending(cutoff))
 
     def touch_stale_pending(self, message_ids: list[str], cutoff: datetime, now: datetime) -> list[str]:
         """Mark these messages seen at ``now`` if they are still stale; return those this call won."""
@@ -605,15 +588,19 @@ class Ledger:
 
     def stuck_sending_ids(self, cutoff: datetime, limit: int) -> list[str]:
         """Up to ``limit`` messages ``sending`` since before ``cutoff``, oldest first."""
+        return self._oldest_ids(_stuck_sending(cutoff), limit)
+
+    def count_stuck_sending(self, cutoff: datetime) -> int:
+        return self._count_where(_stuck_sending(cutoff))
+
+    def _oldest_ids(self, conditions: list[Any], limit: int) -> list[str]:
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(messages.c.id)
-                    .where(*_stuck_sending(cutoff))
-                    .order_by(messages.c.updated_at)
-                    .limit(limit)
-                ).scalars()
-            )
+            query = select(messages.c.id).where(*conditions).order_by(messages.c.updated_at).limit(limit)
+            return list(conn.execute(query).scalars())
+
+    def _count_where(self, conditions: list[Any]) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(messages).where(*conditions)).scalar_one()
 
     def settle_stuck_sending(
         self,

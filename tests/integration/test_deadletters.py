@@ -9,15 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import SECRETS, button_request
+from tests.support import SECRETS, button_request, wait_for
 from workers.app import SEND_BATCH_TASK, SEND_TASK
 from workers.ledger import DeadLetter, Ledger
 from workers.messages import validate_send_request
@@ -27,16 +25,6 @@ from workers.states import State
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 WADISPATCH = str(Path(sys.executable).with_name("wadispatch"))
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def publish_raw(app: Any, queue: str, body: bytes, content_type: str, headers: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import worker_env
-from tests.support import button_request
+from tests.support import button_request, wait_for
 from workers.app import point_app_at
 from workers.ledger import Ledger, MessageRecord
 from workers.localstack import EmbeddedRedis, stop_process_group
@@ -41,16 +41,6 @@ FAULT_ENV = {
 }
 TERMINAL = {State.SENT, State.FAILED}
 SIM_CONFIG = SimulatorConfig(latency="fixed", latency_ms=10, sender_limit=None, callbacks=False)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 class Provider:

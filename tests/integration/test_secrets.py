@@ -12,15 +12,15 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.integration.test_flower import AUTH, FlowerProcess, flower_env, free_port, wait_for
-from tests.support import SECRETS, button_request, make_settings
+from tests.integration.test_flower import AUTH
+from tests.integration.test_flower import flower as flower_url  # noqa: F401 (a fixture)
+from tests.support import SECRETS, button_request, make_settings, wait_for
 from workers.app import RECONCILE_TASK, SEND_BATCH_TASK
 from workers.engine import send_batch
 from workers.ledger import Ledger, metadata
@@ -59,26 +59,6 @@ def leaks(text: str, needles: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def flower(redis_url: str, queue_name: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.app",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-    ]
-    process = FlowerProcess(command, flower_env(redis_url, queue_name), tmp_path / "flower.log", port).start()
-    try:
-        yield process.url
-    finally:
-        process.stop()
-
-
-@pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """SQLite only: what leaks into logs and Flower does not depend on the database."""
     return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
@@ -88,7 +68,7 @@ def test_known_secrets_and_phone_numbers_appear_nowhere_after_a_run(
     tmp_path: Path,
     database_url: str,
     ledger: Ledger,
-    flower: str,
+    flower_url: str,  # noqa: F811 (the fixture imported above)
     producer_app,
     redis_url: str,
     queue_name: str,
@@ -119,7 +99,7 @@ def test_known_secrets_and_phone_numbers_appear_nowhere_after_a_run(
     assert any(
         t.to_state is State.PENDING and t.from_state is State.SENDING for t in ledger.transitions(ids[4])
     )
-    tasks = wait_for(lambda: (found := _flower_tasks(flower)) and len(found) >= 8 and found, timeout=30)
+    tasks = wait_for(lambda: (found := _flower_tasks(flower_url)) and len(found) >= 8 and found, timeout=30)
 
     cli_env = {
         "WADISPATCH_DATABASE_URL": database_url,
@@ -157,8 +137,8 @@ def test_known_secrets_and_phone_numbers_appear_nowhere_after_a_run(
         assert leaks(places[place], phones + [phone.lstrip("+") for phone in phones]) == [], place
 
 
-def _flower_tasks(flower: str) -> dict[str, object]:
-    answer = httpx.get(f"{flower}/api/tasks", auth=AUTH, timeout=5)
+def _flower_tasks(url: str) -> dict[str, object]:
+    answer = httpx.get(f"{url}/api/tasks", auth=AUTH, timeout=5)
     answer.raise_for_status()
     return answer.json()
 
