@@ -25,7 +25,18 @@ log = logging.getLogger("wadispatch.poison")
 
 
 def dead_letter_message(message: Any, reason: str, error: BaseException | str | None) -> None:
-    """Store a kombu message as a dead letter (its decoded arguments when it can be decoded)."""
+    """Store a kombu message as a dead letter (its decoded arguments when it can be decoded).
+
+    Never raises: the consumer's loop must go on even when the ledger cannot be reached.
+    """
+    try:
+        _dead_letter_message(message, reason, error)
+    except Exception:
+        log.exception("could not dead-letter a job (%s)", reason)
+
+
+def _dead_letter_message(message: Any, reason: str, error: BaseException | str | None) -> None:
+    # message.decode() honours the consumer's accept list (JSON): a pickle body is refused, never loaded.
     headers = message.headers if isinstance(message.headers, dict) else {}
     args = None
     if reason != deadletters.UNDECODABLE:
