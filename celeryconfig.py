@@ -82,3 +82,19 @@ task_soft_time_limit = _env("task_soft_time_limit", 60)
 task_time_limit = _env("task_time_limit", 90)
 
 worker_hijack_root_logger = _env("worker_hijack_root_logger", True)
+
+# --- Recovery (README "Recovery", "Dead letters") ----------------------------------------------
+# Beat runs the reconciler every WADISPATCH_RECONCILE_INTERVAL_SECONDS. Runs do not expire: one
+# queued behind a long campaign's jobs still runs, and runs that piled up while no worker was up
+# find nothing left to do after the first.
+beat_schedule = _env(
+    "beat_schedule",
+    {
+        "wadispatch-reconcile": {
+            "task": "wadispatch.reconcile",
+            "schedule": _settings.reconcile_interval_seconds,
+        }
+    },
+)
+# The worker's consumer stores poison jobs (undecodable, unknown task, invalid) as dead letters.
+worker_consumer = _env("worker_consumer", "tasks.poison:DeadLetteringConsumer")

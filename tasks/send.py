@@ -7,6 +7,7 @@ import logging
 from celery import Task
 
 from workers.app import SEND_BATCH_TASK, SEND_TASK, app
+from workers.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
 from workers.engine import BatchResult, send_batch
 from workers.events import emit_window_closed
 from workers.ledger import get_ledger
@@ -23,8 +24,11 @@ class SendDeferred(Exception):
     """Why a send was put off; Flower shows it as the retry's reason."""
 
 
-def _attempt(message_ids: list[str]) -> BatchResult:
+def _attempt(task: Task, message_ids: list[str]) -> BatchResult:
     settings = get_settings()
+    if not _is_id_list(message_ids):
+        _dead_letter(task, INVALID_ARGUMENTS, [message_ids], "expected a list of message ids")
+        return BatchResult()
     result = send_batch(
         message_ids,
         ledger=get_ledger(),
@@ -36,14 +40,35 @@ def _attempt(message_ids: list[str]) -> BatchResult:
     if result.closed_windows:
         emit_window_closed(result.closed_windows, settings)
     if result.skipped:
-        log.info("skipped %d message(s) not pending (already handled, or unknown)", len(result.skipped))
+        log.info("skipped %d message(s) no longer pending (already handled)", len(result.skipped))
+    if result.unknown:
+        _dead_letter(task, UNKNOWN_MESSAGE, [result.unknown], f"{len(result.unknown)} unknown message id(s)")
     return result
+
+
+def _is_id_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _dead_letter(task: Task, reason: str, args: list[object], error: str) -> None:
+    """Keep a poison job's arguments in the dead-letter store; the task then returns normally."""
+    request = task.request
+    letter = build_dead_letter(
+        reason,
+        settings=get_settings(),
+        args=args,
+        task=task.name,
+        queue=(request.delivery_info or {}).get("routing_key"),
+        headers=safe_headers({"task": task.name, "id": request.id, "retries": request.retries}),
+        error=error,
+    )
+    store(get_ledger(), letter)
 
 
 @app.task(name=SEND_TASK, bind=True, max_retries=None, acks_late=True)
 def send_message(self: Task, message_id: str) -> str:
     """Send one message by id (a web app's enqueue). Returns what the attempt did."""
-    result = _attempt([message_id])
+    result = _attempt(self, [message_id] if isinstance(message_id, str) else message_id)
     if result.later:
         later = result.later[0]
         raise self.retry(countdown=later.delay, exc=SendDeferred(f"{later.reason}: {later.description}"))
@@ -53,7 +78,7 @@ def send_message(self: Task, message_id: str) -> str:
 @app.task(name=SEND_BATCH_TASK, bind=True, acks_late=True)
 def send_batch_task(self: Task, message_ids: list[str]) -> str:
     """Send a batch of messages by id (bulk enqueue). Those to try again go out as new jobs."""
-    result = _attempt(message_ids)
+    result = _attempt(self, message_ids)
     if result.later:
         publish_later(result.later)
     return result.summary()

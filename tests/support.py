@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from workers.settings import Settings
 
 #: Provider credentials given to test workers; tests check they never leak.
@@ -69,3 +73,14 @@ def list_request(provider: str = "meta", **overrides: object) -> dict[str, objec
         },
     }
     return request
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something true (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wadispatch", include=["tasks.send"])
+app = Celery("wadispatch", include=["tasks.send", "tasks.reconcile"])
 app.config_from_object("celeryconfig")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"
+RECONCILE_TASK = "wadispatch.reconcile"
 
 
 def point_app_at(broker_url: str, queue: str) -> None:

@@ -269,6 +269,16 @@ def _register_api() -> None:
 _register_api()
 
 
+def _register_recovery() -> None:
+    from workers.recovery_cli import dead_letters_app, reconcile_command
+
+    app.command("reconcile")(reconcile_command)
+    app.add_typer(dead_letters_app)
+
+
+_register_recovery()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

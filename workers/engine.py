@@ -23,7 +23,7 @@ from workers.errors import ConfigurationError, MessageValidationError
 from workers.ledger import Change, Ledger, MessageRecord, utcnow
 from workers.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
 from workers.ratelimit import CooldownView, Limiter
-from workers.redaction import mask_phone
+from workers.redaction import mask_phone, scrub_secrets
 from workers.settings import Settings
 from workers.states import State
 from workers.transport import SendLoop
@@ -55,6 +55,9 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
     later: list[Later] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    """Not pending any more (another job took them, or they are settled)."""
+    unknown: list[str] = field(default_factory=list)
+    """Ids the ledger has never seen (a poison job: dead-lettered by the task)."""
     closed_windows: list[MessageRecord] = field(default_factory=list)
     """The messages that failed ``window_closed`` (for the ``window_closed`` event)."""
 
@@ -68,6 +71,8 @@ class BatchResult:
             parts.append(f"later {len(self.later)} ({_counts(Counter(item.reason for item in self.later))})")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)}")
+        if self.unknown:
+            parts.append(f"unknown {len(self.unknown)}")
         return ", ".join(parts)
 
 
@@ -91,7 +96,12 @@ def send_batch(
     now = utcnow()
     pending = ledger.load_pending(message_ids)
     known = {record.id for record in pending}
-    result.skipped += [message_id for message_id in message_ids if message_id not in known]
+    not_pending = [message_id for message_id in message_ids if message_id not in known]
+    if not_pending:
+        # Rare (a duplicate job, or a poison one): tell settled messages from unknown ids.
+        existing = ledger.existing_ids(not_pending)
+        result.skipped += [message_id for message_id in not_pending if message_id in existing]
+        result.unknown += [message_id for message_id in not_pending if message_id not in existing]
 
     due: list[MessageRecord] = []
     for record in pending:
@@ -275,6 +285,10 @@ async def _send_one(
     except Exception:  # a bug past the request: it may have gone out, so it is not retried
         log.exception("could not read the answer for %s", record.id)
         return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
+    if outcome.provider_message:
+        # A provider may echo the credential back in its error text: it must not reach the ledger.
+        scrubbed = scrub_secrets(outcome.provider_message, settings.secret_values())
+        outcome = replace(outcome, provider_message=scrubbed)
     if outcome.kind == "rate_limited":
         try:
             cooldown = await limiter.penalize(record.provider, record.sender, outcome.retry_after)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -114,6 +116,51 @@ api_keys = Table(
 )
 """HTTP API keys, stored as the SHA-256 of the key (the key itself is shown once, at creation)."""
 # --- end of issue 6 tables ---------------------------------------------------------------------
+
+# --- Recovery: dead letters (README "Dead letters") -------------------------------------------
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("queue", String(255)),
+    Column("task", String(255)),
+    Column("reason", String(32), nullable=False),
+    Column("error", Text),
+    Column("body", Text, nullable=False),
+    Column("body_encoding", String(16), nullable=False),
+    Column("body_truncated", Boolean, nullable=False, default=False),
+    Column("args", JSON),
+    Column("headers", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job no worker could run, kept with why (see :mod:`workers.deadletters`).
+
+    ``args`` holds the task's arguments when the body could be decoded (then it can be replayed);
+    ``body`` is the raw body as text, or base64 when ``body_encoding`` is ``"base64"``.
+    """
+
+    reason: str
+    body: str
+    body_encoding: str = "utf-8"
+    body_truncated: bool = False
+    queue: str | None = None
+    task: str | None = None
+    error: str | None = None
+    args: list[Any] | None = None
+    headers: dict[str, Any] | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+    replayed_at: datetime | None = None
+
+    @property
+    def replayable(self) -> bool:
+        return self.task is not None and self.args is not None
+
 
 #: Message columns a transition may set besides state, reason and updated_at.
 TRANSITION_FIELDS = frozenset(
@@ -774,6 +821,142 @@ def _api_key(row: Any) -> ApiKeyRecord:
         revoked_at=_aware(row.revoked_at),
     )
 
+    # --- Recovery: the reconciler's queries and the dead-letter store (issue 7) ---------------
+    # Every change below is one conditional UPDATE ... RETURNING: of two reconcilers that read
+    # the same rows, only the one whose UPDATE matched a row acts on it.
+
+    def existing_ids(self, message_ids: list[str]) -> set[str]:
+        """The ids among these that the ledger knows, whatever their state."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(messages.c.id).where(messages.c.id.in_(message_ids))).scalars())
+
+    def stale_pending_ids(self, cutoff: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` ``pending`` messages due and untouched since before ``cutoff``, oldest first."""
+        return self._oldest_ids(_stale_pending(cutoff), limit)
+
+    def count_stale_pending(self, cutoff: datetime) -> int:
+        return self._count_where(_stale_pending(cutoff))
+
+    def touch_stale_pending(self, message_ids: list[str], cutoff: datetime, now: datetime) -> list[str]:
+        """Mark these messages seen at ``now`` if they are still stale; return those this call won."""
+        if not message_ids:
+            return []
+        with self.begin() as conn:
+            return list(
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(message_ids), *_stale_pending(cutoff))
+                    .values(updated_at=now)
+                    .returning(messages.c.id)
+                ).scalars()
+            )
+
+    def stuck_sending_ids(self, cutoff: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` messages ``sending`` since before ``cutoff``, oldest first."""
+        return self._oldest_ids(_stuck_sending(cutoff), limit)
+
+    def count_stuck_sending(self, cutoff: datetime) -> int:
+        return self._count_where(_stuck_sending(cutoff))
+
+    def _oldest_ids(self, conditions: list[Any], limit: int) -> list[str]:
+        with self.engine.connect() as conn:
+            query = select(messages.c.id).where(*conditions).order_by(messages.c.updated_at).limit(limit)
+            return list(conn.execute(query).scalars())
+
+    def _count_where(self, conditions: list[Any]) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(messages).where(*conditions)).scalar_one()
+
+    def settle_stuck_sending(
+        self,
+        message_ids: list[str],
+        cutoff: datetime,
+        now: datetime,
+        *,
+        to_state: State,
+        reason: str,
+        detail: dict[str, Any],
+        max_attempts: int | None = None,
+    ) -> list[str]:
+        """Move these messages, if still stuck in ``sending``, to ``to_state``; return those moved.
+
+        ``max_attempts`` limits the move to messages with fewer attempts (a resend's budget).
+        """
+        check_transition(State.SENDING, to_state, reason)
+        if not message_ids:
+            return []
+        conditions = [messages.c.id.in_(message_ids), *_stuck_sending(cutoff)]
+        if max_attempts is not None:
+            conditions.append(messages.c.attempts < max_attempts)
+        with self.begin() as conn:
+            moved = conn.execute(
+                update(messages)
+                .where(*conditions)
+                .values(state=to_state.value, reason=reason, updated_at=now, next_attempt_at=None)
+                .returning(messages.c.id, messages.c.attempts)
+            ).all()
+            if moved:
+                conn.execute(
+                    insert(transitions),
+                    [
+                        {
+                            "message_id": row.id,
+                            "from_state": State.SENDING.value,
+                            "to_state": to_state.value,
+                            "at": now,
+                            "attempt": row.attempts,
+                            "reason": reason,
+                            "detail": detail,
+                        }
+                        for row in moved
+                    ],
+                )
+        return [row.id for row in moved]
+
+    def record_dead_letter(self, letter: DeadLetter, *, now: datetime | None = None) -> int:
+        """Store a dead letter; return its id."""
+        row = {
+            field.name: getattr(letter, field.name)
+            for field in dataclasses.fields(letter)
+            if field.name not in ("id", "created_at", "replayed_at")
+        }
+        with self.begin() as conn:
+            result = conn.execute(insert(dead_letters).values(**row, created_at=now or utcnow()))
+            return int(result.inserted_primary_key[0])
+
+    def dead_letters(self, *, include_replayed: bool = True, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        query = select(dead_letters).order_by(dead_letters.c.id)
+        if not include_replayed:
+            query = query.where(dead_letters.c.replayed_at.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_dead_letter(row) for row in conn.execute(query).all()]
+
+    def get_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).one_or_none()
+        return _dead_letter(row) if row is not None else None
+
+    def mark_dead_letter_replayed(self, letter_id: int, *, now: datetime | None = None) -> bool:
+        """Mark a dead letter replayed; ``False`` if it was already (another replay won)."""
+        with self.begin() as conn:
+            changed = conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id == letter_id, dead_letters.c.replayed_at.is_(None))
+                .values(replayed_at=now or utcnow())
+            ).rowcount
+        return changed == 1
+
+    def purge_dead_letters(self, *, replayed_only: bool = True) -> int:
+        """Delete replayed dead letters (or all of them); return how many."""
+        statement = delete(dead_letters)
+        if replayed_only:
+            statement = statement.where(dead_letters.c.replayed_at.is_not(None))
+        with self.begin() as conn:
+            return conn.execute(statement).rowcount
+
 
 def _pending_row(request: SendRequest, now: datetime) -> dict[str, Any]:
     return {
@@ -811,6 +994,36 @@ def _first_transition(message_id: str, now: datetime) -> dict[str, Any]:
         "at": now,
         "attempt": 0,
     }
+
+
+def _stale_pending(cutoff: datetime) -> list[Any]:
+    """Pending, due since before ``cutoff`` and untouched since then: its job may be lost."""
+    return [
+        messages.c.state == State.PENDING.value,
+        messages.c.updated_at < cutoff,
+        messages.c.next_attempt_at.is_(None) | (messages.c.next_attempt_at < cutoff),
+    ]
+
+
+def _stuck_sending(cutoff: datetime) -> list[Any]:
+    return [messages.c.state == State.SENDING.value, messages.c.updated_at < cutoff]
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        queue=row.queue,
+        task=row.task,
+        reason=row.reason,
+        error=row.error,
+        body=row.body,
+        body_encoding=row.body_encoding,
+        body_truncated=row.body_truncated,
+        args=row.args,
+        headers=row.headers,
+        created_at=_aware(row.created_at),
+        replayed_at=_aware(row.replayed_at),
+    )
 
 
 def normalise_database_url(url: str) -> str:

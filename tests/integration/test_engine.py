@@ -254,12 +254,14 @@ def test_missing_configuration_fails_with_reason_config_and_no_request(
     assert transport.requests == []
 
 
-def test_settled_and_unknown_messages_are_skipped(ledger: Ledger, loop: SendLoop, settings: Settings) -> None:
+def test_settled_messages_are_skipped_and_unknown_ids_told_apart(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
     [message_id] = pending_messages(ledger)
     transport = ScriptedTransport(Outcome.accepted("w", 200))
     attempt(ledger, loop, transport, settings, [message_id])
     result = attempt(ledger, loop, transport, settings, [message_id, "no-such-message"])
-    assert result.skipped == [message_id, "no-such-message"]
+    assert (result.skipped, result.unknown) == ([message_id], ["no-such-message"])
     assert len(transport.requests) == 1
 
 

@@ -1,0 +1,230 @@
+"""Fault injection with real parts: worker crashes, a lost Redis, a provider outage, a 429 storm.
+
+Each test runs a campaign-sized batch (``enqueue_many``) through real worker processes, a real
+Celery beat running the reconciler every second (with thresholds of seconds, not minutes), the
+simulator over loopback HTTP and the ledger, breaks one part in the middle, and checks the promise:
+every message ends in exactly one terminal state with its reason, and the provider is not sent a
+message twice. Each prints its figures (run with ``-s`` to see them). Run alone: ``-m faults``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import worker_env
+from tests.support import button_request, wait_for
+from workers.app import point_app_at
+from workers.ledger import Ledger, MessageRecord
+from workers.localstack import EmbeddedRedis, stop_process_group
+from workers.producer import enqueue_many
+from workers.simulator import SimulatorConfig, SimulatorServer
+from workers.states import State
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
+
+#: The reconciler at test speed: beat every second, lost jobs after 3 s, stuck sends after 6 s
+#: (well above the longest live attempt here: a 1 s limiter wait plus 10 ms of latency).
+FAULT_ENV = {
+    "WADISPATCH_RECONCILE_INTERVAL_SECONDS": "1",
+    "WADISPATCH_RECONCILE_PENDING_AFTER_SECONDS": "3",
+    "WADISPATCH_RECONCILE_SENDING_AFTER_SECONDS": "6",
+    "WADISPATCH_DEFAULT_RATE": "150",
+}
+TERMINAL = {State.SENT, State.FAILED}
+SIM_CONFIG = SimulatorConfig(latency="fixed", latency_ms=10, sender_limit=None, callbacks=False)
+
+
+class Provider:
+    """The simulator on one port for the whole test, which can go away and come back."""
+
+    def __init__(self) -> None:
+        self.server = SimulatorServer(SIM_CONFIG).start()
+        self.accepted: list[dict[str, Any]] = []
+
+    def outage(self, seconds: float) -> None:
+        """Stop answering (connections refused) for ``seconds``, then serve again on the same port."""
+        self.accepted += self.server.stats()["accepted_log"]
+        self.server.stop()
+        time.sleep(seconds)
+        self.server = SimulatorServer(SIM_CONFIG, port=self.server.port).start()
+
+    def accepted_per_recipient(self) -> Counter[str]:
+        entries = self.accepted + self.server.stats()["accepted_log"]
+        return Counter(entry["recipient"].lstrip("+") for entry in entries)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    provider = Provider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def start_beat(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
+    """Start ``celery beat`` (the reconciler's schedule) with an environment; stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with (tmp_path / "beat.log").open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.app",
+                    "beat",
+                    "--loglevel=INFO",
+                    f"--schedule={tmp_path / 'beat-schedule'}",
+                ],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop_process_group(process, 10)
+
+
+def campaign(ledger: Ledger, count: int) -> list[str]:
+    """``count`` messages to distinct recipients, published 20 per job (a campaign's send path)."""
+    requests = [button_request("meta", to=f"+25571{index:07d}") for index in range(count)]
+    return [result.message_id for result in enqueue_many(requests, ledger=ledger, batch_size=20)]
+
+
+def sent_at_least(ledger: Ledger, count: int) -> Callable[[], bool]:
+    return lambda: ledger.count_by_state().get(State.SENT.value, 0) >= count
+
+
+def all_terminal(ledger: Ledger) -> bool:
+    return set(ledger.count_by_state()) <= {State.SENT.value, State.FAILED.value}
+
+
+def outcome(ledger: Ledger, provider: Provider, expected: int) -> tuple[list[MessageRecord], dict[str, Any]]:
+    """The ledger's records, checked complete, and the run's figures (printed)."""
+    records = ledger.all_messages()
+    assert len(records) == expected
+    accepted = provider.accepted_per_recipient()
+    figures = {
+        "states": dict(Counter(record.state.value for record in records)),
+        "failed_reasons": dict(Counter(record.reason for record in records if record.state is State.FAILED)),
+        "received_twice": sum(1 for count in accepted.values() if count > 1),
+        "accepted_by_provider": sum(accepted.values()),
+        "max_attempts_used": max(record.attempts for record in records),
+    }
+    print(figures)
+    return records, figures
+
+
+def test_kill_9_of_one_of_two_workers_loses_nothing_and_sends_nothing_twice(
+    database_url: str,
+    ledger: Ledger,
+    producer_app,
+    redis_url: str,
+    queue_name: str,
+    start_worker,
+    start_beat,
+    provider,
+) -> None:
+    env = {**provider.server.base_urls(), **FAULT_ENV}
+    victim = start_worker(database_url, name="victim", concurrency=4, **env)
+    start_worker(database_url, name="survivor", concurrency=4, **env)
+    start_beat({**worker_env(redis_url, database_url, queue_name, provider.server), **FAULT_ENV})
+    campaign(ledger, 1000)
+    wait_for(sent_at_least(ledger, 250), timeout=60)
+    victim.kill()
+    at_kill = ledger.count_by_state()
+    wait_for(lambda: all_terminal(ledger), timeout=120)
+    records, figures = outcome(ledger, provider, 1000)
+    print({"at_kill": at_kill})
+    assert {record.state for record in records} <= TERMINAL
+    # The only failures are the sends the crash interrupted, settled by the default policy.
+    assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
+    assert figures["received_twice"] == 0
+    accepted = provider.accepted_per_recipient()
+    sent = [record for record in records if record.state is State.SENT]
+    assert all(accepted[record.recipient.lstrip("+")] == 1 for record in sent)
+
+
+def test_redis_lost_and_restarted_empty_mid_campaign_loses_nothing(
+    database_url: str,
+    ledger: Ledger,
+    producer_app,
+    queue_name: str,
+    start_worker,
+    start_beat,
+    provider,
+    redis_url,
+) -> None:
+    broker = EmbeddedRedis().start()
+    try:
+        point_app_at(broker.url, queue_name)
+        env = {**provider.server.base_urls(), **FAULT_ENV, "WADISPATCH_REDIS_URL": broker.url}
+        start_worker(database_url, name="w1", concurrency=4, **env)
+        start_beat({**worker_env(broker.url, database_url, queue_name, provider.server), **FAULT_ENV})
+        campaign(ledger, 1000)
+        wait_for(sent_at_least(ledger, 250), timeout=60)
+        broker.restart_empty(down_seconds=1.0)
+        at_restart = ledger.count_by_state()
+        wait_for(lambda: all_terminal(ledger), timeout=150)
+    finally:
+        point_app_at(redis_url, queue_name)
+        broker.stop()
+    records, figures = outcome(ledger, provider, 1000)
+    print({"at_restart": at_restart})
+    assert {record.state for record in records} <= TERMINAL
+    assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
+    assert figures["received_twice"] == 0
+
+
+def test_provider_unreachable_for_10_s_ends_all_sent_within_the_retry_budget(
+    database_url: str, ledger: Ledger, producer_app, start_worker, provider
+) -> None:
+    # Backoff 0.2 s doubling to a 2 s cap (test speed): 30 attempts wait ~26 s on average, so a
+    # 10 s outage fits. With the defaults (1 s doubling to 300 s, 10 attempts) it is ~4 minutes.
+    env = {**provider.server.base_urls(), **FAULT_ENV, "WADISPATCH_MAX_ATTEMPTS": "30"}
+    start_worker(database_url, name="w1", concurrency=4, **env)
+    campaign(ledger, 500)
+    wait_for(sent_at_least(ledger, 100), timeout=60)
+    started = time.monotonic()
+    provider.outage(10.0)
+    wait_for(lambda: all_terminal(ledger), timeout=120)
+    records, figures = outcome(ledger, provider, 500)
+    print({"seconds_from_outage_to_all_terminal": round(time.monotonic() - started, 1)})
+    assert [record.id for record in records if record.state is not State.SENT] == []
+    assert figures["max_attempts_used"] <= 30
+
+
+def test_a_20_s_storm_of_429s_fails_no_message(
+    database_url: str, ledger: Ledger, producer_app, start_worker, provider
+) -> None:
+    env = {**provider.server.base_urls(), **FAULT_ENV}  # the default retry budget: 10 attempts
+    start_worker(database_url, name="w1", concurrency=4, **env)
+    campaign(ledger, 500)
+    wait_for(sent_at_least(ledger, 50), timeout=60)
+    provider.server.configure(rate_limited_rate=0.5)
+    time.sleep(20)
+    provider.server.configure(rate_limited_rate=0.0)
+    wait_for(lambda: all_terminal(ledger), timeout=120)
+    records, _ = outcome(ledger, provider, 500)
+    answers = provider.server.stats(include_log=False)["answers_total"]
+    print({"answers": {kind: count for kind, count in answers.items() if count}})
+    assert answers["rate_limited"] > 0
+    assert [record.id for record in records if record.state is not State.SENT] == []

@@ -1,0 +1,185 @@
+"""The reconciler on a real ledger: SQLite always, PostgreSQL when TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.support import button_request, make_settings
+from workers.ledger import Ledger, utcnow
+from workers.messages import validate_send_request
+from workers.reconcile import ReconcileReport, reconcile
+from workers.states import State
+
+pytestmark = pytest.mark.integration
+
+LATER = timedelta(minutes=11)  # past both default thresholds (10 min)
+
+
+class Publisher:
+    """Records what the reconciler publishes; ``down=True`` plays a broker that is unreachable."""
+
+    def __init__(self, down: bool = False) -> None:
+        self.down = down
+        self.published: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, message_ids: list[str]) -> int:
+        if self.down:
+            return 0
+        with self.lock:
+            self.published += message_ids
+        return len(message_ids)
+
+
+def new_messages(ledger: Ledger, count: int) -> list[str]:
+    requests = [validate_send_request(button_request()) for _ in range(count)]
+    return [message_id for message_id, _ in ledger.record_pending_many(requests)]
+
+
+def stuck_sending(ledger: Ledger, count: int) -> list[str]:
+    ids = new_messages(ledger, count)
+    claimed = ledger.claim_many(ledger.load_pending(ids))
+    assert len(claimed) == count
+    return ids
+
+
+def run(ledger: Ledger, publish: Publisher, now: datetime, **settings: object) -> ReconcileReport:
+    return reconcile(ledger, make_settings(**settings), publish, now=now)
+
+
+def test_pending_untouched_past_the_threshold_is_published_again_once(ledger: Ledger) -> None:
+    ids = new_messages(ledger, 3)
+    publish = Publisher()
+    assert run(ledger, publish, utcnow()).republished == 0  # too fresh
+    assert publish.published == []
+    now = utcnow() + LATER
+    report = run(ledger, publish, now)
+    assert (report.republished, report.publish_failed) == (3, 0)
+    assert sorted(publish.published) == sorted(ids)
+    # Touched: the next run (a minute later) leaves them alone until the threshold passes again.
+    assert run(ledger, publish, now + timedelta(minutes=1)).republished == 0
+    assert run(ledger, publish, now + LATER).republished == 3
+    assert all(ledger.get(message_id).state is State.PENDING for message_id in ids)
+
+
+def test_a_retry_not_yet_due_is_left_alone(ledger: Ledger) -> None:
+    [message_id] = stuck_sending(ledger, 1)
+    ledger.transition(
+        message_id, State.SENDING, State.PENDING, reason="rate_limited", next_attempt_at=utcnow() + 2 * LATER
+    )
+    publish = Publisher()
+    assert run(ledger, publish, utcnow() + LATER).republished == 0
+    assert run(ledger, publish, utcnow() + 3 * LATER).republished == 1
+
+
+def test_stuck_sending_fails_with_unknown_outcome_by_default(ledger: Ledger) -> None:
+    ids = stuck_sending(ledger, 2)
+    publish = Publisher()
+    assert run(ledger, publish, utcnow() + timedelta(minutes=1)).stuck_failed == 0
+    report = run(ledger, publish, utcnow() + LATER)
+    assert (report.stuck_failed, report.stuck_requeued, publish.published) == (2, 0, [])
+    for message_id in ids:
+        record = ledger.get(message_id)
+        assert (record.state, record.reason) == (State.FAILED, "unknown_outcome")
+        last = ledger.transitions(message_id)[-1]
+        assert (last.from_state, last.to_state, last.reason) == (
+            State.SENDING,
+            State.FAILED,
+            "unknown_outcome",
+        )
+        assert last.detail == {"reconciled": "stuck_sending", "policy": "fail"}
+
+
+def test_stuck_sending_goes_back_to_pending_and_is_published_under_resend(ledger: Ledger) -> None:
+    ids = stuck_sending(ledger, 2)
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, stuck_sending_policy="resend")
+    assert (report.stuck_requeued, report.stuck_failed, report.republished) == (2, 0, 0)
+    assert sorted(publish.published) == sorted(ids)
+    for message_id in ids:
+        assert ledger.get(message_id).state is State.PENDING
+        last = ledger.transitions(message_id)[-1]
+        assert (last.from_state, last.to_state, last.reason) == (
+            State.SENDING,
+            State.PENDING,
+            "unknown_outcome",
+        )
+
+
+def test_resend_fails_a_message_out_of_attempts(ledger: Ledger) -> None:
+    [message_id] = stuck_sending(ledger, 1)  # attempts is now 1
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, stuck_sending_policy="resend", max_attempts=1)
+    assert (report.stuck_requeued, report.stuck_failed, publish.published) == (0, 1, [])
+    assert ledger.get(message_id).state is State.FAILED
+
+
+def test_settled_messages_are_never_touched(ledger: Ledger) -> None:
+    [sent, failed] = stuck_sending(ledger, 2)
+    ledger.transition(sent, State.SENDING, State.SENT, provider_message_id="p-1")
+    ledger.transition(failed, State.SENDING, State.FAILED, reason="auth")
+    report = run(ledger, Publisher(), utcnow() + 10 * LATER, stuck_sending_policy="resend")
+    assert report == ReconcileReport()
+    assert (ledger.get(sent).state, ledger.get(failed).state) == (State.SENT, State.FAILED)
+
+
+def test_dry_run_counts_and_changes_nothing(ledger: Ledger) -> None:
+    pending = new_messages(ledger, 3)
+    sending = stuck_sending(ledger, 2)
+    publish = Publisher()
+    report = reconcile(ledger, make_settings(), publish, now=utcnow() + LATER, dry_run=True)
+    assert (report.dry_run, report.republished, report.stuck_failed) == (True, 3, 2)
+    assert publish.published == []
+    assert {ledger.get(message_id).state for message_id in pending} == {State.PENDING}
+    assert {ledger.get(message_id).state for message_id in sending} == {State.SENDING}
+    assert run(ledger, publish, utcnow() + LATER).republished == 3  # nothing was touched
+
+
+def test_a_broker_down_leaves_them_for_the_next_run(ledger: Ledger) -> None:
+    new_messages(ledger, 2)
+    now = utcnow() + LATER
+    report = run(ledger, Publisher(down=True), now)
+    assert (report.republished, report.publish_failed) == (0, 2)
+    assert run(ledger, Publisher(), now + LATER).republished == 2
+
+
+def test_a_backlog_larger_than_a_page_is_worked_through_in_pages(ledger: Ledger) -> None:
+    ids = new_messages(ledger, 25)
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, reconcile_page_size=4)
+    assert report.republished == 25
+    assert sorted(publish.published) == sorted(ids)
+
+
+def test_two_reconcilers_at_once_never_act_on_the_same_message(database_url: str, ledger: Ledger) -> None:
+    pending = new_messages(ledger, 300)
+    sending = stuck_sending(ledger, 300)
+    now = utcnow() + LATER
+    publish = Publisher()
+    reports: list[ReconcileReport] = []
+    start = threading.Barrier(2)
+
+    def reconciler() -> None:
+        own = Ledger.from_url(database_url)  # its own engine and connections, as on another machine
+        try:
+            start.wait(timeout=30)
+            reports.append(run(own, publish, now, reconcile_page_size=50, stuck_sending_policy="resend"))
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=reconciler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(reports) == 2
+    assert sum(report.republished for report in reports) == 300
+    assert sum(report.stuck_requeued for report in reports) == 300
+    assert Counter(publish.published) == Counter(pending + sending)  # each id exactly once
+    for message_id in sending:
+        moves = [t for t in ledger.transitions(message_id) if t.from_state is State.SENDING]
+        assert len(moves) == 1
