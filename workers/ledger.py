@@ -783,44 +783,6 @@ class Ledger:
             ).rowcount
         return bool(changed)
 
-
-@dataclass(frozen=True)
-class WebhookOutcome:
-    """What applying one webhook event did: seen before, the message it named (as it is now),
-    whether that message changed, or nothing because it came before the send was recorded."""
-
-    duplicate: bool
-    message: MessageRecord | None
-    changed: bool
-    too_early: bool = False
-
-
-class _TooEarly(Exception):
-    """A status for a message whose send is not recorded yet: roll back, let the provider retry."""
-
-
-@dataclass(frozen=True)
-class ApiKeyRecord:
-    """One HTTP API key, without the key: its id, name, first characters and lifetime."""
-
-    id: str
-    name: str
-    key_hash: str
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-def _api_key(row: Any) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row.id,
-        name=row.name,
-        key_hash=row.key_hash,
-        prefix=row.prefix,
-        created_at=_aware(row.created_at),
-        revoked_at=_aware(row.revoked_at),
-    )
-
     # --- Recovery: the reconciler's queries and the dead-letter store (issue 7) ---------------
     # Every change below is one conditional UPDATE ... RETURNING: of two reconcilers that read
     # the same rows, only the one whose UPDATE matched a row acts on it.
@@ -956,6 +918,44 @@ def _api_key(row: Any) -> ApiKeyRecord:
             statement = statement.where(dead_letters.c.replayed_at.is_not(None))
         with self.begin() as conn:
             return conn.execute(statement).rowcount
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What applying one webhook event did: seen before, the message it named (as it is now),
+    whether that message changed, or nothing because it came before the send was recorded."""
+
+    duplicate: bool
+    message: MessageRecord | None
+    changed: bool
+    too_early: bool = False
+
+
+class _TooEarly(Exception):
+    """A status for a message whose send is not recorded yet: roll back, let the provider retry."""
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """One HTTP API key, without the key: its id, name, first characters and lifetime."""
+
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        key_hash=row.key_hash,
+        prefix=row.prefix,
+        created_at=_aware(row.created_at),
+        revoked_at=_aware(row.revoked_at),
+    )
 
 
 def _pending_row(request: SendRequest, now: datetime) -> dict[str, Any]:
