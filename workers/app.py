@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wadispatch", include=["tasks.send"])
+app = Celery("wadispatch", include=["tasks.send", "tasks.campaigns"])
 app.config_from_object("celeryconfig")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"
+CAMPAIGN_FANOUT_TASK = "wadispatch.campaign_fanout"
 
 
 def point_app_at(broker_url: str, queue: str) -> None:
