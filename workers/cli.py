@@ -259,6 +259,16 @@ def _register_simulator() -> None:
 _register_simulator()
 
 
+def _register_campaigns() -> None:
+    """``wadispatch campaign ...`` and ``wadispatch suppress ...`` (issue 5)."""
+    from workers.campaign_cli import register
+
+    register(app)
+
+
+_register_campaigns()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -142,7 +142,25 @@ def send_batch(
             )
         else:
             result.later.append(retries[record.id])
+    _suppress_opted_out(ledger, claimed, result)
     return result
+
+
+# --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---
+def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: BatchResult) -> None:
+    pairs = [
+        (record.sender, record.recipient)
+        for record in claimed
+        if record.recipient and result.failed.get(record.id) == "opted_out"
+    ]
+    if not pairs:
+        return
+    from workers.campaigns.store import suppress
+
+    try:
+        suppress(ledger, pairs, reason="opted out (provider)", source="provider")
+    except Exception as exc:  # the batch is settled already; a missed suppression is only logged
+        log.warning("could not record %d opt-out(s): %s", len(pairs), type(exc).__name__)
 
 
 async def _send_all(
