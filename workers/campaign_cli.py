@@ -85,8 +85,17 @@ def send(
         template = template["interactive"]  # a send request's shape is fine too
     reading = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
     task = reading.add_task(f"reading {file.name}")
+    started: list[str] = []
+    unpublished: list[int] = []
+
+    def dispatch(campaign_id: str, first_row: int, last_row: int | None) -> bool:
+        published = api.dispatch_fanout(campaign_id, first_row, last_row)
+        if not published:
+            unpublished.append(first_row)
+        return published
 
     def on_batch(campaign_id: str, counts: Any) -> None:
+        started[:] = [campaign_id]
         reading.update(
             task,
             description=f"reading {file.name}: {counts.rows_read} rows, {counts.accepted} accepted "
@@ -106,7 +115,17 @@ def send(
                 file_format=file_format,  # type: ignore[arg-type]
                 settings=settings,
                 on_batch=on_batch,
+                dispatch=dispatch,
             )
+    except KeyboardInterrupt:
+        if not started:
+            err.print("[yellow]interrupted[/]: nothing was recorded")
+            raise typer.Exit(130) from None
+        err.print(
+            f"[yellow]interrupted while reading[/]: campaign {started[0]} holds the rows read so far and "
+            f"sends them.\n  cancel it: wadispatch campaign cancel {started[0]}"
+        )
+        raise typer.Exit(130) from None
     except MessageValidationError as exc:
         err.print(f"[red]invalid message template[/] {message}: {len(exc.errors)} problem(s)")
         for error in exc.errors:
@@ -120,6 +139,11 @@ def send(
         f"{campaign.rows_read} rows read: {campaign.accepted} accepted, {campaign.invalid} invalid, "
         f"{campaign.duplicate} duplicate, {campaign.suppressed} suppressed"
     )
+    if unpublished:
+        err.print(
+            "[yellow]broker unreachable[/]: the accepted messages are recorded pending; queue them "
+            f"once it is back with: wadispatch campaign resume {campaign.id}"
+        )
     if detach:
         err.print(f"watch it with: wadispatch campaign status {campaign.id}")
         return

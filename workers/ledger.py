@@ -640,6 +640,8 @@ def add_missing_columns(engine: Engine) -> None:
             for column in missing:
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        for index in table.indexes:  # create_all() adds no index to a table that exists
+            index.create(engine, checkfirst=True)
 
 
 def normalise_database_url(url: str) -> str:

@@ -120,7 +120,7 @@ def test_the_fixed_text_of_a_template_is_checked_once_with_every_rule() -> None:
 def test_placeholders_outside_texts_are_refused() -> None:
     interactive = {**BUTTONS, "header": {"type": "image", "image": {"link": "https://x.example/{name}.png"}}}
     with pytest.raises(
-        MessageValidationError, match="interactive.header.image.link: placeholders are allowed"
+        MessageValidationError, match=r"interactive\.header\.image\.link: placeholders are allowed"
     ):
         template(interactive)
 
@@ -214,7 +214,10 @@ def test_bad_csv_rows_are_row_errors_and_the_others_go_on() -> None:
 
 
 def test_jsonl_rows_are_numbered_by_line_with_bad_lines_reported() -> None:
-    text = '{"phone": 255712345678, "name": "Ann"}\n\nnot json\n[1]\n{"phone": "+1"}\n{"phone": "+2", "name": {"a": 1}}\n'
+    text = (
+        '{"phone": 255712345678, "name": "Ann"}\n\nnot json\n[1]\n{"phone": "+1"}\n'
+        '{"phone": "+2", "name": {"a": 1}}\n'
+    )
     result = rows(text, "jsonl")
     assert result[0] == (1, {"phone": "255712345678", "name": "Ann"})
     errors = {number: str(value) for number, value in result[1:]}
