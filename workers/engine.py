@@ -21,7 +21,7 @@ from typing import Literal
 
 from workers.errors import ConfigurationError, MessageValidationError
 from workers.ledger import Change, Ledger, MessageRecord, utcnow
-from workers.providers import Outcome, adapter_for
+from workers.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
 from workers.ratelimit import CooldownView, Limiter
 from workers.redaction import mask_phone
 from workers.settings import Settings
@@ -115,7 +115,8 @@ def send_batch(
     if not claimed:
         return result
 
-    outcomes = loop.run(_send_all(claimed, acquired_at, waits, limiter, loop, settings))
+    prepared = [prepare(record, settings) for record in claimed]
+    outcomes = loop.run(_send_all(claimed, prepared, acquired_at, waits, limiter, loop, settings))
     settled_at = utcnow()
     changes: list[Change] = []
     retries: dict[str, Later] = {}
@@ -146,25 +147,35 @@ def send_batch(
     return result
 
 
-# --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---
-def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: BatchResult) -> None:
-    pairs = [
-        (record.sender, record.recipient)
-        for record in claimed
-        if record.recipient and result.failed.get(record.id) == "opted_out"
-    ]
-    if not pairs:
-        return
-    from workers.campaigns.store import suppress
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed message ready for the wire: its adapter and its encoded provider request."""
 
+    adapter: ProviderAdapter
+    request: ProviderRequest
+
+
+def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
+    """Validate the stored message again and build its provider request, or say why it cannot go.
+
+    Runs in the worker thread, before the batch reaches the event loop, which then only does HTTP.
+    """
     try:
-        suppress(ledger, pairs, reason="opted out (provider)", source="provider")
-    except Exception as exc:  # the batch is settled already; a missed suppression is only logged
-        log.warning("could not record %d opt-out(s): %s", len(pairs), type(exc).__name__)
+        request = record.send_request()
+    except MessageValidationError as exc:
+        return Outcome.permanent("invalid", message=str(exc))
+    adapter = adapter_for(request.provider)
+    try:
+        provider_request = adapter.build_request(request, settings, record.id)
+    except ConfigurationError as exc:
+        return Outcome.permanent("config", message=str(exc))
+    _ = provider_request.body  # encode here too, off the event loop
+    return Prepared(adapter, provider_request)
 
 
 async def _send_all(
     records: list[MessageRecord],
+    prepared: list[Prepared | Outcome],
     acquired_at: float,
     waits: dict[str, float],
     limiter: Limiter,
@@ -172,18 +183,24 @@ async def _send_all(
     settings: Settings,
 ) -> list[Outcome]:
     return await asyncio.gather(
-        *(_send_one(record, acquired_at, waits[record.id], limiter, loop, settings) for record in records)
+        *(
+            _send_one(record, ready, acquired_at, waits[record.id], limiter, loop, settings)
+            for record, ready in zip(records, prepared, strict=True)
+        )
     )
 
 
 async def _send_one(
     record: MessageRecord,
+    prepared: Prepared | Outcome,
     acquired_at: float,
     wait: float,
     limiter: Limiter,
     loop: SendLoop,
     settings: Settings,
 ) -> Outcome:
+    if isinstance(prepared, Outcome):
+        return prepared
     try:
         held_back = await _wait_for_slot(
             record, acquired_at, wait, limiter, loop.cooldowns(limiter), loop.loop, settings
@@ -194,17 +211,8 @@ async def _send_one(
     if held_back is not None:
         return held_back
     try:
-        request = record.send_request()
-    except MessageValidationError as exc:
-        return Outcome.permanent("invalid", message=str(exc))
-    adapter = adapter_for(request.provider)
-    try:
-        provider_request = adapter.build_request(request, settings, record.id)
-    except ConfigurationError as exc:
-        return Outcome.permanent("config", message=str(exc))
-    try:
         async with loop.in_flight:
-            outcome = await loop.transport.send(provider_request, adapter)
+            outcome = await loop.transport.send(prepared.request, prepared.adapter)
     except Exception:  # a bug past the request: it may have gone out, so it is not retried
         log.exception("could not read the answer for %s", record.id)
         return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
@@ -371,3 +379,20 @@ def group_later(later: list[Later], max_ids: int, spread: float = 0.5) -> list[t
             countdown = max(0.0, min(delays) - spread) if deferred else max(delays)
             jobs.append((countdown, [item.message_id for item in chunk]))
     return jobs
+
+
+# --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---
+def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: BatchResult) -> None:
+    pairs = [
+        (record.sender, record.recipient)
+        for record in claimed
+        if record.recipient and result.failed.get(record.id) == "opted_out"
+    ]
+    if not pairs:
+        return
+    from workers.campaigns.store import suppress
+
+    try:
+        suppress(ledger, pairs, reason="opted out (provider)", source="provider")
+    except Exception as exc:  # the batch is settled already; a missed suppression is only logged
+        log.warning("could not record %d opt-out(s): %s", len(pairs), type(exc).__name__)

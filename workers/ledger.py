@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +42,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from workers.errors import StaleState, UnknownMessage
@@ -230,6 +233,20 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction.
+
+        On SQLite, the threads of a process take turns: SQLite admits one writer at a time
+        anyway, and while it waits its busy handler sleeps (up to 100 ms a turn), where a lock
+        hands over at once.
+        """
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Ledger:
@@ -272,7 +289,7 @@ class Ledger:
         message_id = row["id"]
         check_transition(None, State.PENDING, None)
         try:
-            with self.engine.begin() as conn:
+            with self.begin() as conn:
                 conn.execute(insert(messages), row)
                 conn.execute(insert(transitions), _first_transition(message_id, now))
         except IntegrityError:
@@ -311,7 +328,7 @@ class Ledger:
         if not rows:
             return results
         try:
-            with self.engine.begin() as conn:
+            with self.begin() as conn:
                 conn.execute(insert(messages), rows)
                 conn.execute(insert(transitions), [_first_transition(row["id"], now) for row in rows])
         except IntegrityError:
@@ -377,7 +394,7 @@ class Ledger:
             return []
         now = now or utcnow()
         due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             claimed = conn.execute(
                 update(messages)
                 .where(
@@ -461,7 +478,7 @@ class Ledger:
             }
             for change in changes
         ]
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             changed = conn.execute(statement, rows).rowcount
             if changed != len(changes):
                 # Someone else moved some of them (rare): find which, then apply the rest only.
@@ -507,7 +524,7 @@ class Ledger:
         if unknown:
             raise TypeError(f"transition() cannot set {sorted(unknown)}")
         now = now or utcnow()
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             attempt = conn.execute(
                 update(messages)
                 .where(messages.c.id == message_id, messages.c.state == from_state.value)

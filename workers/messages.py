@@ -225,6 +225,8 @@ def _rule_text(detail: ErrorDetails) -> str:
 
 def metadata_size(metadata: dict[str, Any]) -> int:
     """Bytes of the metadata as stored (compact JSON, UTF-8)."""
+    if not metadata:
+        return 2  # "{}"
     return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
 
 

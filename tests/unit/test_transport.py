@@ -1,7 +1,7 @@
 """Unit tests for :class:`workers.transport.Transport`: one HTTP attempt, mocked with respx.
 
-No network: ``respx.mock`` replaces httpx's default transport (the tests give the Transport a
-client on it; production uses the aiohttp transport, see ``new_client``), and any request no route
+No network: ``respx.mock`` replaces httpx's default transport (the tests give the Transport that
+one; production uses the aiohttp transport, see ``new_http_transport``), and any request no route
 matches fails.
 """
 
@@ -20,7 +20,7 @@ import respx
 from workers.messages import validate_send_request
 from workers.providers import ProviderRequest, adapter_for
 from workers.settings import PROVIDER_NAMES, Settings
-from workers.transport import Transport, new_client
+from workers.transport import Transport, new_http_transport, request_timeout
 
 BUTTONS = {
     "type": "button",
@@ -95,7 +95,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def transport(settings: Settings) -> Iterator[Transport]:
-    transport = Transport(httpx.AsyncClient(follow_redirects=False))
+    transport = Transport(httpx.AsyncHTTPTransport(), request_timeout(settings))
     yield transport
     asyncio.run(transport.aclose())
 
@@ -245,16 +245,33 @@ def test_redirects_are_not_followed(settings: Settings, transport: Transport) ->
     assert outcome.status_code == 307
 
 
-def test_the_client_uses_the_configured_timeouts_and_the_aiohttp_transport() -> None:
+def test_requests_carry_the_configured_timeouts(settings: Settings) -> None:
+    settings = settings.model_copy(update={"http_connect_timeout": 1.5, "http_read_timeout": 2.5})
+    transport = Transport(httpx.AsyncHTTPTransport(), request_timeout(settings))
+    request = provider_request("meta", settings)
+    try:
+        with respx.mock(assert_all_called=True) as router:
+            route = router.post(request.url).mock(return_value=httpx.Response(500))
+            asyncio.run(transport.send(request, adapter_for("meta")))
+        timeout = route.calls.last.request.extensions["timeout"]
+        assert timeout["connect"] == 1.5
+        assert timeout["read"] == 2.5
+    finally:
+        asyncio.run(transport.aclose())
+
+
+def test_production_transport_is_aiohttp_with_the_configured_connection_limit() -> None:
     from httpx_aiohttp import AiohttpTransport
 
-    settings = Settings(_env_file=None, http_connect_timeout=1.5, http_read_timeout=2.5)
-    client = new_client(settings)
+    settings = Settings(_env_file=None, http_max_connections=77)
+    http = new_http_transport(settings)
     try:
-        assert client.timeout.connect == 1.5
-        assert client.timeout.read == 2.5
-        assert client.follow_redirects is False
-        assert isinstance(client._transport, AiohttpTransport)
-        assert client._transport.limits.max_connections == settings.http_max_connections
+        assert isinstance(http, AiohttpTransport)
+        assert http.limits.max_connections == 77
     finally:
-        asyncio.run(client.aclose())
+        asyncio.run(http.aclose())
+
+
+def test_body_is_the_json_httpx_would_send(settings: Settings) -> None:
+    request = provider_request("briq", settings)
+    assert request.body == httpx.Request("POST", request.url, json=request.json).content

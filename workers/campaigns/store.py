@@ -75,7 +75,7 @@ class SuppressionRecord:
 
 
 def insert_campaign(ledger: Ledger, values: dict[str, Any]) -> None:
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         conn.execute(insert(campaigns), values)
 
 
@@ -97,7 +97,7 @@ def add_batch(
     """
     now = utcnow()
     skipped = list(skipped)
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         recipients = {row["recipient"] for row in rows}
         blocked = _suppressed(conn, sender, recipients)
         first_rows = _rows_of(conn, campaign_id, recipients - blocked)
@@ -216,7 +216,7 @@ def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[s
 
 def finish_reading(ledger: Ledger, campaign_id: str) -> None:
     now = utcnow()
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == campaign_id)
@@ -241,7 +241,7 @@ def list_campaigns(ledger: Ledger, limit: int = 100) -> list[CampaignRecord]:
 
 def set_status(ledger: Ledger, campaign_id: str, from_statuses: Iterable[str], to_status: str) -> bool:
     """Move the campaign to ``to_status`` if it is in one of ``from_statuses``; whether it moved."""
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         changed = conn.execute(
             update(campaigns)
             .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(list(from_statuses)))
@@ -259,7 +259,7 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
     total = 0
     while True:
         now = utcnow()
-        with ledger.engine.begin() as conn:
+        with ledger.begin() as conn:
             ids = list(
                 conn.execute(
                     select(messages.c.id)
@@ -428,7 +428,7 @@ def suppress(
     }
     if not rows:
         return 0
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(suppressions).on_conflict_do_nothing(
             index_elements=["sender", "recipient"]
@@ -438,7 +438,7 @@ def suppress(
 
 def unsuppress(ledger: Ledger, recipient: str, sender: str | None) -> int:
     """Remove one suppression (``sender`` None: the all-senders one); how many rows went."""
-    with ledger.engine.begin() as conn:
+    with ledger.begin() as conn:
         return conn.execute(
             delete(suppressions).where(
                 suppressions.c.recipient == recipient,

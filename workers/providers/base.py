@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from workers.messages import SendRequest
@@ -34,6 +35,11 @@ class ProviderRequest:
     url: str
     json: dict[str, Any]
     headers: Mapping[str, str] = field(repr=False)
+
+    @cached_property
+    def body(self) -> bytes:
+        """``json`` encoded as UTF-8 JSON, as httpx encodes ``json=``."""
+        return json.dumps(self.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 @dataclass(frozen=True)
