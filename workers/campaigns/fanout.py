@@ -32,7 +32,7 @@ def fan_out(
     again over the whole campaign.
     """
     published = 0
-    for _, ids in store.pending_pages(ledger, campaign_id, first_row, last_row, page_size):
+    for ids in store.pending_pages(ledger, campaign_id, first_row, last_row, page_size):
         campaign = store.get_campaign(ledger, campaign_id)
         if campaign is None or campaign.status != RUNNING:
             break

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workers.campaigns import store
@@ -52,7 +52,6 @@ class Target:
     template: Template
     phone_column: str
     normalise: PhoneNormaliser
-    batch: list[dict[str, Any]] = field(default_factory=list)
 
     def message_row(
         self, row_number: int, recipient: str, interactive: dict[str, Any], now: Any

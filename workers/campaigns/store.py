@@ -30,7 +30,6 @@ from workers.ledger import (
 from workers.states import SETTLED, State
 
 ACTIVE_STATES = (State.PENDING.value, State.SENDING.value)
-SENT_STATES = (State.SENT.value, State.DELIVERED.value, State.READ.value)
 
 
 @dataclass(frozen=True)
@@ -295,31 +294,27 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
 
 def pending_pages(
     ledger: Ledger, campaign_id: str, first_row: int, last_row: int | None, page_size: int
-) -> Iterator[tuple[int, list[str]]]:
-    """The ids of the campaign's ``pending`` messages in rows ``first_row..last_row``, a page at a time.
+) -> Iterator[list[str]]:
+    """The ids of the campaign's ``pending`` messages in rows ``first_row..last_row``, a page at a time."""
+    conditions = [messages.c.campaign_id == campaign_id, messages.c.state == State.PENDING.value]
+    if last_row is not None:
+        conditions.append(messages.c.campaign_row <= last_row)
+    statement = select(messages.c.campaign_row, messages.c.id).where(*conditions)
+    for rows in _keyset_pages(ledger, statement, messages.c.campaign_row, first_row - 1, page_size):
+        yield [row.id for row in rows]
 
-    Yields ``(last row of the page, ids)``; each page is one indexed query (keyset on the row).
-    """
-    after = first_row - 1
+
+def _keyset_pages(
+    ledger: Ledger, statement: Any, key: Any, after: int, page_size: int
+) -> Iterator[list[Any]]:
+    """The rows of ``statement`` with ``key > after``, in ``key`` order, one indexed query a page."""
     while True:
-        conditions = [
-            messages.c.campaign_id == campaign_id,
-            messages.c.campaign_row > after,
-            messages.c.state == State.PENDING.value,
-        ]
-        if last_row is not None:
-            conditions.append(messages.c.campaign_row <= last_row)
         with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                select(messages.c.campaign_row, messages.c.id)
-                .where(*conditions)
-                .order_by(messages.c.campaign_row)
-                .limit(page_size)
-            ).all()
+            rows = conn.execute(statement.where(key > after).order_by(key).limit(page_size)).all()
         if not rows:
             return
-        after = rows[-1].campaign_row
-        yield after, [row.id for row in rows]
+        after = getattr(rows[-1], key.name)
+        yield rows
 
 
 def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None], int]:
@@ -374,37 +369,14 @@ def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> It
         messages.c.reply_title,
         messages.c.replied_at,
     ]
-    after = 0
-    while True:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                select(*columns)
-                .where(messages.c.campaign_id == campaign_id, messages.c.campaign_row > after)
-                .order_by(messages.c.campaign_row)
-                .limit(page_size)
-            ).all()
-        if not rows:
-            return
-        after = rows[-1].campaign_row
-        yield rows
+    statement = select(*columns).where(messages.c.campaign_id == campaign_id)
+    yield from _keyset_pages(ledger, statement, messages.c.campaign_row, 0, page_size)
 
 
 def skipped_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Skipped]]:
     """The campaign's skipped rows in row order, a page at a time."""
-    after = 0
-    while True:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                select(campaign_row_errors)
-                .where(
-                    campaign_row_errors.c.campaign_id == campaign_id, campaign_row_errors.c.row_number > after
-                )
-                .order_by(campaign_row_errors.c.row_number)
-                .limit(page_size)
-            ).all()
-        if not rows:
-            return
-        after = rows[-1].row_number
+    statement = select(campaign_row_errors).where(campaign_row_errors.c.campaign_id == campaign_id)
+    for rows in _keyset_pages(ledger, statement, campaign_row_errors.c.row_number, 0, page_size):
         yield [Skipped(row.row_number, row.kind, row.reason, row.recipient) for row in rows]
 
 

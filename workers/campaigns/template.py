@@ -129,7 +129,7 @@ class Template:
     def fill(self, row: Mapping[str, str]) -> dict[str, Any]:
         """The interactive object for one recipient; :class:`RowError` when a filled text breaks a rule.
 
-        ``row`` must hold every column of :attr:`columns` (see :meth:`missing_columns`).
+        ``row`` must hold every column of :attr:`columns`.
         """
         if not self.slots:
             return self.interactive
@@ -148,10 +148,6 @@ class Template:
                     raise RowError(f"{path}: {rule} once filled (same as {seen[value]})")
                 seen[value] = path
         return _replaced(self.interactive, [(slot.keys, filled[slot.path]) for slot in self.slots])
-
-    def missing_columns(self, columns: Iterator[str] | frozenset[str] | set[str]) -> list[str]:
-        """The template's columns that are not among ``columns``, sorted."""
-        return sorted(self.columns - set(columns))
 
 
 class RowError(ValueError):
