@@ -90,31 +90,38 @@ def add_batch(
 
     ``rows`` are message rows (:meth:`workers.campaigns.ingest.Target.message_row`). Those whose
     recipient is suppressed, or already has a message in this campaign (an earlier row), are not
-    inserted but recorded as skipped rows, like the ``skipped`` given. One campaign is read by one
-    process, so the check against earlier rows cannot race; the unique index on
-    ``(campaign_id, recipient)`` stands behind it.
+    inserted but recorded as skipped rows, like the ``skipped`` given.
     """
     now = utcnow()
     skipped = list(skipped)
     with ledger.begin() as conn:
-        recipients = {row["recipient"] for row in rows}
-        blocked = _suppressed(conn, sender, recipients)
-        first_rows = _rows_of(conn, campaign_id, recipients - blocked)
+        blocked = _suppressed(conn, sender, {row["recipient"] for row in rows})
+        first_rows: dict[str, int] = {}
         fresh: list[dict[str, Any]] = []
         for row in rows:
             recipient = row["recipient"]
             if recipient in blocked:
-                skipped.append(
-                    Skipped(row["campaign_row"], "suppressed", "on the suppression list", recipient)
-                )
+                reason = "on the suppression list"
+                skipped.append(Skipped(row["campaign_row"], "suppressed", reason, recipient))
             elif recipient in first_rows:
                 reason = f"same number as row {first_rows[recipient]}"
                 skipped.append(Skipped(row["campaign_row"], "duplicate", reason, recipient))
             else:
                 first_rows[recipient] = row["campaign_row"]
                 fresh.append(row)
-        if fresh:
-            _insert_pending(conn, fresh, now)
+        inserted = _insert_pending(conn, campaign_id, fresh, now) if fresh else set()
+        earlier = [row for row in fresh if row["id"] not in inserted]
+        if earlier:  # numbers an earlier batch already had
+            known = _rows_of(conn, campaign_id, {row["recipient"] for row in earlier})
+            skipped += [
+                Skipped(
+                    row["campaign_row"],
+                    "duplicate",
+                    f"same number as row {known.get(row['recipient'], '?')}",
+                    row["recipient"],
+                )
+                for row in earlier
+            ]
         if skipped:
             conn.execute(
                 insert(campaign_row_errors),
@@ -130,7 +137,7 @@ def add_batch(
                 ],
             )
         kinds = [item.kind for item in skipped]
-        counts = (len(fresh), kinds.count("duplicate"), kinds.count("suppressed"))
+        counts = (len(inserted), kinds.count("duplicate"), kinds.count("suppressed"))
         conn.execute(
             update(campaigns)
             .where(campaigns.c.id == campaign_id)
@@ -146,17 +153,23 @@ def add_batch(
     return counts
 
 
-def _insert_pending(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Insert new messages and their first transition in bulk, straight through the driver.
+def _insert_pending(
+    conn: Connection, campaign_id: str, rows: list[dict[str, Any]], now: datetime
+) -> set[str]:
+    """Insert the messages whose number the campaign does not have yet, each with its ``pending``
+    transition; return their ids.
 
-    The rows' values are converted once per batch where they are shared (``now``), so the cost
-    per row is the driver's own: ``COPY`` on PostgreSQL (a multi-row INSERT there spends most of
-    its time in the driver parsing the statement), one ``executemany`` elsewhere.
+    In bulk, straight through the driver, with the values shared by the batch (``now``)
+    converted once. PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ...
+    ON CONFLICT DO NOTHING`` that the unique index on ``(campaign_id, recipient)`` decides (a
+    multi-row INSERT from the client spends most of its time in the driver parsing the statement,
+    and a lookup of the numbers first can get a poor plan while the table's statistics lag behind
+    a large campaign). SQLite: a lookup of the numbers, then one ``executemany``.
     """
     columns = list(rows[0])
     request_at = columns.index("request")
-    shared = {"created_at": _bound(conn, messages.c.created_at, now)}
-    shared["updated_at"] = shared["created_at"]
+    stamp = _bound(conn, messages.c.created_at, now)
+    shared = {"created_at": stamp, "updated_at": stamp}
     values = [
         tuple(
             json.dumps(row[name]) if index == request_at else shared.get(name, row[name])
@@ -164,25 +177,41 @@ def _insert_pending(conn: Connection, rows: list[dict[str, Any]], now: datetime)
         )
         for row in rows
     ]
-    firsts = [(row["id"], State.PENDING.value, shared["created_at"], 0) for row in rows]
     names = ", ".join(f'"{name}"' for name in columns)
-    first_names = "message_id, to_state, at, attempt"
-    driver = conn.connection.driver_connection
-    cursor = driver.cursor()
+    cursor = conn.connection.driver_connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
-            with cursor.copy(f"COPY {messages.name} ({names}) FROM STDIN") as copy:
-                for value in values:
-                    copy.write_row(value)
-            with cursor.copy(f"COPY {transitions.name} ({first_names}) FROM STDIN") as copy:
-                for first in firsts:
-                    copy.write_row(first)
-        else:
-            marks = ", ".join("?" for _ in columns)
-            cursor.executemany(f"INSERT INTO {messages.name} ({names}) VALUES ({marks})", values)
-            cursor.executemany(f"INSERT INTO {transitions.name} ({first_names}) VALUES (?, ?, ?, ?)", firsts)
+            return _copy_pending(cursor, names, values, stamp)
+        known = _rows_of(conn, campaign_id, {row["recipient"] for row in rows})
+        new = [(row, value) for row, value in zip(rows, values, strict=True) if row["recipient"] not in known]
+        marks = ", ".join("?" for _ in columns)
+        cursor.executemany(f"INSERT INTO {messages.name} ({names}) VALUES ({marks})", [v for _, v in new])
+        cursor.executemany(
+            f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) VALUES (?, ?, ?, ?)",
+            [(row["id"], State.PENDING.value, stamp, 0) for row, _ in new],
+        )
+        return {row["id"] for row, _ in new}
     finally:
         cursor.close()
+
+
+def _copy_pending(cursor: Any, names: str, values: list[tuple[Any, ...]], stamp: Any) -> set[str]:
+    staging = "wadispatch_campaign_staging"
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {messages.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for value in values:
+            copy.write_row(value)
+    cursor.execute(
+        f"WITH inserted AS (INSERT INTO {messages.name} ({names}) SELECT {names} FROM {staging} "
+        "ON CONFLICT (campaign_id, recipient) DO NOTHING RETURNING id) "
+        f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
+        "SELECT id, %s, %s, 0 FROM inserted RETURNING message_id",
+        (State.PENDING.value, stamp),
+    )
+    return {row[0] for row in cursor.fetchall()}
 
 
 def _bound(conn: Connection, column: Any, value: Any) -> Any:
