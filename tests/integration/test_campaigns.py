@@ -67,7 +67,7 @@ def campaign_settings(**overrides: Any) -> Settings:
 def fates(simulator: SimulatorServer) -> Iterator[Callable[..., None]]:
     """Give recipients closed windows or opt-outs at the simulator; undone after the test."""
 
-    def configure(*, closed: list[str] = (), opted_out: list[str] = ()) -> None:  # type: ignore[assignment]
+    def configure(*, closed: tuple[str, ...] = (), opted_out: tuple[str, ...] = ()) -> None:
         simulator.configure(window_closed_recipients=list(closed), opted_out_recipients=list(opted_out))
 
     yield configure
@@ -89,7 +89,7 @@ def test_a_2000_row_campaign_ends_with_every_row_accounted_for(
     api.suppress(suppressed[:10], ledger=ledger)  # every sender
     api.suppress(suppressed[10:], sender=SENDER, ledger=ledger)
     api.suppress([phone(950_000)], sender="another-sender", ledger=ledger)  # not this campaign's sender
-    fates(closed=closed, opted_out=opted_out)
+    fates(closed=tuple(closed), opted_out=tuple(opted_out))
     for index in range(2000):
         number = index + 1
         if index < 20:
