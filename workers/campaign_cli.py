@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,9 +28,8 @@ from rich.table import Table
 
 from workers.campaigns import api
 from workers.campaigns.errors import CampaignInputError, UnknownCampaign
-from workers.cli import _read_json, _settings, err, out
 from workers.errors import MessageValidationError
-from workers.settings import PROVIDER_NAMES
+from workers.settings import PROVIDER_NAMES, Settings
 
 campaign_app = typer.Typer(
     help="Bulk campaigns: one interactive message to every row of a CSV or JSONL file."
@@ -41,10 +42,30 @@ CampaignId = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``campaign`` and ``suppress`` to the ``wadispatch`` command."""
+out = Console()
+err = Console(stderr=True)
+_shared: dict[str, Callable[..., Any]] = {}
+
+
+def register(
+    app: typer.Typer, *, settings: Callable[[], Settings], read_json: Callable[[Path, str], Any]
+) -> None:
+    """Add ``campaign`` and ``suppress`` to the ``wadispatch`` command.
+
+    ``settings`` and ``read_json`` are the command's own helpers (settings or exit 2; a JSON file
+    or exit 1), handed over rather than imported so that ``python -m workers.cli`` works too.
+    """
+    _shared.update(settings=settings, read_json=read_json)
     app.add_typer(campaign_app, name="campaign", no_args_is_help=True)
     app.add_typer(suppress_app, name="suppress", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    return _shared["settings"]()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    return _shared["read_json"](path, what)
 
 
 @campaign_app.command("send")

@@ -263,7 +263,7 @@ def _register_campaigns() -> None:
     """``wadispatch campaign ...`` and ``wadispatch suppress ...`` (issue 5)."""
     from workers.campaign_cli import register
 
-    register(app)
+    register(app, settings=_settings, read_json=_read_json)
 
 
 _register_campaigns()
