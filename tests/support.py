@@ -69,3 +69,16 @@ def list_request(provider: str = "meta", **overrides: object) -> dict[str, objec
         },
     }
     return request
+
+
+#: A campaign template (issue 5): reply buttons whose texts carry {name} and {order} placeholders.
+CAMPAIGN_TEMPLATE: dict[str, object] = {
+    "type": "button",
+    "body": {"text": "Hi {name}, your order {order} is ready"},
+    "action": {
+        "buttons": [
+            {"type": "reply", "reply": {"id": "yes-{order}", "title": "Yes {name}"}},
+            {"type": "reply", "reply": {"id": "no", "title": "No"}},
+        ]
+    },
+}

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import make_settings
+from tests.support import CAMPAIGN_TEMPLATE, make_settings
 from workers.campaigns import api, store
 from workers.ledger import Ledger
 from workers.settings import Settings
@@ -24,16 +24,7 @@ from workers.states import State
 pytestmark = pytest.mark.integration
 
 SENDER = "1107264639145282"
-TEMPLATE = {
-    "type": "button",
-    "body": {"text": "Hi {name}, your order {order} is ready"},
-    "action": {
-        "buttons": [
-            {"type": "reply", "reply": {"id": "yes-{order}", "title": "Yes {name}"}},
-            {"type": "reply", "reply": {"id": "no", "title": "No"}},
-        ]
-    },
-}
+TEMPLATE = CAMPAIGN_TEMPLATE
 TERMINAL = {State.SENT.value, State.DELIVERED.value, State.READ.value, State.FAILED.value}
 
 

@@ -6,22 +6,14 @@ import io
 
 import pytest
 
+from tests.support import CAMPAIGN_TEMPLATE
 from workers.campaigns.api import estimate_eta
 from workers.campaigns.phones import PhoneError, PhoneNormaliser
 from workers.campaigns.reader import FileError, detect_format, read_rows
 from workers.campaigns.template import RowError, Template, parse_text
 from workers.errors import MessageValidationError
 
-BUTTONS = {
-    "type": "button",
-    "body": {"text": "Hi {name}, your order {order} is ready"},
-    "action": {
-        "buttons": [
-            {"type": "reply", "reply": {"id": "yes-{order}", "title": "Yes {name}"}},
-            {"type": "reply", "reply": {"id": "no", "title": "No"}},
-        ]
-    },
-}
+BUTTONS: dict = CAMPAIGN_TEMPLATE
 LIST = {
     "type": "list",
     "header": {"type": "text", "text": "Menu for {name}"},
