@@ -84,3 +84,16 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+#: A campaign template (issue 5): reply buttons whose texts carry {name} and {order} placeholders.
+CAMPAIGN_TEMPLATE: dict[str, object] = {
+    "type": "button",
+    "body": {"text": "Hi {name}, your order {order} is ready"},
+    "action": {
+        "buttons": [
+            {"type": "reply", "reply": {"id": "yes-{order}", "title": "Yes {name}"}},
+            {"type": "reply", "reply": {"id": "no", "title": "No"}},
+        ]
+    },
+}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wadispatch", include=["tasks.send", "tasks.reconcile"])
+app = Celery("wadispatch", include=["tasks.send", "tasks.reconcile", "tasks.campaigns"])
 app.config_from_object("celeryconfig")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"
 RECONCILE_TASK = "wadispatch.reconcile"
+CAMPAIGN_FANOUT_TASK = "wadispatch.campaign_fanout"
 
 
 def point_app_at(broker_url: str, queue: str) -> None:

@@ -279,6 +279,16 @@ def _register_recovery() -> None:
 _register_recovery()
 
 
+def _register_campaigns() -> None:
+    """``wadispatch campaign ...`` and ``wadispatch suppress ...`` (issue 5)."""
+    from workers.campaign_cli import register
+
+    register(app, settings=_settings, read_json=_read_json)
+
+
+_register_campaigns()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

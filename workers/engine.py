@@ -169,6 +169,7 @@ def send_batch(
     result.closed_windows += window_errors
     if windows is not None and window_errors:
         _close_windows(windows, window_errors)
+    _suppress_opted_out(ledger, claimed, result)
     return result
 
 
@@ -452,3 +453,20 @@ def group_later(later: list[Later], max_ids: int, spread: float = 0.5) -> list[t
             countdown = max(0.0, min(delays) - spread) if deferred else max(delays)
             jobs.append((countdown, [item.message_id for item in chunk]))
     return jobs
+
+
+# --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---
+def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: BatchResult) -> None:
+    pairs = [
+        (record.sender, record.recipient)
+        for record in claimed
+        if record.recipient and result.failed.get(record.id) == "opted_out"
+    ]
+    if not pairs:
+        return
+    from workers.campaigns.store import suppress
+
+    try:
+        suppress(ledger, pairs, reason="opted out (provider)", source="provider")
+    except Exception as exc:  # the batch is settled already; a missed suppression is only logged
+        log.warning("could not record %d opt-out(s): %s", len(pairs), type(exc).__name__)

@@ -41,7 +41,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -162,6 +164,71 @@ class DeadLetter:
         return self.task is not None and self.args is not None
 
 
+# --- campaigns (issue 5): campaigns, their skipped rows, suppressions, messages.campaign_* -------------
+
+messages.append_column(Column("campaign_id", String(36)))
+messages.append_column(Column("campaign_row", Integer))
+"""The campaign a message belongs to, and its row in the campaign's file (None outside campaigns)."""
+Index("ux_messages_campaign_recipient", messages.c.campaign_id, messages.c.recipient, unique=True)
+Index("ix_messages_campaign_row", messages.c.campaign_id, messages.c.campaign_row)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("sender", String(256)),
+    Column("source", String(1024)),
+    Column("template", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("accepted", Integer, nullable=False, default=0),
+    Column("invalid", Integer, nullable=False, default=0),
+    Column("duplicate", Integer, nullable=False, default=0),
+    Column("suppressed", Integer, nullable=False, default=0),
+    Column("finished_reading_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+campaign_row_errors = Table(
+    "campaign_row_errors",
+    metadata,
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), primary_key=True),
+    Column("row_number", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("recipient", String(64)),
+    Column("reason", Text, nullable=False),
+)
+"""Rows of a campaign's file that were not accepted: ``invalid``, ``duplicate`` or ``suppressed``."""
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("sender", String(256), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("reason", String(256)),
+    Column("source", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_suppressions_sender_recipient", "sender", "recipient", unique=True),
+    Index("ix_suppressions_recipient", "recipient"),
+)
+"""Recipients not to send campaigns to: ``sender`` ``""`` means every sender."""
+
+SUPPRESS_ALL_SENDERS = ""
+RUNNING = "running"
+
+
+def campaign_allows_sending() -> Any:
+    """SQL: the message is outside any campaign, or its campaign is running (not paused, cancelled)."""
+    running = select(campaigns.c.id).where(campaigns.c.status == RUNNING)
+    return messages.c.campaign_id.is_(None) | messages.c.campaign_id.in_(running.scalar_subquery())
+
+
+# --- end of campaigns ------------------------------------------------------------------------------
+
 #: Message columns a transition may set besides state, reason and updated_at.
 TRANSITION_FIELDS = frozenset(
     {"next_attempt_at", "provider_message_id", "provider_error_code", "provider_error_message"}
@@ -275,9 +342,11 @@ class Ledger:
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet (safe from several processes)."""
         try:
+            add_missing_columns(self.engine)
             metadata.create_all(self.engine)
         except (IntegrityError, ProgrammingError, OperationalError):
             # Another process created them between our check and our CREATE.
+            add_missing_columns(self.engine)
             metadata.create_all(self.engine)
 
     def record_pending(self, request: SendRequest, *, now: datetime | None = None) -> tuple[str, bool]:
@@ -381,7 +450,9 @@ class Ledger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(messages).where(
-                    messages.c.id.in_(message_ids), messages.c.state == State.PENDING.value
+                    messages.c.id.in_(message_ids),
+                    messages.c.state == State.PENDING.value,
+                    campaign_allows_sending(),
                 )
             ).all()
         order = {message_id: index for index, message_id in enumerate(message_ids)}
@@ -405,6 +476,7 @@ class Ledger:
                     messages.c.id.in_([record.id for record in records]),
                     messages.c.state == State.PENDING.value,
                     due,
+                    campaign_allows_sending(),
                 )
                 .values(
                     state=State.SENDING.value,
@@ -1024,6 +1096,27 @@ def _dead_letter(row: Any) -> DeadLetter:
         created_at=_aware(row.created_at),
         replayed_at=_aware(row.replayed_at),
     )
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns newer versions gave existing tables (``ALTER TABLE ... ADD COLUMN``).
+
+    A ledger created by an older wadispatch keeps working: its tables gain the new columns, empty.
+    """
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present and column.nullable]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        for index in table.indexes:  # create_all() adds no index to a table that exists
+            index.create(engine, checkfirst=True)
 
 
 def normalise_database_url(url: str) -> str:

@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=100, ge=1, le=1000)
     """Message ids per job published by ``enqueue_many``."""
 
+    # Campaigns (issue 5)
+    campaign_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    """Rows of a campaign's file recorded per ledger transaction."""
+    campaign_fanout_rows: int = Field(default=20_000, ge=1)
+    """A fan-out task is published after every this many rows read, so sends start while reading."""
+    campaign_fanout_page_size: int = Field(default=5000, ge=1)
+    """Pending ids the fan-out task reads from the ledger per query."""
+    campaign_default_region: str | None = None
+    """ISO 3166 region for phone numbers written without a country code (e.g. TZ); None: refuse them."""
+
     # Worker defaults for `wadispatch worker`
     worker_pool: Literal["threads", "prefork", "gevent", "solo"] = "threads"
     worker_concurrency: int = Field(default=8, ge=1)

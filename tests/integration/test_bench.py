@@ -138,3 +138,25 @@ def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
     assert process.wait(timeout=45) == 130
     assert not processes_mentioning(workdir)
     assert not Path(workdir).exists()
+
+
+@pytest.mark.timeout(180)
+def test_campaign_quick_accepts_every_row_and_queues_every_job(tmp_path: Path) -> None:
+    done, data = bench(tmp_path, "campaign")
+    assert done.returncode == 0, done.stdout + done.stderr
+    scenario = data["scenarios"]["campaign"]
+    assert scenario["error"] is None, scenario["error"]
+    sizes = data["sizes"]
+    runs = scenario["runs"]
+    assert set(runs) == {"project", "naive_delay", "memory"}
+    assert runs["project"]["accepted"] == runs["project"]["queued"] == sizes["campaign"]
+    assert runs["memory"]["accepted"] == sizes["campaign_memory"]
+    assert runs["naive_delay"]["accepted"] == sizes["campaign_naive"]
+    for run in runs.values():
+        assert run["check"] == f"{run['jobs']:,}/{run['jobs']:,} jobs in Redis"
+        assert run["per_s"] > 0 and run["peak_rss_mb"] > 0
+    ratios = scenario["ratios"]
+    assert set(ratios) == {"project_vs_naive", "project_rate", "memory_rss"}
+    expected = runs["project"]["per_s"] / runs["naive_delay"]["per_s"]
+    assert ratios["project_vs_naive"]["value"] == pytest.approx(expected)
+    assert "recipients/s" in done.stdout

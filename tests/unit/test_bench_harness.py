@@ -73,7 +73,8 @@ def test_quick_sizes_are_smaller_everywhere() -> None:
         20,
         200,
     )
-    for name in ("throughput", "throughput_naive", "precision", "precision_naive", "storm", "enqueue"):
+    names = ("throughput", "throughput_naive", "precision", "precision_naive", "storm", "enqueue")
+    for name in (*names, "campaign", "campaign_naive", "campaign_memory"):
         assert getattr(quick, name) < getattr(full, name)
 
 

@@ -25,6 +25,12 @@ GIL with the load generator, and prints one table with the ratios against the is
 ``enqueue``
     accepting 20,000 messages with no worker: ``enqueue()`` one by one and ``enqueue_many()`` in one
     call, against ``.delay()`` one by one.
+``campaign``
+    accepting a 100,000-row campaign CSV with no worker (in the ledger and every send job queued:
+    ``create_campaign`` then the fan-out task's body, in a process of its own) against a naive loop
+    of ``.delay()`` per recipient carrying its whole provider request (timed on 20,000 rows), and the
+    peak RSS of accepting a 1,000,000-row file generated on the fly. Targets: ≥ 10,000 recipients/s,
+    peak RSS < 250 MB.
 
 Redis is ``--redis-url`` or ``REDIS_URL`` when set, else a private Valkey; every ledger is a fresh
 SQLite file (or, with ``--database-url``, a fresh schema in that PostgreSQL database, dropped after).

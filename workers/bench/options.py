@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCENARIOS = ("throughput", "precision", "storm", "enqueue")
+SCENARIOS = ("throughput", "precision", "storm", "enqueue", "campaign")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,12 @@ class Sizes:
     precision_naive: int = 500
     storm: int = 2000
     enqueue: int = 20_000
+    campaign: int = 100_000
+    """Recipients of the campaign acceptance run (issue 5's target: under 10 s)."""
+    campaign_naive: int = 20_000
+    """Recipients the naive ``.delay()`` loop is timed on (its rate is per recipient)."""
+    campaign_memory: int = 1_000_000
+    """Rows of the memory check (issue 5's target: peak RSS under 250 MB)."""
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -31,6 +37,9 @@ class Sizes:
             precision_naive=100,
             storm=400,
             enqueue=4000,
+            campaign=10_000,
+            campaign_naive=2000,
+            campaign_memory=50_000,
         )
 
 

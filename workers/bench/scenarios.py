@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.app import point_app_at
+from workers.bench import campaign as campaign_bench
 from workers.bench import naive
 from workers.bench.figures import cpu_seconds, rate, ratio
 from workers.bench.options import BenchOptions
@@ -413,6 +414,98 @@ def enqueue_scenario(ctx: Context, result: ScenarioResult) -> None:
     ]
 
 
+# --- 5. campaign (issue 5) -------------------------------------------------------------------------
+
+CAMPAIGN_RATE_TARGET = 10_000
+CAMPAIGN_RSS_TARGET_MB = 250
+CAMPAIGN_COLUMNS = [
+    Column("rows", "rows", "int"),
+    Column("accepted", "accepted", "int"),
+    Column("jobs", "jobs queued", "int"),
+    Column("seconds", "time", "seconds"),
+    Column("per_s", "recipients/s", "rate"),
+    Column("peak_rss_mb", "peak RSS MB", "int"),
+    Column("check", "check", "text"),
+]
+
+
+def campaign_scenario(ctx: Context, result: ScenarioResult) -> None:
+    """Accepting a campaign file: the project against a naive ``.delay()`` loop; a 1M-row memory check."""
+    sizes, stack = ctx.options.sizes, ctx.stack
+    result.title = (
+        f"campaign: accepting {sizes.campaign:,} recipients (ledger + queued), no worker; "
+        f"memory for {sizes.campaign_memory:,} rows"
+    )
+    result.columns = CAMPAIGN_COLUMNS
+
+    def accept(label: str, rows: int, mode: str, limit: int | None = None) -> dict[str, Any]:
+        path = stack.workdir / f"{label}.csv"
+        ctx.progress(f"campaign: writing {rows:,} rows")
+        campaign_bench.generate(path, rows)
+        queue = stack.queue(label)
+        try:
+            with stack.database(label) as (url, _):
+                ctx.progress(f"campaign: {label}, {mode}")
+                figures = campaign_bench.run(
+                    mode, path, url, stack.redis_url, queue, limit=limit, timeout=ctx.options.timeout
+                )
+                figures["check"] = _queue_check(stack.redis_url, queue, figures)
+        finally:
+            stack.purge(queue)
+            path.unlink(missing_ok=True)
+        return figures
+
+    project = accept("campaign", sizes.campaign, "project")
+    result.runs.append(Run("project", "project create_campaign() + fan-out", project))
+    naive_run = accept("campaign-naive", sizes.campaign, "naive", limit=sizes.campaign_naive)
+    result.runs.append(Run("naive_delay", "naive .delay() per recipient", naive_run))
+    memory = accept("campaign-memory", sizes.campaign_memory, "project")
+    result.runs.append(Run("memory", f"project, {sizes.campaign_memory:,} rows", memory))
+    versus = ratio(project["per_s"], naive_run["per_s"])
+    result.ratios += [
+        Ratio("project_vs_naive", "project / naive .delay()", versus, "per_s"),
+        Ratio(
+            "project_rate",
+            "project recipients/s",
+            project["per_s"],
+            "per_s",
+            f">= {CAMPAIGN_RATE_TARGET:,}",
+            _at_least(project["per_s"], CAMPAIGN_RATE_TARGET),
+            "rate",
+            minimum=CAMPAIGN_RATE_TARGET,
+        ),
+        Ratio(
+            "memory_rss",
+            f"peak RSS, {sizes.campaign_memory:,} rows",
+            memory["peak_rss_mb"],
+            "peak_rss_mb",
+            f"< {CAMPAIGN_RSS_TARGET_MB} MB",
+            memory["peak_rss_mb"] < CAMPAIGN_RSS_TARGET_MB,
+            "int",
+            maximum=CAMPAIGN_RSS_TARGET_MB,
+        ),
+    ]
+    result.notes += [
+        "each accepting process runs alone (python -m workers.bench.campaign); peak RSS is its ru_maxrss",
+        "project: read the CSV, fill and check the template, normalise phones (libphonenumber), record "
+        "in batches, then publish every send job (the fan-out task's body, run in the same process)",
+        f"naive: str.format() per row and .delay() of a task carrying the whole provider request; "
+        f"timed on the first {sizes.campaign_naive:,} rows",
+        "check: jobs found in the Redis queue afterwards",
+    ]
+
+
+def _queue_check(redis_url: str, queue: str, figures: dict[str, Any]) -> str:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        found = client.llen(queue)
+    finally:
+        client.close()
+    return f"{found:,}/{figures['jobs']:,} jobs in Redis"
+
+
 Scenario = Callable[[Context, ScenarioResult], None]
 """Fills in the result as it goes, so a scenario that fails midway keeps the runs it finished."""
 
@@ -421,4 +514,5 @@ SCENARIO_FUNCTIONS: dict[str, Scenario] = {
     "precision": precision,
     "storm": storm,
     "enqueue": enqueue_scenario,
+    "campaign": campaign_scenario,
 }

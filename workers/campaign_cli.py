@@ -1,0 +1,395 @@
+"""``wadispatch campaign ...`` and ``wadispatch suppress ...``: bulk campaigns from the command line.
+
+Exit codes: 0 done (or detached, or the command did what it says), 1 bad input (template, file,
+region, unknown campaign id), 2 configuration error, 130 interrupted by Ctrl-C while watching
+(the campaign keeps running).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from workers.campaigns import api
+from workers.campaigns.errors import CampaignInputError, UnknownCampaign
+from workers.errors import MessageValidationError
+from workers.settings import PROVIDER_NAMES, Settings
+
+campaign_app = typer.Typer(
+    help="Bulk campaigns: one interactive message to every row of a CSV or JSONL file."
+)
+suppress_app = typer.Typer(help="The suppression list: numbers campaigns skip (all senders, or one).")
+POLL_SECONDS = 1.0
+
+CampaignId = Annotated[
+    str, typer.Argument(help="The campaign's id (`campaign send` and `campaign list` show it).")
+]
+
+
+out = Console()
+err = Console(stderr=True)
+_shared: dict[str, Callable[..., Any]] = {}
+
+
+def register(
+    app: typer.Typer, *, settings: Callable[[], Settings], read_json: Callable[[Path, str], Any]
+) -> None:
+    """Add ``campaign`` and ``suppress`` to the ``wadispatch`` command.
+
+    ``settings`` and ``read_json`` are the command's own helpers (settings or exit 2; a JSON file
+    or exit 1), handed over rather than imported so that ``python -m workers.cli`` works too.
+    """
+    _shared.update(settings=settings, read_json=read_json)
+    app.add_typer(campaign_app, name="campaign", no_args_is_help=True)
+    app.add_typer(suppress_app, name="suppress", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    return _shared["settings"]()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    return _shared["read_json"](path, what)
+
+
+@campaign_app.command("send")
+def send(
+    file: Annotated[
+        Path, typer.Argument(help="Recipients: .csv with a header row, or .jsonl (one object a line).")
+    ],
+    message: Annotated[
+        Path,
+        typer.Option(
+            "--message", "-m", help="JSON file: the interactive object, with {column} placeholders."
+        ),
+    ],
+    provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDER_NAMES)}.")],
+    sender: Annotated[str | None, typer.Option(help="The provider's sender handle.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the campaign (default: the file's).")] = None,
+    phone_column: Annotated[str, typer.Option(help="The column holding the phone number.")] = "phone",
+    region: Annotated[
+        str | None, typer.Option(help="Region of numbers without a country code, e.g. TZ (ISO 3166).")
+    ] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the file's extension).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once the file is read; do not watch.")
+    ] = False,
+) -> None:
+    """Read FILE into a campaign, queue its sends and watch it to the end (Ctrl-C stops watching only)."""
+    settings = _settings()
+    if provider not in PROVIDER_NAMES:
+        err.print(f"[red]unknown provider[/] {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+        raise typer.Exit(1)
+    if file_format not in (None, "csv", "jsonl"):
+        err.print(f"[red]unknown format[/] {file_format!r}: use csv or jsonl")
+        raise typer.Exit(1)
+    template = _read_json(message, "message template")
+    if isinstance(template, dict) and "interactive" in template and "type" not in template:
+        template = template["interactive"]  # a send request's shape is fine too
+    reading = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
+    task = reading.add_task(f"reading {file.name}")
+    started: list[str] = []
+    unpublished: list[int] = []
+
+    def dispatch(campaign_id: str, first_row: int, last_row: int | None) -> bool:
+        published = api.dispatch_fanout(campaign_id, first_row, last_row)
+        if not published:
+            unpublished.append(first_row)
+        return published
+
+    def on_batch(campaign_id: str, counts: Any) -> None:
+        started[:] = [campaign_id]
+        reading.update(
+            task,
+            description=f"reading {file.name}: {counts.rows_read} rows, {counts.accepted} accepted "
+            f"(campaign {campaign_id})",
+        )
+
+    try:
+        with reading:
+            campaign = api.create_campaign(
+                file,
+                template,
+                provider=provider,
+                sender=sender,
+                name=name,
+                phone_column=phone_column,
+                region=region,
+                file_format=file_format,  # type: ignore[arg-type]
+                settings=settings,
+                on_batch=on_batch,
+                dispatch=dispatch,
+            )
+    except KeyboardInterrupt:
+        if not started:
+            err.print("[yellow]interrupted[/]: nothing was recorded")
+            raise typer.Exit(130) from None
+        err.print(
+            f"[yellow]interrupted while reading[/]: campaign {started[0]} holds the rows read so far and "
+            f"sends them.\n  cancel it: wadispatch campaign cancel {started[0]}"
+        )
+        raise typer.Exit(130) from None
+    except MessageValidationError as exc:
+        err.print(f"[red]invalid message template[/] {message}: {len(exc.errors)} problem(s)")
+        for error in exc.errors:
+            err.print(f"  {error.path}: {error.rule}")
+        raise typer.Exit(1) from None
+    except CampaignInputError as exc:
+        err.print(f"[red]cannot start the campaign[/]: {exc}")
+        raise typer.Exit(1) from None
+    out.print(campaign.id)
+    err.print(
+        f"{campaign.rows_read} rows read: {campaign.accepted} accepted, {campaign.invalid} invalid, "
+        f"{campaign.duplicate} duplicate, {campaign.suppressed} suppressed"
+    )
+    if unpublished:
+        err.print(
+            "[yellow]broker unreachable[/]: the accepted messages are recorded pending; queue them "
+            f"once it is back with: wadispatch campaign resume {campaign.id}"
+        )
+    if detach:
+        err.print(f"watch it with: wadispatch campaign status {campaign.id}")
+        return
+    _watch(campaign.id)
+
+
+def _watch(campaign_id: str) -> None:
+    settings = _settings()
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=err,
+    )
+    try:
+        with bar:
+            task = bar.add_task("sending", total=None, detail="")
+            while True:
+                state = api.progress(campaign_id, settings=settings)
+                bar.update(
+                    task,
+                    description=state.campaign.status,
+                    total=sum(state.states.values()),
+                    completed=state.terminal,
+                    detail=_detail(state),
+                )
+                if state.done:
+                    break
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]stopped watching[/]: campaign {campaign_id} keeps running.\n"
+            f"  watch:  wadispatch campaign status {campaign_id}\n"
+            f"  pause:  wadispatch campaign pause {campaign_id}\n"
+            f"  cancel: wadispatch campaign cancel {campaign_id}"
+        )
+        raise typer.Exit(130) from None
+    _print_progress(state)
+
+
+def _detail(state: api.CampaignProgress) -> str:
+    parts = [f"{name} {count}" for name, count in sorted(state.states.items())]
+    if state.throughput:
+        parts.append(f"{state.throughput:.1f}/s")
+    if state.eta_seconds:
+        parts.append(f"ETA {_duration(state.eta_seconds)}")
+    return ", ".join(parts)
+
+
+@campaign_app.command("status")
+def status(
+    campaign_id: CampaignId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Counts per state and failure reason, throughput and ETA."""
+    state = _call(api.progress, campaign_id, settings=_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(state.as_json()) + "\n")
+        return
+    _print_progress(state)
+
+
+def _print_progress(state: api.CampaignProgress) -> None:
+    data = state.as_json()
+    out.print(f"[bold]{data['id']}[/]  {data['name']}  [bold]{data['status']}[/]")
+    out.print(f"{data['provider']} sender {data['sender'] or '-'}, created {data['created_at']}")
+    rows = data["rows"]
+    out.print(
+        f"rows: {rows['read']} read{' so far' if data['reading'] else ''}, {rows['accepted']} accepted, "
+        f"{rows['invalid']} invalid, {rows['duplicate']} duplicate, {rows['suppressed']} suppressed"
+    )
+    table = Table("state", "messages")
+    for name, count in sorted(state.states.items()):
+        table.add_row(name, str(count))
+    for reason, count in sorted(state.failed_reasons.items()):
+        table.add_row(f"  failed: {reason}", str(count))
+    out.print(table)
+    eta = _duration(state.eta_seconds) if state.eta_seconds is not None else "-"
+    out.print(
+        f"throughput {state.throughput:.1f}/s (limit {state.limit_rate:.1f}/s), "
+        f"{state.remaining} remaining, ETA {eta}"
+    )
+
+
+@campaign_app.command("pause")
+def pause(campaign_id: CampaignId) -> None:
+    """Stop sending (within about a second; sends in flight finish). Safe to repeat."""
+    _settings()
+    campaign = _call(api.pause, campaign_id)
+    out.print(f"{campaign.id} {campaign.status}")
+
+
+@campaign_app.command("resume")
+def resume(campaign_id: CampaignId) -> None:
+    """Send again after a pause (and queue again what is pending). Safe to repeat."""
+    _settings()
+    campaign = _call(api.resume, campaign_id)
+    out.print(f"{campaign.id} {campaign.status}")
+
+
+@campaign_app.command("cancel")
+def cancel(campaign_id: CampaignId) -> None:
+    """End the campaign: what is not sent yet ends failed (reason cancelled). Safe to repeat."""
+    _settings()
+    count = _call(api.cancel, campaign_id)
+    out.print(f"{campaign_id} cancelled: {count} message(s) will not be sent")
+
+
+@campaign_app.command("report")
+def report(
+    campaign_id: CampaignId,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The CSV file to write.")],
+) -> None:
+    """Write a CSV with one line per row of the campaign's file (skipped rows included)."""
+    _settings()
+    try:
+        written = _call(api.report, campaign_id, out_file)
+    except OSError as exc:
+        err.print(f"[red]cannot write[/] {out_file}: {exc.strerror}")
+        raise typer.Exit(1) from None
+    out.print(f"{written} row(s) written to {out_file}")
+
+
+@campaign_app.command("list")
+def list_campaigns(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """The latest campaigns, newest first."""
+    _settings()
+    campaigns = api.list_campaigns()
+    if as_json:
+        fields = (
+            "id",
+            "name",
+            "provider",
+            "sender",
+            "status",
+            "rows_read",
+            "accepted",
+            "invalid",
+            "duplicate",
+        )
+        rows = [
+            {**{key: getattr(c, key) for key in fields}, "created_at": c.created_at.isoformat()}
+            for c in campaigns
+        ]
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("id", "name", "status", "provider", "accepted", "skipped", "created")
+    for c in campaigns:
+        skipped = c.invalid + c.duplicate + c.suppressed
+        table.add_row(
+            c.id,
+            c.name,
+            c.status,
+            c.provider,
+            str(c.accepted),
+            str(skipped),
+            f"{c.created_at:%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+@suppress_app.command("add")
+def suppress_add(
+    phones: Annotated[list[str], typer.Argument(help="Phone numbers (E.164, e.g. +255712345678).")],
+    sender: Annotated[str | None, typer.Option(help="Only for this sender (default: every sender).")] = None,
+    reason: Annotated[str, typer.Option(help="Why (shown in `suppress list`).")] = "opted out",
+) -> None:
+    """Put numbers on the suppression list: campaigns skip them."""
+    _settings()
+    added = _call(api.suppress, phones, sender=sender, reason=reason)
+    out.print(f"{added} added ({len(phones) - added} already there)")
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    phone: Annotated[str, typer.Argument(help="The phone number.")],
+    sender: Annotated[
+        str | None, typer.Option(help="The sender it was added for (default: every sender).")
+    ] = None,
+) -> None:
+    """Take a number off the suppression list (exit 1 if it was not on it)."""
+    _settings()
+    if not _call(api.unsuppress, phone, sender=sender):
+        err.print(f"{phone} is not on the suppression list" + (f" for {sender}" if sender else ""))
+        raise typer.Exit(1)
+    out.print(f"{phone} removed")
+
+
+@suppress_app.command("list")
+def suppress_list(
+    phone: Annotated[str | None, typer.Option(help="Only this number.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Only what applies to this sender.")] = None,
+) -> None:
+    """The suppression list, newest first."""
+    _settings()
+    table = Table("phone", "sender", "source", "reason", "since")
+    for item in api.suppressions(recipient=phone, sender=sender):
+        table.add_row(
+            item.recipient,
+            item.sender or "(all)",
+            item.source,
+            item.reason or "",
+            f"{item.created_at:%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an API call; unknown ids and bad input exit 1 with the reason."""
+    try:
+        return function(*args, **kwargs)
+    except UnknownCampaign as exc:
+        err.print(f"[red]no campaign {exc}[/]")
+    except CampaignInputError as exc:
+        err.print(f"[red]error[/]: {exc}")
+    raise typer.Exit(1)
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return (
+        f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )

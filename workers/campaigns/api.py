@@ -1,0 +1,490 @@
+"""The campaigns' Python API: the same operations as ``wadispatch campaign ...``.
+
+    from workers.campaigns import api
+
+    campaign = api.create_campaign("customers.csv", template, provider="meta", sender="1107264639145282")
+    api.progress(campaign.id)              # counts per state and reason, throughput, ETA
+    api.pause(campaign.id); api.resume(campaign.id); api.cancel(campaign.id)
+    api.report(campaign.id, "report.csv")  # one row per row of the file
+    api.list_campaigns()
+
+Every function takes an optional ``ledger`` and ``settings`` (default: the configured ones) and
+can be called from any process: the ledger is the only shared state. Pause, resume and cancel
+are idempotent.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from workers.campaigns import store
+from workers.campaigns.errors import CampaignInputError, UnknownCampaign
+from workers.campaigns.ingest import IngestCounts, Target, ingest
+from workers.campaigns.phones import PhoneError, PhoneNormaliser
+from workers.campaigns.reader import FileError, FileFormat, detect_format, read_rows
+from workers.campaigns.template import RowError, Template
+from workers.ledger import RUNNING, Ledger, _aware, get_ledger, utcnow
+from workers.settings import Settings, get_settings
+from workers.states import State
+
+log = logging.getLogger("wadispatch.campaigns")
+
+PAUSED, CANCELLED, DONE = "paused", "cancelled", "done"
+CANCELLED_REASON = "cancelled"
+THROUGHPUT_WINDOW_SECONDS = 30.0
+REPORT_COLUMNS = (
+    "row",
+    "phone",
+    "state",
+    "reason",
+    "message_id",
+    "provider_message_id",
+    "provider_error_code",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "reply_id",
+    "reply_title",
+    "replied_at",
+)
+
+CampaignRecord = store.CampaignRecord
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """Where a campaign stands: its record, counts per state and failure reason, pace and ETA."""
+
+    campaign: CampaignRecord
+    states: dict[str, int]
+    """Messages per state (``pending``, ``sending``, ``sent``, ``delivered``, ``read``, ``failed``)."""
+    failed_reasons: dict[str, int]
+    remaining: int
+    """Messages still ``pending`` or ``sending``."""
+    settled_recently: int
+    """Messages settled in the last :data:`THROUGHPUT_WINDOW_SECONDS`."""
+    throughput: float
+    """Messages settled per second over that window (0 until the first settles)."""
+    limit_rate: float
+    """The sender's rate limit as the limiter applies it (declared rate x headroom)."""
+    eta_seconds: float | None
+    """Remaining / the lower of the observed throughput and the limit; None when paused or done."""
+
+    @property
+    def terminal(self) -> int:
+        return sum(self.states.values()) - self.remaining
+
+    @property
+    def done(self) -> bool:
+        """Every row read and every accepted message settled (or the campaign cancelled and swept)."""
+        return self.campaign.finished_reading_at is not None and self.remaining == 0
+
+    def as_json(self) -> dict[str, Any]:
+        campaign = self.campaign
+        return {
+            "id": campaign.id,
+            "name": campaign.name,
+            "provider": campaign.provider,
+            "sender": campaign.sender,
+            "status": campaign.status,
+            "reading": campaign.finished_reading_at is None,
+            "rows": {
+                "read": campaign.rows_read,
+                "accepted": campaign.accepted,
+                "invalid": campaign.invalid,
+                "duplicate": campaign.duplicate,
+                "suppressed": campaign.suppressed,
+            },
+            "states": self.states,
+            "failed_reasons": self.failed_reasons,
+            "remaining": self.remaining,
+            "throughput_per_s": round(self.throughput, 2),
+            "limit_per_s": round(self.limit_rate, 2),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "created_at": campaign.created_at.isoformat(),
+        }
+
+
+def create_campaign(
+    source: str | Path,
+    template: dict[str, Any],
+    *,
+    provider: str,
+    sender: str | None = None,
+    name: str | None = None,
+    phone_column: str = "phone",
+    region: str | None = None,
+    file_format: FileFormat | None = None,
+    ledger: Ledger | None = None,
+    settings: Settings | None = None,
+    on_batch: Callable[[str, IngestCounts], None] | None = None,
+    dispatch: Callable[[str, int, int | None], bool] | None = None,
+) -> CampaignRecord:
+    """Read a CSV or JSONL file of recipients into a new campaign and queue its sends.
+
+    ``template`` is WhatsApp's interactive object whose texts may carry ``{column}`` placeholders.
+    The template, provider, sender, region and the file's header are checked before anything is
+    recorded: :class:`~workers.errors.MessageValidationError` (every broken rule, by field path)
+    or :class:`CampaignInputError`. Then rows are recorded in batches, each row either a ``pending``
+    message or a skipped row (``invalid``, ``duplicate``, ``suppressed``) with its reason; send
+    jobs are published by ``wadispatch.campaign_fanout`` tasks while the file is read.
+    Returns the campaign when the whole file is read (``on_batch(id, counts)`` after each batch).
+
+    ``dispatch(campaign_id, first_row, last_row)`` publishes a fan-out (default: the Celery task);
+    ``False`` means the broker was unreachable: the messages stay pending until :func:`resume`.
+    """
+    settings = settings or get_settings()
+    ledger = ledger or get_ledger(settings.database_url)
+    dispatch = dispatch or dispatch_fanout
+    checked = Template.parse(template, provider=provider, sender=sender)
+    try:
+        normalise = PhoneNormaliser(region or settings.campaign_default_region)
+    except ValueError as exc:
+        raise CampaignInputError(f"region: {exc}") from None
+    path = Path(source)
+    try:
+        file_format = file_format or detect_format(path)
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileError as exc:
+        raise CampaignInputError(str(exc)) from None
+    except OSError as exc:
+        raise CampaignInputError(f"cannot read {path}: {exc.strerror}") from None
+    campaign_id = str(uuid.uuid4())
+    with handle:
+        try:
+            rows = read_rows(handle, file_format, checked.columns | {phone_column})
+        except FileError as exc:
+            raise CampaignInputError(f"{path.name}: {exc}") from None
+        except UnicodeDecodeError:
+            raise CampaignInputError(f"{path.name}: not UTF-8 text") from None
+        now = utcnow()
+        store.insert_campaign(
+            ledger,
+            {
+                "id": campaign_id,
+                "name": name or path.stem,
+                "provider": provider,
+                "sender": sender,
+                "source": str(path),
+                "template": template,
+                "status": RUNNING,
+                "rows_read": 0,
+                "accepted": 0,
+                "invalid": 0,
+                "duplicate": 0,
+                "suppressed": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
+        dispatched_to = 0
+
+        def after_batch(counts: IngestCounts) -> None:
+            nonlocal dispatched_to
+            if counts.last_row - dispatched_to >= settings.campaign_fanout_rows:
+                dispatch(campaign_id, dispatched_to + 1, counts.last_row)
+                dispatched_to = counts.last_row
+            if on_batch is not None:
+                on_batch(campaign_id, counts)
+
+        try:
+            ingest(
+                ledger,
+                target,
+                _decoded(rows),
+                batch_size=settings.campaign_batch_size,
+                after_batch=after_batch,
+            )
+        finally:
+            store.finish_reading(ledger, campaign_id)
+            dispatch(campaign_id, dispatched_to + 1, None)
+    campaign = get_campaign(campaign_id, ledger=ledger)
+    log.info(
+        "campaign %s: %d rows read, %d accepted, %d invalid, %d duplicate, %d suppressed",
+        campaign_id,
+        campaign.rows_read,
+        campaign.accepted,
+        campaign.invalid,
+        campaign.duplicate,
+        campaign.suppressed,
+    )
+    return campaign
+
+
+def dispatch_fanout(campaign_id: str, first_row: int, last_row: int | None) -> bool:
+    """Publish a ``wadispatch.campaign_fanout`` task; ``False`` (logged) if the broker is down."""
+    from workers.app import CAMPAIGN_FANOUT_TASK, app
+
+    try:
+        app.send_task(CAMPAIGN_FANOUT_TASK, args=[campaign_id, first_row, last_row])
+    except Exception as exc:  # kombu/redis raise many kinds
+        log.warning("campaign %s: could not publish its fan-out: %s", campaign_id, type(exc).__name__)
+        return False
+    return True
+
+
+def get_campaign(campaign_id: str, *, ledger: Ledger | None = None) -> CampaignRecord:
+    """The campaign's record; :class:`UnknownCampaign` when there is none."""
+    campaign = store.get_campaign(ledger or get_ledger(), campaign_id)
+    if campaign is None:
+        raise UnknownCampaign(campaign_id)
+    return campaign
+
+
+def list_campaigns(*, ledger: Ledger | None = None, limit: int = 100) -> list[CampaignRecord]:
+    """The latest campaigns, newest first."""
+    return store.list_campaigns(ledger or get_ledger(), limit)
+
+
+def pause(campaign_id: str, *, ledger: Ledger | None = None) -> CampaignRecord:
+    """Stop sending: no message of the campaign is claimed from now on; in-flight sends finish.
+
+    Its messages stay ``pending``; their queued jobs are dropped when they come up. Idempotent.
+    """
+    ledger = ledger or get_ledger()
+    get_campaign(campaign_id, ledger=ledger)
+    store.set_status(ledger, campaign_id, [RUNNING], PAUSED)
+    return get_campaign(campaign_id, ledger=ledger)
+
+
+def resume(
+    campaign_id: str,
+    *,
+    ledger: Ledger | None = None,
+    dispatch: Callable[[str, int, int | None], bool] | None = None,
+) -> CampaignRecord:
+    """Send again: a paused campaign runs, and its pending messages are queued again.
+
+    On a running campaign it queues the pending messages again too (after a broker outage, say):
+    a job queued twice is harmless, the claim sends a message once. Cancelled and done campaigns
+    are left as they are.
+    """
+    ledger = ledger or get_ledger()
+    store.set_status(ledger, campaign_id, [PAUSED], RUNNING)
+    campaign = get_campaign(campaign_id, ledger=ledger)
+    if campaign.status == RUNNING:
+        (dispatch or dispatch_fanout)(campaign_id, 1, None)
+    return campaign
+
+
+def cancel(campaign_id: str, *, ledger: Ledger | None = None, wait_seconds: float = 30.0) -> int:
+    """End the campaign: every message not sent yet ends ``failed`` with reason ``cancelled``.
+
+    Nothing of the campaign is claimed once this begins; messages in flight finish their attempt,
+    and one that comes back to ``pending`` (a retry) is swept too, for up to ``wait_seconds``
+    (later sweeps happen on every :func:`progress`). Returns how many messages it cancelled.
+    Idempotent: a second call finds nothing left.
+    """
+    ledger = ledger or get_ledger()
+    get_campaign(campaign_id, ledger=ledger)
+    store.set_status(ledger, campaign_id, [RUNNING, PAUSED], CANCELLED)
+    if get_campaign(campaign_id, ledger=ledger).status != CANCELLED:
+        return 0  # done before: nothing was left to cancel
+    cancelled = store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
+    deadline = time.monotonic() + wait_seconds
+    while _in_flight(ledger, campaign_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        cancelled += store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
+    return cancelled + store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
+
+
+def progress(
+    campaign_id: str, *, ledger: Ledger | None = None, settings: Settings | None = None
+) -> CampaignProgress:
+    """Counts per state and failure reason, throughput over the last 30 s, and an ETA.
+
+    Marks the campaign ``done`` when every row is read and every message settled.
+    """
+    settings = settings or get_settings()
+    ledger = ledger or get_ledger(settings.database_url)
+    campaign = get_campaign(campaign_id, ledger=ledger)
+    if campaign.status == CANCELLED:
+        store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
+    counts = store.state_counts(ledger, campaign_id)
+    states: dict[str, int] = {}
+    failed_reasons: dict[str, int] = {}
+    for (state, reason), count in counts.items():
+        states[state] = states.get(state, 0) + count
+        if state == State.FAILED.value:
+            failed_reasons[reason or "unknown"] = failed_reasons.get(reason or "unknown", 0) + count
+    remaining = states.get(State.PENDING.value, 0) + states.get(State.SENDING.value, 0)
+    if campaign.status == RUNNING and campaign.finished_reading_at is not None and remaining == 0:
+        store.set_status(ledger, campaign_id, [RUNNING], DONE)
+        campaign = get_campaign(campaign_id, ledger=ledger)
+    now = utcnow()
+    window = _throughput_window(ledger, campaign_id, now)
+    recent = store.settled_since(ledger, campaign_id, now - timedelta(seconds=window)) if window else 0
+    throughput = recent / window if window else 0.0
+    limit = settings.sender_limit(campaign.provider, campaign.sender).rate * settings.rate_headroom
+    return CampaignProgress(
+        campaign=campaign,
+        states=states,
+        failed_reasons=failed_reasons,
+        remaining=remaining,
+        settled_recently=recent,
+        throughput=throughput,
+        limit_rate=limit,
+        eta_seconds=estimate_eta(remaining, throughput, limit, running=campaign.status == RUNNING),
+    )
+
+
+def estimate_eta(remaining: int, throughput: float, limit: float, *, running: bool) -> float | None:
+    """Seconds to send ``remaining`` at the lower of the observed throughput and the limit. Pure.
+
+    Before anything has settled (throughput 0) the limit alone is used.
+    """
+    if not running or remaining == 0:
+        return None if not running else 0.0
+    rate = min(throughput, limit) if throughput > 0 else limit
+    return remaining / rate
+
+
+def report(campaign_id: str, out: str | Path | IO[str], *, ledger: Ledger | None = None) -> int:
+    """Write the campaign's CSV report: one row per row of its file, in file order; rows written.
+
+    Columns: :data:`REPORT_COLUMNS`. An accepted row has its message's state (``pending`` ...
+    ``failed``) and details; a skipped row has ``state`` ``invalid``, ``duplicate`` or
+    ``suppressed``, the reason, and the phone as written (invalid) or normalised.
+    """
+    ledger = ledger or get_ledger()
+    get_campaign(campaign_id, ledger=ledger)
+    if isinstance(out, str | Path):
+        with Path(out).open("w", encoding="utf-8", newline="") as handle:
+            return report(campaign_id, handle, ledger=ledger)
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    written = 0
+    for _, line in heapq.merge(_message_lines(ledger, campaign_id), _skipped_lines(ledger, campaign_id)):
+        writer.writerow(line)
+        written += 1
+    return written
+
+
+# --- suppressions ----------------------------------------------------------------------------------
+
+
+def suppress(
+    recipients: list[str],
+    *,
+    sender: str | None = None,
+    reason: str | None = "opted out",
+    region: str | None = None,
+    ledger: Ledger | None = None,
+) -> int:
+    """Put phone numbers on the suppression list (for ``sender``, or every sender); how many were new.
+
+    Numbers are normalised like a campaign's (:class:`CampaignInputError` names a bad one).
+    """
+    normalise = PhoneNormaliser(region)
+    normalised = []
+    for recipient in recipients:
+        try:
+            normalised.append(normalise(recipient))
+        except PhoneError as exc:
+            raise CampaignInputError(f"{recipient!r}: {exc}") from None
+    return store.suppress(
+        ledger or get_ledger(), [(sender, r) for r in normalised], reason=reason, source="user"
+    )
+
+
+def unsuppress(recipient: str, *, sender: str | None = None, ledger: Ledger | None = None) -> bool:
+    """Take a number off the suppression list (the ``sender`` one, or the all-senders one)."""
+    try:
+        normalised = PhoneNormaliser(None)(recipient)
+    except PhoneError as exc:
+        raise CampaignInputError(f"{recipient!r}: {exc}") from None
+    return store.unsuppress(ledger or get_ledger(), normalised, sender) > 0
+
+
+def suppressions(
+    *, recipient: str | None = None, sender: str | None = None, ledger: Ledger | None = None
+) -> list[store.SuppressionRecord]:
+    """The suppression list, newest first (filtered by number and/or sender)."""
+    return store.list_suppressions(ledger or get_ledger(), recipient=recipient, sender=sender)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _decoded(rows: Iterator[Any]) -> Iterator[Any]:
+    """The rows, ending with a row error instead of an exception where the file stops being UTF-8."""
+    number = 0
+    try:
+        for number, value in rows:
+            yield number, value
+    except UnicodeDecodeError:
+        yield number + 1, RowError("not UTF-8 text from here on: the rest of the file was not read")
+
+
+def _in_flight(ledger: Ledger, campaign_id: str) -> bool:
+    return any(state == State.SENDING.value for state, _ in store.state_counts(ledger, campaign_id))
+
+
+def _throughput_window(ledger: Ledger, campaign_id: str, now: datetime) -> float:
+    first = _aware(store.first_settled_at(ledger, campaign_id))
+    if first is None:
+        return 0.0
+    return max(1.0, min(THROUGHPUT_WINDOW_SECONDS, (now - first).total_seconds()))
+
+
+def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
+    for page in store.message_pages(ledger, campaign_id):
+        for row in page:
+            yield (
+                row.campaign_row,
+                [
+                    row.campaign_row,
+                    row.recipient,
+                    row.state,
+                    row.reason or "",
+                    row.id,
+                    row.provider_message_id or "",
+                    row.provider_error_code or "",
+                    row.attempts,
+                    _iso(row.created_at),
+                    _iso(row.updated_at),
+                    row.reply_id or "",
+                    row.reply_title or "",
+                    _iso(row.replied_at),
+                ],
+            )
+
+
+def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
+    for page in store.skipped_pages(ledger, campaign_id):
+        for item in page:
+            line = [item.row_number, item.recipient or "", item.kind, item.reason, *[""] * 9]
+            yield item.row_number, line
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else _aware(value).isoformat()
+
+
+__all__ = [
+    "CampaignInputError",
+    "CampaignProgress",
+    "CampaignRecord",
+    "UnknownCampaign",
+    "cancel",
+    "create_campaign",
+    "get_campaign",
+    "list_campaigns",
+    "pause",
+    "progress",
+    "report",
+    "resume",
+    "suppress",
+    "suppressions",
+    "unsuppress",
+]

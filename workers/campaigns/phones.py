@@ -1,0 +1,80 @@
+"""Recipients' phone numbers to E.164 with Google's libphonenumber (the ``phonenumbers`` package). Pure.
+
+``+255 712 345 678``, ``00255712345678`` and, with a default region of ``TZ``, ``0712 345 678``
+all become ``+255712345678``. A number that is not a valid number of its country is refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_COUNTRY_CODES = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+
+
+class PhoneError(ValueError):
+    """A recipient's phone number cannot be used; the message says why."""
+
+
+class PhoneNormaliser:
+    """Normalises phone numbers to E.164 for one default region (``None``: only international form).
+
+    ``region`` is an ISO 3166 code such as ``TZ``; numbers written with a leading ``+`` or ``00``
+    never need it.
+    """
+
+    def __init__(self, region: str | None = None) -> None:
+        if region is not None:
+            region = region.upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"unknown region {region!r}: use an ISO 3166 code such as TZ or KE")
+        self.region = region
+
+    def __call__(self, raw: object) -> str:
+        """``raw`` as ``+<digits>``, or :class:`PhoneError`."""
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = f"+{raw}"
+        if not isinstance(raw, str):
+            raise PhoneError("phone: must be a string of digits")
+        compact = _SEPARATORS.sub("", raw)
+        if not compact:
+            raise PhoneError("phone: missing")
+        if compact.startswith("00"):
+            compact = "+" + compact[2:]
+        elif not compact.startswith("+") and self.region is None:
+            if compact.startswith("0"):
+                raise PhoneError("phone: no country code: write +<country code><number>, or give a region")
+            compact = "+" + compact  # digits alone are read as international without a region
+        if _E164.fullmatch(compact):
+            number = _from_e164(compact)
+            if number is not None:
+                if not phonenumbers.is_valid_number(number):
+                    raise PhoneError("phone: not a valid number for its country")
+                return compact
+        try:
+            number = phonenumbers.parse(compact, self.region)
+        except NumberParseException as exc:
+            raise PhoneError(f"phone: not a phone number ({exc._msg.rstrip('.')})") from None
+        if not phonenumbers.is_valid_number(number):
+            raise PhoneError("phone: not a valid number for its country")
+        return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _from_e164(compact: str) -> phonenumbers.PhoneNumber | None:
+    """The fast path for ``+<digits>`` (most files): split off the country code without a full parse.
+
+    Country codes are prefix-free, so the first of 1, 2 or 3 digits that is one is the one. A
+    national number with a leading 0 (Italy's) takes the full parse instead.
+    """
+    for length in (1, 2, 3):
+        code = int(compact[1 : 1 + length])
+        if code in _COUNTRY_CODES:
+            national = compact[1 + length :]
+            if not national or national[0] == "0":
+                return None
+            return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return None

@@ -1,0 +1,530 @@
+"""The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions.
+
+Everything a campaign writes goes through here, on the ledger's engine and tables
+(:mod:`workers.ledger`). A batch of rows is one transaction: its messages, their ``pending``
+transitions, its skipped rows and the campaign's counts are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from workers.ledger import (
+    SUPPRESS_ALL_SENDERS,
+    Ledger,
+    _aware,
+    campaign_row_errors,
+    campaigns,
+    messages,
+    suppressions,
+    transitions,
+    utcnow,
+)
+from workers.states import SETTLED, State
+
+log = logging.getLogger("wadispatch.campaigns")
+
+ACTIVE_STATES = (State.PENDING.value, State.SENDING.value)
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    """One row of the campaigns table."""
+
+    id: str
+    name: str
+    provider: str
+    sender: str | None
+    source: str | None
+    template: dict[str, Any]
+    status: str
+    rows_read: int
+    accepted: int
+    invalid: int
+    duplicate: int
+    suppressed: int
+    finished_reading_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row of the file that was not accepted, and why."""
+
+    row_number: int
+    kind: str
+    """``invalid``, ``duplicate`` or ``suppressed``."""
+    reason: str
+    recipient: str | None = None
+
+
+@dataclass(frozen=True)
+class SuppressionRecord:
+    sender: str | None
+    recipient: str
+    reason: str | None
+    source: str
+    created_at: datetime
+
+
+def insert_campaign(ledger: Ledger, values: dict[str, Any]) -> None:
+    with ledger.begin() as conn:
+        conn.execute(insert(campaigns), values)
+
+
+def add_batch(
+    ledger: Ledger,
+    campaign_id: str,
+    sender: str | None,
+    rows: list[dict[str, Any]],
+    skipped: list[Skipped],
+    rows_read: int,
+) -> tuple[int, int, int]:
+    """Record one batch of a campaign's rows; ``(accepted, duplicate, suppressed)``.
+
+    ``rows`` are message rows (:meth:`workers.campaigns.ingest.Target.message_row`). Those whose
+    recipient is suppressed, or already has a message in this campaign (an earlier row), are not
+    inserted but recorded as skipped rows, like the ``skipped`` given.
+    """
+    now = utcnow()
+    skipped = list(skipped)
+    with ledger.begin() as conn:
+        blocked = _suppressed(conn, sender, {row["recipient"] for row in rows})
+        first_rows: dict[str, int] = {}
+        fresh: list[dict[str, Any]] = []
+        for row in rows:
+            recipient = row["recipient"]
+            if recipient in blocked:
+                reason = "on the suppression list"
+                skipped.append(Skipped(row["campaign_row"], "suppressed", reason, recipient))
+            elif recipient in first_rows:
+                reason = f"same number as row {first_rows[recipient]}"
+                skipped.append(Skipped(row["campaign_row"], "duplicate", reason, recipient))
+            else:
+                first_rows[recipient] = row["campaign_row"]
+                fresh.append(row)
+        inserted = _insert_pending(conn, campaign_id, fresh, now) if fresh else set()
+        earlier = [row for row in fresh if row["id"] not in inserted]
+        if earlier:  # numbers an earlier batch already had
+            known = _rows_of(conn, campaign_id, {row["recipient"] for row in earlier})
+            skipped += [
+                Skipped(
+                    row["campaign_row"],
+                    "duplicate",
+                    f"same number as row {known.get(row['recipient'], '?')}",
+                    row["recipient"],
+                )
+                for row in earlier
+            ]
+        if skipped:
+            conn.execute(
+                insert(campaign_row_errors),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        "row_number": item.row_number,
+                        "kind": item.kind,
+                        "recipient": (item.recipient or "")[:64] or None,
+                        "reason": item.reason,
+                    }
+                    for item in skipped
+                ],
+            )
+        kinds = [item.kind for item in skipped]
+        counts = (len(inserted), kinds.count("duplicate"), kinds.count("suppressed"))
+        conn.execute(
+            update(campaigns)
+            .where(campaigns.c.id == campaign_id)
+            .values(
+                rows_read=campaigns.c.rows_read + rows_read,
+                accepted=campaigns.c.accepted + counts[0],
+                invalid=campaigns.c.invalid + kinds.count("invalid"),
+                duplicate=campaigns.c.duplicate + counts[1],
+                suppressed=campaigns.c.suppressed + counts[2],
+                updated_at=now,
+            )
+        )
+    return counts
+
+
+def _insert_pending(
+    conn: Connection, campaign_id: str, rows: list[dict[str, Any]], now: datetime
+) -> set[str]:
+    """Insert the messages whose number the campaign does not have yet, each with its ``pending``
+    transition; return their ids.
+
+    In bulk, straight through the driver, with the values shared by the batch (``now``)
+    converted once. PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ...
+    ON CONFLICT DO NOTHING`` that the unique index on ``(campaign_id, recipient)`` decides (a
+    multi-row INSERT from the client spends most of its time in the driver parsing the statement,
+    and a lookup of the numbers first can get a poor plan while the table's statistics lag behind
+    a large campaign). SQLite: a lookup of the numbers, then one ``executemany``.
+    """
+    columns = list(rows[0])
+    request_at = columns.index("request")
+    stamp = _bound(conn, messages.c.created_at, now)
+    shared = {"created_at": stamp, "updated_at": stamp}
+    values = [
+        tuple(
+            json.dumps(row[name]) if index == request_at else shared.get(name, row[name])
+            for index, name in enumerate(columns)
+        )
+        for row in rows
+    ]
+    names = ", ".join(f'"{name}"' for name in columns)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            return _copy_pending(cursor, names, values, stamp)
+        known = _rows_of(conn, campaign_id, {row["recipient"] for row in rows})
+        new = [(row, value) for row, value in zip(rows, values, strict=True) if row["recipient"] not in known]
+        marks = ", ".join("?" for _ in columns)
+        cursor.executemany(f"INSERT INTO {messages.name} ({names}) VALUES ({marks})", [v for _, v in new])
+        cursor.executemany(
+            f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) VALUES (?, ?, ?, ?)",
+            [(row["id"], State.PENDING.value, stamp, 0) for row, _ in new],
+        )
+        return {row["id"] for row, _ in new}
+    finally:
+        cursor.close()
+
+
+def _copy_pending(cursor: Any, names: str, values: list[tuple[Any, ...]], stamp: Any) -> set[str]:
+    staging = "wadispatch_campaign_staging"
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {messages.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for value in values:
+            copy.write_row(value)
+    cursor.execute(
+        f"WITH inserted AS (INSERT INTO {messages.name} ({names}) SELECT {names} FROM {staging} "
+        "ON CONFLICT (campaign_id, recipient) DO NOTHING RETURNING id) "
+        f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
+        "SELECT id, %s, %s, 0 FROM inserted RETURNING message_id",
+        (State.PENDING.value, stamp),
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _bound(conn: Connection, column: Any, value: Any) -> Any:
+    """``value`` as the driver gets it for ``column`` (e.g. SQLite's datetime text)."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor(value) if processor else value
+
+
+def _suppressed(conn: Connection, sender: str | None, recipients: set[str]) -> set[str]:
+    if not recipients:
+        return set()
+    senders = [SUPPRESS_ALL_SENDERS, sender or SUPPRESS_ALL_SENDERS]
+    return set(
+        conn.execute(
+            select(suppressions.c.recipient).where(
+                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(senders)
+            )
+        ).scalars()
+    )
+
+
+def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[str, int]:
+    found = conn.execute(
+        select(messages.c.recipient, messages.c.campaign_row).where(
+            messages.c.campaign_id == campaign_id, messages.c.recipient.in_(recipients)
+        )
+    ).all()
+    return {recipient: row for recipient, row in found}
+
+
+def finish_reading(ledger: Ledger, campaign_id: str) -> None:
+    """Mark the campaign's file as read; on PostgreSQL, refresh the planner's view of the tables.
+
+    After a bulk load the statistics lag far behind (a campaign of a million rows may be planned
+    as a few dozen), and the campaign's progress, report and cancel queries would be planned on
+    that; ``ANALYZE`` samples a fixed number of rows, so it takes well under a second.
+    """
+    now = utcnow()
+    with ledger.begin() as conn:
+        conn.execute(
+            update(campaigns)
+            .where(campaigns.c.id == campaign_id)
+            .values(finished_reading_at=now, updated_at=now)
+        )
+    if ledger.engine.dialect.name == "postgresql":
+        try:
+            with ledger.begin() as conn:
+                conn.execute(text(f"ANALYZE {messages.name}, {transitions.name}"))
+        except Exception as exc:  # only a faster plan is lost
+            log.warning("could not ANALYZE the ledger after a campaign load: %s", type(exc).__name__)
+
+
+def get_campaign(ledger: Ledger, campaign_id: str) -> CampaignRecord | None:
+    with ledger.engine.connect() as conn:
+        row = conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).one_or_none()
+    return None if row is None else _campaign(row)
+
+
+def list_campaigns(ledger: Ledger, limit: int = 100) -> list[CampaignRecord]:
+    """The latest campaigns first."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(campaigns).order_by(campaigns.c.created_at.desc(), campaigns.c.id).limit(limit)
+        ).all()
+    return [_campaign(row) for row in rows]
+
+
+def set_status(ledger: Ledger, campaign_id: str, from_statuses: Iterable[str], to_status: str) -> bool:
+    """Move the campaign to ``to_status`` if it is in one of ``from_statuses``; whether it moved."""
+    with ledger.begin() as conn:
+        changed = conn.execute(
+            update(campaigns)
+            .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(list(from_statuses)))
+            .values(status=to_status, updated_at=utcnow())
+        ).rowcount
+    return changed == 1
+
+
+def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int = 1000) -> int:
+    """Move every ``pending`` message of the campaign to ``failed`` with ``reason``; how many moved.
+
+    In batches of one UPDATE and one INSERT of transitions each; a message that another process
+    moved meanwhile is left alone (the UPDATE is conditional on ``pending``).
+    """
+    total = 0
+    while True:
+        now = utcnow()
+        with ledger.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(messages.c.id)
+                    .where(messages.c.campaign_id == campaign_id, messages.c.state == State.PENDING.value)
+                    .limit(batch_size)
+                ).scalars()
+            )
+            if not ids:
+                return total
+            moved = conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(ids), messages.c.state == State.PENDING.value)
+                .values(state=State.FAILED.value, reason=reason, next_attempt_at=None, updated_at=now)
+                .returning(messages.c.id, messages.c.attempts)
+            ).all()
+            if moved:
+                conn.execute(
+                    insert(transitions),
+                    [
+                        {
+                            "message_id": message_id,
+                            "from_state": State.PENDING.value,
+                            "to_state": State.FAILED.value,
+                            "at": now,
+                            "attempt": attempts,
+                            "reason": reason,
+                        }
+                        for message_id, attempts in moved
+                    ],
+                )
+        total += len(moved)
+
+
+def pending_pages(
+    ledger: Ledger, campaign_id: str, first_row: int, last_row: int | None, page_size: int
+) -> Iterator[list[str]]:
+    """The ids of the campaign's ``pending`` messages in rows ``first_row..last_row``, ``page_size``
+    rows of the file at a time (a page may hold fewer ids, or none).
+
+    Each page is one query bounded by its rows on the ``(campaign_id, campaign_row)`` index, so
+    its cost does not grow with the campaign, whatever plan the database picks.
+    """
+    if last_row is None:
+        with ledger.engine.connect() as conn:
+            last_row = conn.execute(
+                select(func.max(messages.c.campaign_row)).where(messages.c.campaign_id == campaign_id)
+            ).scalar_one_or_none()
+        if last_row is None:
+            return
+    for start in range(first_row, last_row + 1, page_size):
+        with ledger.engine.connect() as conn:
+            ids = conn.execute(
+                select(messages.c.id)
+                .where(
+                    messages.c.campaign_id == campaign_id,
+                    messages.c.campaign_row.between(start, min(last_row, start + page_size - 1)),
+                    messages.c.state == State.PENDING.value,
+                )
+                .order_by(messages.c.campaign_row)
+            ).scalars()
+            page = list(ids)
+        if page:
+            yield page
+
+
+def _keyset_pages(
+    ledger: Ledger, statement: Any, key: Any, after: int, page_size: int
+) -> Iterator[list[Any]]:
+    """The rows of ``statement`` with ``key > after``, in ``key`` order, one indexed query a page."""
+    while True:
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(statement.where(key > after).order_by(key).limit(page_size)).all()
+        if not rows:
+            return
+        after = getattr(rows[-1], key.name)
+        yield rows
+
+
+def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None], int]:
+    """How many of the campaign's messages are in each (state, reason)."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.state, messages.c.reason, func.count())
+            .where(messages.c.campaign_id == campaign_id)
+            .group_by(messages.c.state, messages.c.reason)
+        ).all()
+    return {(state, reason): count for state, reason, count in rows}
+
+
+def settled_since(ledger: Ledger, campaign_id: str, since: datetime) -> int:
+    """How many of the campaign's messages reached a settled state at or after ``since``."""
+    settled = [state.value for state in SETTLED]
+    with ledger.engine.connect() as conn:
+        return conn.execute(
+            select(func.count())
+            .select_from(messages)
+            .where(
+                messages.c.campaign_id == campaign_id,
+                messages.c.state.in_(settled),
+                messages.c.updated_at >= since,
+            )
+        ).scalar_one()
+
+
+def first_settled_at(ledger: Ledger, campaign_id: str) -> datetime | None:
+    with ledger.engine.connect() as conn:
+        return conn.execute(
+            select(func.min(messages.c.updated_at)).where(
+                messages.c.campaign_id == campaign_id, messages.c.state.not_in(ACTIVE_STATES)
+            )
+        ).scalar_one()
+
+
+def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:
+    """The campaign's messages in row order, a page at a time (keyset on the row)."""
+    columns = [
+        messages.c.campaign_row,
+        messages.c.recipient,
+        messages.c.id,
+        messages.c.state,
+        messages.c.reason,
+        messages.c.provider_message_id,
+        messages.c.provider_error_code,
+        messages.c.attempts,
+        messages.c.created_at,
+        messages.c.updated_at,
+        messages.c.reply_id,
+        messages.c.reply_title,
+        messages.c.replied_at,
+    ]
+    statement = select(*columns).where(messages.c.campaign_id == campaign_id)
+    yield from _keyset_pages(ledger, statement, messages.c.campaign_row, 0, page_size)
+
+
+def skipped_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Skipped]]:
+    """The campaign's skipped rows in row order, a page at a time."""
+    statement = select(campaign_row_errors).where(campaign_row_errors.c.campaign_id == campaign_id)
+    for rows in _keyset_pages(ledger, statement, campaign_row_errors.c.row_number, 0, page_size):
+        yield [Skipped(row.row_number, row.kind, row.reason, row.recipient) for row in rows]
+
+
+# --- suppressions ----------------------------------------------------------------------------------
+
+
+def suppress(
+    ledger: Ledger, pairs: Iterable[tuple[str | None, str]], *, reason: str | None, source: str
+) -> int:
+    """Add ``(sender or None for all senders, recipient)`` pairs; how many were new."""
+    now = utcnow()
+    rows = {
+        (sender or SUPPRESS_ALL_SENDERS, recipient): {
+            "sender": sender or SUPPRESS_ALL_SENDERS,
+            "recipient": recipient,
+            "reason": reason,
+            "source": source,
+            "created_at": now,
+        }
+        for sender, recipient in pairs
+    }
+    if not rows:
+        return 0
+    with ledger.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(suppressions).on_conflict_do_nothing(
+            index_elements=["sender", "recipient"]
+        )
+        return len(conn.execute(statement.returning(suppressions.c.id), list(rows.values())).all())
+
+
+def unsuppress(ledger: Ledger, recipient: str, sender: str | None) -> int:
+    """Remove one suppression (``sender`` None: the all-senders one); how many rows went."""
+    with ledger.begin() as conn:
+        return conn.execute(
+            delete(suppressions).where(
+                suppressions.c.recipient == recipient,
+                suppressions.c.sender == (sender or SUPPRESS_ALL_SENDERS),
+            )
+        ).rowcount
+
+
+def list_suppressions(
+    ledger: Ledger, *, recipient: str | None = None, sender: str | None = None, limit: int = 1000
+) -> list[SuppressionRecord]:
+    conditions = []
+    if recipient is not None:
+        conditions.append(suppressions.c.recipient == recipient)
+    if sender is not None:
+        conditions.append(or_(suppressions.c.sender == sender, suppressions.c.sender == SUPPRESS_ALL_SENDERS))
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(suppressions)
+            .where(and_(True, *conditions))
+            .order_by(suppressions.c.created_at.desc(), suppressions.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        SuppressionRecord(
+            sender=row.sender or None,
+            recipient=row.recipient,
+            reason=row.reason,
+            source=row.source,
+            created_at=_aware(row.created_at),
+        )
+        for row in rows
+    ]
+
+
+def _campaign(row: Any) -> CampaignRecord:
+    return CampaignRecord(
+        id=row.id,
+        name=row.name,
+        provider=row.provider,
+        sender=row.sender,
+        source=row.source,
+        template=row.template,
+        status=row.status,
+        rows_read=row.rows_read,
+        accepted=row.accepted,
+        invalid=row.invalid,
+        duplicate=row.duplicate,
+        suppressed=row.suppressed,
+        finished_reading_at=_aware(row.finished_reading_at),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
