@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body the API reads (messages and webhooks); larger ones get 413."""
+    api_max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    """Largest campaign upload (``POST /v1/campaigns``, the whole multipart body); larger ones get 413."""
     public_base_url: str | None = None
     """The API's URL as providers see it (``https://wadispatch.example.com``), for Bird's signed
     URL hash behind a proxy; unset: the URL of the request as it arrived."""

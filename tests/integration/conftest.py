@@ -122,6 +122,7 @@ def api(ledger: Ledger, database_url: str, redis_url: str, queue_name: str, prod
         },
         event_queue=f"{queue_name}-events-{run}",
         api_max_body_bytes=4096,
+        api_max_upload_bytes=65_536,
         meta_verify_token="verify-me",
         **WEBHOOK_SECRETS,
     )

@@ -1,13 +1,327 @@
 """Campaign routes (``/v1/campaigns``): bulk sends from a CSV or JSONL upload and a template.
 
-The campaign module adds its endpoints to this router; :func:`workers.api.app.create_app` already
-includes it, behind the same API key as the message routes.
+Thin over :mod:`workers.campaigns.api`, the same code as ``wadispatch campaign ...``: the upload is
+streamed to a temporary file (at most ``WADISPATCH_API_MAX_UPLOAD_BYTES``), read into the ledger in
+a worker thread, and answered 202 once every row is recorded and the fan-out task is queued (what
+``campaign send --detach`` does). A bad template, provider, field or file header is a 422 listing
+every ``{path, rule}``, and then nothing is recorded. Template paths are named after the ``template``
+field (``template.action.buttons[0].reply.title``).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
 from workers.api.auth import require_api_key
+from workers.api.campaign_models import (
+    CampaignAccepted,
+    CampaignCancelled,
+    CampaignFields,
+    CampaignList,
+    CampaignOut,
+    CampaignProgressOut,
+)
+from workers.api.errors import ApiError
+from workers.api.models import ERROR_RESPONSES, ErrorBody
+from workers.api.uploads import read_form, safe_filename, save_upload
+from workers.campaigns import api
+from workers.campaigns.reader import FileError, FileFormat, detect_format
+from workers.campaigns.template import Template
+from workers.errors import FieldError, MessageValidationError
+from workers.ledger import Ledger
+from workers.messages import _field_errors
+from workers.settings import Settings
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=[Depends(require_api_key)])
+
+FILE_PARTS = ("file", "template")
+MAX_PARTS = 16
+REPORT_CHUNK = 64 * 1024
+
+_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such campaign."}}
+_AUTH = {401: ERROR_RESPONSES[401]}
+
+
+def _upload_schema() -> dict[str, Any]:
+    fields = CampaignFields.model_json_schema()
+    properties = {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "The recipients: CSV with a header row, or JSONL (.csv, .jsonl, .ndjson).",
+        },
+        "template": {
+            "type": "string",
+            "format": "binary",
+            "description": "JSON: the interactive object with {column} placeholders (file or text).",
+        },
+        **fields["properties"],
+    }
+    schema = {"type": "object", "properties": properties, "required": [*FILE_PARTS, *fields["required"]]}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=CampaignAccepted,
+    responses={
+        **_AUTH,
+        400: {"model": ErrorBody, "description": "The multipart body cannot be read."},
+        413: {"model": ErrorBody, "description": "Larger than WADISPATCH_API_MAX_UPLOAD_BYTES."},
+        415: {"model": ErrorBody, "description": "Not multipart/form-data."},
+        422: {"model": ErrorBody, "description": "Bad template, provider, field or file header."},
+    },
+    openapi_extra=_upload_schema(),
+)
+async def create_campaign(request: Request) -> CampaignAccepted:
+    """Start a campaign: 202 once every row of the file is recorded and its sends are queued."""
+    settings: Settings = request.app.state.settings
+    form = await read_form(
+        request,
+        max_bytes=settings.api_max_upload_bytes,
+        max_field_bytes=settings.api_max_body_bytes,
+        max_parts=MAX_PARTS,
+    )
+    try:
+        return await run_in_threadpool(_start, form, settings, request.app.state.ledger)
+    finally:
+        await form.close()
+
+
+@router.get("", response_model=CampaignList, responses=_AUTH)
+async def list_campaigns(
+    request: Request, limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100
+) -> CampaignList:
+    """The latest campaigns, newest first."""
+    records = await run_in_threadpool(api.list_campaigns, ledger=request.app.state.ledger, limit=limit)
+    return CampaignList(campaigns=[CampaignOut.of(record) for record in records])
+
+
+@router.get("/{campaign_id}", response_model=CampaignProgressOut, responses={**_AUTH, **_NOT_FOUND})
+async def get_progress(campaign_id: str, request: Request) -> CampaignProgressOut:
+    """Rows, messages per state and failure reason, throughput and ETA."""
+    state = request.app.state
+    progress = await _call(api.progress, campaign_id, ledger=state.ledger, settings=state.settings)
+    return CampaignProgressOut.of_progress(progress)
+
+
+@router.post("/{campaign_id}/pause", response_model=CampaignOut, responses={**_AUTH, **_NOT_FOUND})
+async def pause(campaign_id: str, request: Request) -> CampaignOut:
+    """Stop sending (sends in flight finish). Safe to repeat."""
+    return CampaignOut.of(await _call(api.pause, campaign_id, ledger=request.app.state.ledger))
+
+
+@router.post("/{campaign_id}/resume", response_model=CampaignOut, responses={**_AUTH, **_NOT_FOUND})
+async def resume(campaign_id: str, request: Request) -> CampaignOut:
+    """Send again after a pause, and queue what is pending again. Safe to repeat."""
+    return CampaignOut.of(await _call(api.resume, campaign_id, ledger=request.app.state.ledger))
+
+
+@router.post("/{campaign_id}/cancel", response_model=CampaignCancelled, responses={**_AUTH, **_NOT_FOUND})
+async def cancel(campaign_id: str, request: Request) -> CampaignCancelled:
+    """End the campaign: what is not sent yet ends `failed`, reason `cancelled`. Safe to repeat.
+
+    Answers once sends in flight have finished (up to 30 s) and what they left pending is swept.
+    """
+    ledger = request.app.state.ledger
+    cancelled = await _call(api.cancel, campaign_id, ledger=ledger)
+    campaign = await _call(api.get_campaign, campaign_id, ledger=ledger)
+    return CampaignCancelled(**CampaignOut.of(campaign).model_dump(), cancelled=cancelled)
+
+
+@router.get(
+    "/{campaign_id}/report",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "One line per row of the campaign's file."},
+        **_AUTH,
+        **_NOT_FOUND,
+    },
+)
+async def report(campaign_id: str, request: Request) -> StreamingResponse:
+    """The CSV report (`wadispatch campaign report`): one line per row of the file, in file order."""
+    handle = await _call(_write_report, campaign_id, request.app.state.ledger)
+    headers = {"Content-Disposition": f'attachment; filename="campaign-{safe_filename(campaign_id, "")}.csv"'}
+    return StreamingResponse(_chunks(handle), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking campaign call in a thread; an unknown id is a 404."""
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except api.UnknownCampaign as exc:
+        raise ApiError(404, "not_found", f"no campaign {exc}") from None
+
+
+def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccepted:
+    """Check the form, copy the file to a private directory and read it into a campaign (blocking)."""
+    upload, template, fields, file_format = _checked(form, settings)
+    published: list[bool] = []
+
+    def dispatch(campaign_id: str, first_row: int, last_row: int | None) -> bool:
+        published.append(api.dispatch_fanout(campaign_id, first_row, last_row))
+        return published[-1]
+
+    with tempfile.TemporaryDirectory(prefix="wadispatch-upload-") as directory:
+        source = save_upload(upload, Path(directory), f"recipients.{file_format}")
+        try:
+            campaign = api.create_campaign(
+                source,
+                template,
+                provider=fields.provider,
+                sender=fields.sender,
+                name=fields.name,
+                phone_column=fields.phone_column,
+                region=fields.region,
+                file_format=file_format,
+                ledger=ledger,
+                settings=settings,
+                dispatch=dispatch,
+            )
+        except MessageValidationError as exc:
+            raise _invalid(_template_paths(exc.errors)) from None
+        except api.CampaignInputError as exc:
+            raise _invalid([_input_error(str(exc))]) from None
+    return CampaignAccepted(**CampaignOut.of(campaign).model_dump(), queued=all(published))
+
+
+def _checked(
+    form: FormData, settings: Settings
+) -> tuple[UploadFile, dict[str, Any], CampaignFields, FileFormat]:
+    """The form's parts, or a 422 listing every problem (template rules included)."""
+    errors: list[FieldError] = []
+    upload = _file_part(form, errors)
+    template = _template_part(form, settings.api_max_body_bytes, errors)
+    fields = _text_fields(form, errors)
+    file_format: FileFormat | None = None
+    if fields is not None and upload is not None:
+        file_format = fields.format or _format_of(upload.filename, errors)
+    if fields is not None and template is not None:
+        try:
+            Template.parse(template, provider=fields.provider, sender=fields.sender)
+        except MessageValidationError as exc:
+            errors.extend(_template_paths(exc.errors))
+    if errors or upload is None or template is None or fields is None or file_format is None:
+        raise _invalid(errors)
+    return upload, template, fields, file_format
+
+
+def _file_part(form: FormData, errors: list[FieldError]) -> UploadFile | None:
+    parts = form.getlist("file")
+    if len(parts) == 1 and isinstance(parts[0], UploadFile):
+        return parts[0]
+    if not parts:
+        errors.append(FieldError("file", "required: the recipients file (-F file=@customers.csv)"))
+    elif len(parts) > 1:
+        errors.append(FieldError("file", "give one file"))
+    else:
+        errors.append(FieldError("file", "must be a file part (-F file=@customers.csv)"))
+    return None
+
+
+def _template_part(form: FormData, max_bytes: int, errors: list[FieldError]) -> dict[str, Any] | None:
+    parts = form.getlist("template")
+    if len(parts) != 1:
+        errors.append(FieldError("template", "required" if not parts else "give one template"))
+        return None
+    part = parts[0]
+    raw = part.file.read(max_bytes + 1) if isinstance(part, UploadFile) else part.encode()
+    if len(raw) > max_bytes:
+        errors.append(FieldError("template", f"at most {max_bytes} bytes"))
+        return None
+    try:
+        template = json.loads(raw)
+    except UnicodeDecodeError:
+        errors.append(FieldError("template", "must be UTF-8 JSON"))
+        return None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        errors.append(FieldError("template", f"not valid JSON: {where}: {exc.msg}"))
+        return None
+    if isinstance(template, dict) and "interactive" in template and "type" not in template:
+        template = template["interactive"]  # a send request's shape is fine too, as for the CLI
+    if not isinstance(template, dict):
+        errors.append(FieldError("template", "must be a JSON object: the interactive object"))
+        return None
+    return template
+
+
+def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | None:
+    values: dict[str, str] = {}
+    for key in dict.fromkeys(key for key, _ in form.multi_items() if key not in FILE_PARTS):
+        parts = form.getlist(key)
+        if len(parts) > 1:
+            errors.append(FieldError(key, "given more than once"))
+        elif not isinstance(parts[0], str):
+            errors.append(FieldError(key, "must be a text field, not a file"))
+        elif parts[0].strip():
+            values[key] = parts[0].strip()
+    try:
+        return CampaignFields.model_validate(values)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc))
+        return None
+
+
+def _format_of(filename: str | None, errors: list[FieldError]) -> FileFormat | None:
+    try:
+        return detect_format(Path(safe_filename(filename, "recipients")))
+    except FileError:
+        rule = f"cannot tell csv or jsonl from the name {filename!r}: give format=csv or format=jsonl"
+        errors.append(FieldError("format", rule))
+        return None
+
+
+def _template_paths(errors: list[FieldError]) -> list[FieldError]:
+    """The validator names the template ``interactive``; here it is the ``template`` field."""
+    renamed = []
+    for error in errors:
+        path = error.path
+        if path == "interactive" or path.startswith(("interactive.", "interactive[")):
+            path = "template" + path.removeprefix("interactive")
+        renamed.append(FieldError(path, error.rule))
+    return renamed
+
+
+def _input_error(message: str) -> FieldError:
+    """A :class:`CampaignInputError` as a field error: the region's, or the file's (its header)."""
+    if message.startswith("region: "):
+        return FieldError("region", message.removeprefix("region: "))
+    return FieldError("file", message)
+
+
+def _invalid(errors: list[FieldError]) -> ApiError:
+    return ApiError(422, "invalid_request", f"{len(errors)} problem(s)", errors)
+
+
+def _write_report(campaign_id: str, ledger: Ledger) -> IO[str]:
+    """The report in a temporary file (deleted once closed), rewound; blocking."""
+    handle = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (closed by _chunks)
+    try:
+        api.report(campaign_id, handle, ledger=ledger)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _chunks(handle: IO[str]) -> Iterator[bytes]:
+    """The report's bytes (Starlette iterates this in a thread), closing the file at the end."""
+    with handle:
+        while chunk := handle.read(REPORT_CHUNK):
+            yield chunk.encode()

@@ -21,8 +21,8 @@ class ErrorBody(BaseModel):
     """Every error answer: a stable ``error`` code, a sentence, and the field errors of a 422."""
 
     error: str = Field(
-        description="invalid_request, malformed_json, body_too_large, unauthorized, not_found, "
-        "invalid_signature or unknown_provider"
+        description="invalid_request, malformed_json, malformed_form, body_too_large, "
+        "unsupported_media_type, unauthorized, not_found, invalid_signature or unknown_provider"
     )
     message: str
     errors: list[FieldErrorOut] = Field(default_factory=list)

@@ -1,0 +1,112 @@
+"""The campaign routes' bodies (pydantic): the upload's fields, and what the routes answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workers.campaigns.api import CampaignProgress, CampaignRecord
+
+
+class CampaignFields(BaseModel):
+    """The text fields of ``POST /v1/campaigns`` (the file and the template are parts of their own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(min_length=1, description="Checked with the template (same code as a message).")
+    sender: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone_column: str = Field(default="phone", min_length=1, max_length=200)
+    region: str | None = Field(default=None, min_length=2, max_length=2)
+    format: Literal["csv", "jsonl"] | None = None
+
+
+class Rows(BaseModel):
+    """What became of the file's rows."""
+
+    read: int
+    accepted: int = Field(description="Recorded as messages (`pending` when accepted).")
+    invalid: int = Field(description="Bad number, missing column, filled text over its limit...")
+    duplicate: int = Field(description="The number of an earlier row.")
+    suppressed: int = Field(description="On the suppression list.")
+
+    @classmethod
+    def of(cls, campaign: CampaignRecord) -> Rows:
+        return cls(
+            read=campaign.rows_read,
+            accepted=campaign.accepted,
+            invalid=campaign.invalid,
+            duplicate=campaign.duplicate,
+            suppressed=campaign.suppressed,
+        )
+
+
+class CampaignOut(BaseModel):
+    """A campaign as the ledger holds it."""
+
+    campaign_id: str
+    name: str
+    provider: str
+    sender: str | None
+    status: str = Field(description="running, paused, cancelled or done")
+    rows: Rows
+    created_at: datetime
+
+    @classmethod
+    def of(cls, campaign: CampaignRecord) -> CampaignOut:
+        return cls(
+            campaign_id=campaign.id,
+            name=campaign.name,
+            provider=campaign.provider,
+            sender=campaign.sender,
+            status=campaign.status,
+            rows=Rows.of(campaign),
+            created_at=campaign.created_at,
+        )
+
+
+class CampaignAccepted(CampaignOut):
+    """A campaign whose rows are all in the ledger, and whose sends are queued."""
+
+    queued: bool = Field(
+        description="False when the broker was unreachable: the messages stay `pending` until "
+        "`POST /v1/campaigns/{id}/resume`."
+    )
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignOut] = Field(description="Newest first.")
+
+
+class CampaignProgressOut(CampaignOut):
+    """Where a campaign stands (what ``wadispatch campaign status --json`` prints)."""
+
+    reading: bool = Field(description="True while its file is still being read.")
+    states: dict[str, int] = Field(description="Messages per state.")
+    failed_reasons: dict[str, int] = Field(description="Failed messages per reason.")
+    remaining: int = Field(description="Messages still `pending` or `sending`.")
+    done: bool = Field(description="Every row read and every message in a final state.")
+    throughput_per_s: float = Field(description="Messages settled per second over the last 30 s.")
+    limit_per_s: float = Field(description="The sender's rate limit as applied (rate x headroom).")
+    eta_seconds: float | None = Field(description="None when paused, cancelled or done.")
+
+    @classmethod
+    def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
+        figures = progress.as_json()
+        return cls(
+            **CampaignOut.of(progress.campaign).model_dump(),
+            reading=figures["reading"],
+            states=progress.states,
+            failed_reasons=progress.failed_reasons,
+            remaining=progress.remaining,
+            done=progress.done,
+            throughput_per_s=figures["throughput_per_s"],
+            limit_per_s=figures["limit_per_s"],
+            eta_seconds=figures["eta_seconds"],
+        )
+
+
+class CampaignCancelled(CampaignOut):
+    cancelled: int = Field(description="Messages this call moved to `failed` (reason `cancelled`).")
