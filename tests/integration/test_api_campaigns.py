@@ -16,8 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.api_support import Api
+from tests.api_support import Api, published
 from tests.support import CAMPAIGN_TEMPLATE, wait_for
+from workers.app import CAMPAIGN_FANOUT_TASK
 from workers.campaigns import api as campaigns
 from workers.campaigns.template import Template
 from workers.errors import MessageValidationError
@@ -134,7 +135,7 @@ def test_an_uploaded_campaign_is_sent_and_its_report_agrees_with_the_ledger(
     }
 
 
-def test_a_jsonl_upload_with_the_template_as_a_text_field(api: Api) -> None:
+def test_a_jsonl_upload_with_the_template_as_a_text_field(api: Api, queue_name: str) -> None:
     people = [{"phone": phone(i), "name": f"N{i}", "order": i} for i in range(3)]
     content = "".join(json.dumps(person) + "\n" for person in people).encode()
     answer = api.client.post(
@@ -150,7 +151,10 @@ def test_a_jsonl_upload_with_the_template_as_a_text_field(api: Api) -> None:
     assert answer.status_code == 202, answer.text
     body = answer.json()
     assert body["rows"]["accepted"] == 3 and body["name"] == "people"
+    # The 202 came once the rows were recorded and the fan-out task queued (no worker runs here).
     assert api.ledger.count_by_state() == {"pending": 3}
+    jobs = published(api.settings.redis_url, queue_name)
+    assert (CAMPAIGN_FANOUT_TASK, [body["campaign_id"], 1, None]) in jobs
 
 
 # --- pause, resume, cancel -----------------------------------------------------------------------
