@@ -56,6 +56,27 @@ def run(ledger: Ledger, publish: Publisher, now: datetime, **settings: object) -
     return reconcile(ledger, make_settings(**settings), publish, now=now)
 
 
+def race(database_url: str, publish: Publisher, now: datetime, **settings: object) -> list[ReconcileReport]:
+    """Two reconcilers started at once, each on its own engine (as on two machines); their reports."""
+    reports: list[ReconcileReport] = []
+    start = threading.Barrier(2)
+
+    def reconciler() -> None:
+        own = Ledger.from_url(database_url)
+        try:
+            start.wait(timeout=30)
+            reports.append(run(own, publish, now, **settings))
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=reconciler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return reports
+
+
 def test_pending_untouched_past_the_threshold_is_published_again_once(ledger: Ledger) -> None:
     ids = new_messages(ledger, 3)
     publish = Publisher()
@@ -165,22 +186,7 @@ def test_two_reconcilers_at_once_never_act_on_the_same_message(database_url: str
     sending = stuck_sending(ledger, 300)
     now = utcnow() + LATER
     publish = Publisher()
-    reports: list[ReconcileReport] = []
-    start = threading.Barrier(2)
-
-    def reconciler() -> None:
-        own = Ledger.from_url(database_url)  # its own engine and connections, as on another machine
-        try:
-            start.wait(timeout=30)
-            reports.append(run(own, publish, now, reconcile_page_size=50, stuck_sending_policy="resend"))
-        finally:
-            own.dispose()
-
-    threads = [threading.Thread(target=reconciler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    reports = race(database_url, publish, now, reconcile_page_size=50, stuck_sending_policy="resend")
     assert len(reports) == 2
     assert sum(report.republished for report in reports) == 300
     assert sum(report.stuck_requeued for report in reports) == 300
@@ -260,22 +266,8 @@ def test_two_reconcilers_fail_a_cancelled_campaign_once(
 ) -> None:
     campaign_id = new_campaign(ledger, tmp_path, 400)
     store.set_status(ledger, campaign_id, ["running"], "cancelled")  # cancelled, not swept yet
-    reports: list[ReconcileReport] = []
-    start = threading.Barrier(2)
-
-    def reconciler() -> None:
-        own = Ledger.from_url(database_url)
-        try:
-            start.wait(timeout=30)
-            reports.append(run(own, Publisher(), utcnow(), reconcile_page_size=50))
-        finally:
-            own.dispose()
-
-    threads = [threading.Thread(target=reconciler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    reports = race(database_url, Publisher(), utcnow(), reconcile_page_size=50)
+    assert len(reports) == 2
     assert sum(report.cancelled for report in reports) == 400
     failed = campaign_ids(ledger, campaign_id, State.FAILED)
     assert len(failed) == 400

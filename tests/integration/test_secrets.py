@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.api_support import URL_SECRETS, WEBHOOK_SECRETS, signature_headers
-from tests.integration.test_api_cli import free_port
+from tests.integration.test_api_cli import serve_api
 from tests.integration.test_flower import AUTH
 from tests.integration.test_flower import flower as flower_url  # noqa: F401 (a fixture)
 from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
@@ -153,32 +152,6 @@ API_SECRETS = {f"WADISPATCH_{name.upper()}": value for name, value in WEBHOOK_SE
 }
 
 
-def serve_api(env: dict[str, str], tmp_path: Path) -> tuple[str, subprocess.Popen[bytes], Path]:
-    """``wadispatch api`` on a free port, its output (the access log) in a file; waits for /health."""
-    port = free_port()
-    log_path = tmp_path / "api-access.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [WADISPATCH, "api", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return base, process, log_path
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.2)
-
-
 def test_known_secrets_appear_nowhere_after_a_campaign_and_the_http_api(
     tmp_path: Path,
     database_url: str,
@@ -207,7 +180,8 @@ def test_known_secrets_appear_nowhere_after_a_campaign_and_the_http_api(
         writer.writerow(["phone", "name", "order"])
         writer.writerows([phone, f"N{index}", str(index)] for index, phone in enumerate(phones))
         writer.writerow(["not a phone", "Bad", "x"])  # a row error in the report too
-    base, process, log_path = serve_api(env, tmp_path)
+    log_path = tmp_path / "api-access.log"
+    base, process = serve_api(env, tmp_path, log_path)
     answers: list[httpx.Response] = []
     try:
         campaign = campaigns.create_campaign(

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import CAMPAIGN_TEMPLATE
+from tests.unit.test_properties import json_values
 from workers.campaigns import ingest as ingest_module
 from workers.campaigns.ingest import Target, ingest
 from workers.campaigns.phones import PhoneNormaliser
@@ -39,12 +40,6 @@ COLUMNS = ["phone", "name", "order"]
 #: "Yes {name}" is a button title: at most 20 characters once filled.
 TITLE_ROOM = 20 - len("Yes ")
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20,
-)
 phones = st.one_of(
     st.from_regex(r"\A\+2557[0-9]{8}\Z"),  # valid Tanzanian mobiles
     st.from_regex(r"\A[+0-9 ()\-.]{0,20}\Z"),
@@ -67,7 +62,8 @@ jsonl_lines = st.lists(
         ),
         st.dictionaries(st.sampled_from(COLUMNS), json_values, max_size=3).map(json.dumps),
         json_values.map(json.dumps),
-        st.text(max_size=40).map(lambda text: text.replace("\n", " ")),
+        # One line of text (the file is read with universal newlines: \r ends a line too).
+        st.text(max_size=40).map(lambda text: text.replace("\n", " ").replace("\r", " ")),
     ),
     max_size=25,
 )
