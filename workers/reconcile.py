@@ -81,7 +81,8 @@ def reconcile(
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> ReconcileReport:
-    """One reconciler run: settle stuck ``sending`` messages, then republish lost ``pending`` ones."""
+    """One reconciler run: fail the ``pending`` messages of cancelled campaigns, settle stuck
+    ``sending`` messages, then republish lost ``pending`` ones."""
     now = now or utcnow()
     report = ReconcileReport(dry_run=dry_run)
     sending_cutoff = now - timedelta(seconds=settings.reconcile_sending_after_seconds)
@@ -133,7 +134,7 @@ def _overdue_pending(ledger: Ledger, settings: Settings, now: datetime) -> Itera
     for provider, sender in ledger.stale_pending_senders(cutoff):
         rate = _limiter_rate(settings, provider, sender)
         ahead = 0
-        after = None
+        after: tuple[datetime, str] | None = None
         for _ in range(MAX_PAGES):
             page = ledger.stale_pending_page(provider, sender, cutoff, after, page_size)
             overdue = []
