@@ -864,12 +864,37 @@ class Ledger:
         with self.engine.connect() as conn:
             return set(conn.execute(select(messages.c.id).where(messages.c.id.in_(message_ids))).scalars())
 
-    def stale_pending_ids(self, cutoff: datetime, limit: int) -> list[str]:
-        """Up to ``limit`` ``pending`` messages due and untouched since before ``cutoff``, oldest first."""
-        return self._oldest_ids(_stale_pending(cutoff), limit)
+    def stale_pending_senders(self, cutoff: datetime) -> list[tuple[str, str | None]]:
+        """The (provider, sender) pairs that have ``pending`` messages due and untouched since ``cutoff``."""
+        with self.engine.connect() as conn:
+            query = select(messages.c.provider, messages.c.sender).where(*_stale_pending(cutoff)).distinct()
+            return [(provider, sender) for provider, sender in conn.execute(query).all()]
 
-    def count_stale_pending(self, cutoff: datetime) -> int:
-        return self._count_where(_stale_pending(cutoff))
+    def stale_pending_page(
+        self,
+        provider: str,
+        sender: str | None,
+        cutoff: datetime,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[tuple[str, datetime]]:
+        """Up to ``limit`` (id, updated_at) of the sender's stale ``pending`` messages, in the order
+        they were last touched (queued); ``after``: the last (updated_at, id) of the previous page."""
+        sender_is = messages.c.sender.is_(None) if sender is None else messages.c.sender == sender
+        conditions = [*_stale_pending(cutoff), messages.c.provider == provider, sender_is]
+        if after is not None:
+            conditions.append(
+                (messages.c.updated_at > after[0])
+                | ((messages.c.updated_at == after[0]) & (messages.c.id > after[1]))
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.id, messages.c.updated_at)
+                .where(*conditions)
+                .order_by(messages.c.updated_at, messages.c.id)
+                .limit(limit)
+            ).all()
+        return [(row.id, _aware(row.updated_at)) for row in rows]
 
     def touch_stale_pending(self, message_ids: list[str], cutoff: datetime, now: datetime) -> list[str]:
         """Mark these messages seen at ``now`` if they are still stale; return those this call won."""
@@ -1069,11 +1094,13 @@ def _first_transition(message_id: str, now: datetime) -> dict[str, Any]:
 
 
 def _stale_pending(cutoff: datetime) -> list[Any]:
-    """Pending, due since before ``cutoff`` and untouched since then: its job may be lost."""
+    """Pending, due since before ``cutoff``, untouched since then and free to be sent (outside a
+    campaign, or its campaign running): its job may be lost."""
     return [
         messages.c.state == State.PENDING.value,
         messages.c.updated_at < cutoff,
         messages.c.next_attempt_at.is_(None) | (messages.c.next_attempt_at < cutoff),
+        campaign_allows_sending(),  # a paused campaign's messages wait; a cancelled one's are swept
     ]
 
 

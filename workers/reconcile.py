@@ -7,6 +7,12 @@ without a job:
   was down): a due ``pending`` message untouched for ``reconcile_pending_after_seconds`` has its job
   published again. We cannot cheaply prove that no job for it is left in Redis; we do not need to:
   the worker's claim (a conditional ``pending → sending`` UPDATE) makes a duplicate job a no-op.
+  Only messages free to be sent count: a paused campaign's wait for ``resume``. A job may also
+  just be waiting its turn behind the sender's rate limit (a long campaign), so a message is
+  overdue only after the threshold *plus* the time the sender's limit needs for the messages
+  queued before it (:func:`is_overdue`): a healthy backlog is not republished over and over.
+- ``pending`` in a cancelled campaign (a retry that came back after ``cancel`` swept): ``failed``
+  with reason ``cancelled``, like the rest of the campaign.
 - ``sending`` for longer than any attempt can take (its worker died mid-send): nobody knows
   whether the provider got it. ``stuck_sending_policy`` decides: ``fail`` (default) records
   ``failed`` / ``unknown_outcome`` and never risks a second send; ``resend`` moves it back to
@@ -19,10 +25,12 @@ is acted on by exactly one reconciler. Work goes in pages of ``reconcile_page_si
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from workers.campaigns import store as campaign_store
+from workers.campaigns.api import CANCELLED, CANCELLED_REASON
 from workers.ledger import Ledger, utcnow
 from workers.settings import Settings
 from workers.states import State
@@ -49,6 +57,8 @@ class ReconcileReport:
     """Messages stuck in ``sending`` marked ``failed`` / ``unknown_outcome``."""
     stuck_requeued: int = 0
     """Messages stuck in ``sending`` moved back to ``pending`` and published (policy ``resend``)."""
+    cancelled: int = 0
+    """``pending`` messages of cancelled campaigns marked ``failed`` / ``cancelled``."""
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -59,6 +69,7 @@ class ReconcileReport:
         if self.publish_failed:
             parts.append(f"{self.publish_failed} not published (broker down)")
         parts.append(f"stuck sending: {self.stuck_failed} failed, {self.stuck_requeued} requeued")
+        parts.append(f"cancelled campaigns: {self.cancelled} pending failed")
         return ", ".join(parts)
 
 
@@ -70,30 +81,80 @@ def reconcile(
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> ReconcileReport:
-    """One reconciler run: settle stuck ``sending`` messages, then republish lost ``pending`` ones."""
+    """One reconciler run: fail the ``pending`` messages of cancelled campaigns, settle stuck
+    ``sending`` messages, then republish lost ``pending`` ones."""
     now = now or utcnow()
     report = ReconcileReport(dry_run=dry_run)
     sending_cutoff = now - timedelta(seconds=settings.reconcile_sending_after_seconds)
     pending_cutoff = now - timedelta(seconds=settings.reconcile_pending_after_seconds)
     page_size = settings.reconcile_page_size
     if dry_run:
-        _dry_run(ledger, settings, report, sending_cutoff, pending_cutoff)
+        _dry_run(ledger, settings, report, sending_cutoff, now)
         return report
 
+    for campaign_id in campaign_store.pending_by_status(ledger, CANCELLED):
+        report.cancelled += campaign_store.fail_pending(ledger, campaign_id, CANCELLED_REASON, page_size)
     for _ in range(MAX_PAGES):
         page = ledger.stuck_sending_ids(sending_cutoff, page_size)
         _settle_stuck(ledger, settings, publish, page, sending_cutoff, now, report)
         if len(page) < page_size:
             break
-    for _ in range(MAX_PAGES):
-        page = ledger.stale_pending_ids(pending_cutoff, page_size)
+    for page in _overdue_pending(ledger, settings, now):
         won = ledger.touch_stale_pending(page, pending_cutoff, now)
         _publish(publish, won, report)
-        if len(page) < page_size:
-            break
-    if report.republished or report.publish_failed or report.stuck_failed or report.stuck_requeued:
+    counts = (report.republished, report.publish_failed, report.stuck_failed, report.stuck_requeued)
+    if any(counts) or report.cancelled:
         log.warning("reconciler: %s", report.summary())
     return report
+
+
+def is_overdue(
+    touched_at: datetime, ahead: int, now: datetime, threshold_seconds: float, rate: float
+) -> bool:
+    """Whether a ``pending`` message last touched (queued) at ``touched_at`` has waited too long. Pure.
+
+    ``ahead`` messages of the same sender were queued before it; at the sender's ``rate`` (the
+    limiter's, messages/s; 0 for no limit) they need ``ahead / rate`` seconds, during which its job
+    may rightly still be waiting. Overdue: untouched for longer than the threshold plus that.
+    """
+    allowance = ahead / rate if rate > 0 else 0.0
+    return now - touched_at > timedelta(seconds=threshold_seconds + allowance)
+
+
+def _overdue_pending(ledger: Ledger, settings: Settings, now: datetime) -> Iterator[list[str]]:
+    """Pages of ids of overdue ``pending`` messages, sender by sender, oldest first.
+
+    Each sender's stale messages in the order they were queued: since the allowance grows with
+    the messages ahead while the touch times grow too, the overdue ones are a prefix of that order,
+    and the scan stops at the first message that is not overdue.
+    """
+    threshold = settings.reconcile_pending_after_seconds
+    cutoff = now - timedelta(seconds=threshold)
+    page_size = settings.reconcile_page_size
+    for provider, sender in ledger.stale_pending_senders(cutoff):
+        rate = _limiter_rate(settings, provider, sender)
+        ahead = 0
+        after: tuple[datetime, str] | None = None
+        for _ in range(MAX_PAGES):
+            page = ledger.stale_pending_page(provider, sender, cutoff, after, page_size)
+            overdue = []
+            for message_id, touched_at in page:
+                if not is_overdue(touched_at, ahead, now, threshold, rate):
+                    break
+                overdue.append(message_id)
+                ahead += 1
+            if overdue:
+                yield overdue
+            if len(overdue) < page_size or len(page) < page_size:
+                break
+            after = (page[-1][1], page[-1][0])
+
+
+def _limiter_rate(settings: Settings, provider: str, sender: str | None) -> float:
+    """Messages/s the shared limiter lets the sender send (0: not limited)."""
+    if not settings.rate_limiting:
+        return 0.0
+    return settings.sender_limit(provider, sender).rate * settings.rate_headroom
 
 
 def _settle_stuck(
@@ -145,11 +206,12 @@ def _dry_run(
     settings: Settings,
     report: ReconcileReport,
     sending_cutoff: datetime,
-    pending_cutoff: datetime,
+    now: datetime,
 ) -> None:
     stuck = ledger.count_stuck_sending(sending_cutoff)
     if settings.stuck_sending_policy == "resend":
         report.stuck_requeued = stuck  # those out of attempts would be failed instead
     else:
         report.stuck_failed = stuck
-    report.republished = ledger.count_stale_pending(pending_cutoff)
+    report.republished = sum(len(page) for page in _overdue_pending(ledger, settings, now))
+    report.cancelled = sum(campaign_store.pending_by_status(ledger, CANCELLED).values())

@@ -45,6 +45,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_api(env: dict[str, str], cwd: Path, log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """``wadispatch api`` on a free port, its output (the access log) in ``log_path``; waits for
+    /health. Returns its URL and process (stop it with ``stop_process_group``)."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [WADISPATCH, "api", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return base, process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+
+
 def test_api_keys_are_created_listed_and_revoked(tmp_path: Path, env: dict[str, str]) -> None:
     created = run(env, tmp_path, "api-key", "create", "helpdesk-web")
     assert created.returncode == 0, created.stderr
@@ -64,29 +90,9 @@ def test_wadispatch_api_serves_and_keeps_secrets_out_of_its_log(
     tmp_path: Path, env: dict[str, str], producer_app
 ) -> None:
     key = run(env, tmp_path, "api-key", "create", "tests").stdout.strip()
-    port = free_port()
     log_path = tmp_path / "api.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [WADISPATCH, "api", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    base, process = serve_api(env, tmp_path, log_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
         answer = httpx.post(
             f"{base}/v1/messages/interactive",
             json=button_request("meta"),

@@ -1,14 +1,18 @@
 """Fault injection with real parts: worker crashes, a lost Redis, a provider outage, a 429 storm.
 
-Each test runs a campaign-sized batch (``enqueue_many``) through real worker processes, a real
-Celery beat running the reconciler every second (with thresholds of seconds, not minutes), the
-simulator over loopback HTTP and the ledger, breaks one part in the middle, and checks the promise:
-every message ends in exactly one terminal state with its reason, and the provider is not sent a
-message twice. Each prints its figures (run with ``-s`` to see them). Run alone: ``-m faults``.
+Each test runs a campaign through real worker processes, a real Celery beat running the
+reconciler every second (with thresholds of seconds, not minutes), the simulator over loopback
+HTTP and the ledger, breaks one part in the middle, and checks the promise: every message ends in
+exactly one terminal state with its reason, and the provider is not sent a message twice. The
+crash and the lost Redis hit a real 1,000-recipient campaign (a CSV file, the campaign API, the
+fan-out task on the workers) whose report must then agree with the ledger; the outage and the
+storm run a batch of ``enqueue_many``. Each prints its figures (run with ``-s`` to see them). Run
+alone: ``-m faults``.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -19,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.integration.conftest import worker_env
-from tests.support import button_request, wait_for
+from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings, wait_for
 from workers.app import point_app_at
-from workers.ledger import Ledger, MessageRecord
+from workers.campaigns import api as campaigns
+from workers.ledger import Ledger, MessageRecord, messages
 from workers.localstack import EmbeddedRedis, stop_process_group
 from workers.producer import enqueue_many
 from workers.simulator import SimulatorConfig, SimulatorServer
@@ -40,6 +46,9 @@ FAULT_ENV = {
     "WADISPATCH_DEFAULT_RATE": "150",
 }
 TERMINAL = {State.SENT, State.FAILED}
+#: Jobs of 20 ids, as a campaign publishes them (the fan-out runs on the workers).
+CAMPAIGN_ENV = {"WADISPATCH_SEND_BATCH_SIZE": "20"}
+CAMPAIGN_SENDER = "1107264639145282"
 SIM_CONFIG = SimulatorConfig(latency="fixed", latency_ms=10, sender_limit=None, callbacks=False)
 
 
@@ -109,6 +118,45 @@ def campaign(ledger: Ledger, count: int) -> list[str]:
     return [result.message_id for result in enqueue_many(requests, ledger=ledger, batch_size=20)]
 
 
+def real_campaign(ledger: Ledger, tmp_path: Path, count: int) -> str:
+    """A campaign of ``count`` recipients from a CSV file, through the campaign API: its rows go
+    into the ledger in batches and its fan-out tasks, published while the file is read, run on the
+    workers. Returns the campaign id."""
+    source = tmp_path / "customers.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone", "name", "order"])
+        writer.writerows([f"+2557{index:08d}", f"N{index % 50}", str(index)] for index in range(count))
+    settings = make_settings(campaign_batch_size=250, campaign_fanout_rows=250)
+    record = campaigns.create_campaign(
+        source, CAMPAIGN_TEMPLATE, provider="meta", sender=CAMPAIGN_SENDER, ledger=ledger, settings=settings
+    )
+    assert (record.rows_read, record.accepted) == (count, count)
+    return record.id
+
+
+def check_report_agrees_with_ledger(ledger: Ledger, tmp_path: Path, campaign_id: str, count: int) -> None:
+    """The campaign's progress is done and its report says, row for row, what the ledger says."""
+    progress = campaigns.progress(campaign_id, ledger=ledger)
+    assert (progress.done, progress.campaign.status, progress.remaining) == (True, "done", 0)
+    path = tmp_path / "report.csv"
+    assert campaigns.report(campaign_id, path, ledger=ledger) == count
+    with path.open(newline="", encoding="utf-8") as handle:
+        lines = {line["message_id"]: line for line in csv.DictReader(handle)}
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(select(messages).where(messages.c.campaign_id == campaign_id)).all()
+    assert len(rows) == len(lines) == count
+    for row in rows:
+        line = lines[row.id]
+        assert (int(line["row"]), line["phone"]) == (row.campaign_row, row.recipient)
+        assert (line["state"], line["reason"] or None) == (row.state, row.reason)
+        assert (line["provider_message_id"] or None) == row.provider_message_id
+        assert int(line["attempts"]) == row.attempts
+    states = Counter(row.state for row in rows)
+    assert progress.states == dict(states)
+    assert sum(progress.failed_reasons.values()) == states.get(State.FAILED.value, 0)
+
+
 def sent_at_least(ledger: Ledger, count: int) -> Callable[[], bool]:
     return lambda: ledger.count_by_state().get(State.SENT.value, 0) >= count
 
@@ -134,6 +182,7 @@ def outcome(ledger: Ledger, provider: Provider, expected: int) -> tuple[list[Mes
 
 
 def test_kill_9_of_one_of_two_workers_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path,
     database_url: str,
     ledger: Ledger,
     producer_app,
@@ -143,11 +192,11 @@ def test_kill_9_of_one_of_two_workers_loses_nothing_and_sends_nothing_twice(
     start_beat,
     provider,
 ) -> None:
-    env = {**provider.server.base_urls(), **FAULT_ENV}
+    env = {**provider.server.base_urls(), **FAULT_ENV, **CAMPAIGN_ENV}
     victim = start_worker(database_url, name="victim", concurrency=4, **env)
     start_worker(database_url, name="survivor", concurrency=4, **env)
     start_beat({**worker_env(redis_url, database_url, queue_name, provider.server), **FAULT_ENV})
-    campaign(ledger, 1000)
+    campaign_id = real_campaign(ledger, tmp_path, 1000)
     wait_for(sent_at_least(ledger, 250), timeout=60)
     victim.kill()
     at_kill = ledger.count_by_state()
@@ -161,9 +210,11 @@ def test_kill_9_of_one_of_two_workers_loses_nothing_and_sends_nothing_twice(
     accepted = provider.accepted_per_recipient()
     sent = [record for record in records if record.state is State.SENT]
     assert all(accepted[record.recipient.lstrip("+")] == 1 for record in sent)
+    check_report_agrees_with_ledger(ledger, tmp_path, campaign_id, 1000)
 
 
 def test_redis_lost_and_restarted_empty_mid_campaign_loses_nothing(
+    tmp_path: Path,
     database_url: str,
     ledger: Ledger,
     producer_app,
@@ -176,10 +227,10 @@ def test_redis_lost_and_restarted_empty_mid_campaign_loses_nothing(
     broker = EmbeddedRedis().start()
     try:
         point_app_at(broker.url, queue_name)
-        env = {**provider.server.base_urls(), **FAULT_ENV, "WADISPATCH_REDIS_URL": broker.url}
+        env = {**provider.server.base_urls(), **FAULT_ENV, **CAMPAIGN_ENV, "WADISPATCH_REDIS_URL": broker.url}
         start_worker(database_url, name="w1", concurrency=4, **env)
         start_beat({**worker_env(broker.url, database_url, queue_name, provider.server), **FAULT_ENV})
-        campaign(ledger, 1000)
+        campaign_id = real_campaign(ledger, tmp_path, 1000)
         wait_for(sent_at_least(ledger, 250), timeout=60)
         broker.restart_empty(down_seconds=1.0)
         at_restart = ledger.count_by_state()
@@ -192,6 +243,7 @@ def test_redis_lost_and_restarted_empty_mid_campaign_loses_nothing(
     assert {record.state for record in records} <= TERMINAL
     assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
     assert figures["received_twice"] == 0
+    check_report_agrees_with_ledger(ledger, tmp_path, campaign_id, 1000)
 
 
 def test_provider_unreachable_for_10_s_ends_all_sent_within_the_retry_budget(

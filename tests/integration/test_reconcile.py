@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tests.support import button_request, make_settings
-from workers.ledger import Ledger, utcnow
+from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings
+from workers.campaigns import api, store
+from workers.ledger import Ledger, messages, utcnow
 from workers.messages import validate_send_request
 from workers.reconcile import ReconcileReport, reconcile
 from workers.states import State
@@ -17,6 +21,7 @@ from workers.states import State
 pytestmark = pytest.mark.integration
 
 LATER = timedelta(minutes=11)  # past both default thresholds (10 min)
+CAMPAIGN_SENDER = "2207264639145282"  # not button_request()'s sender: its own rate limit
 
 
 class Publisher:
@@ -49,6 +54,27 @@ def stuck_sending(ledger: Ledger, count: int) -> list[str]:
 
 def run(ledger: Ledger, publish: Publisher, now: datetime, **settings: object) -> ReconcileReport:
     return reconcile(ledger, make_settings(**settings), publish, now=now)
+
+
+def race(database_url: str, publish: Publisher, now: datetime, **settings: object) -> list[ReconcileReport]:
+    """Two reconcilers started at once, each on its own engine (as on two machines); their reports."""
+    reports: list[ReconcileReport] = []
+    start = threading.Barrier(2)
+
+    def reconciler() -> None:
+        own = Ledger.from_url(database_url)
+        try:
+            start.wait(timeout=30)
+            reports.append(run(own, publish, now, **settings))
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=reconciler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return reports
 
 
 def test_pending_untouched_past_the_threshold_is_published_again_once(ledger: Ledger) -> None:
@@ -160,22 +186,7 @@ def test_two_reconcilers_at_once_never_act_on_the_same_message(database_url: str
     sending = stuck_sending(ledger, 300)
     now = utcnow() + LATER
     publish = Publisher()
-    reports: list[ReconcileReport] = []
-    start = threading.Barrier(2)
-
-    def reconciler() -> None:
-        own = Ledger.from_url(database_url)  # its own engine and connections, as on another machine
-        try:
-            start.wait(timeout=30)
-            reports.append(run(own, publish, now, reconcile_page_size=50, stuck_sending_policy="resend"))
-        finally:
-            own.dispose()
-
-    threads = [threading.Thread(target=reconciler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    reports = race(database_url, publish, now, reconcile_page_size=50, stuck_sending_policy="resend")
     assert len(reports) == 2
     assert sum(report.republished for report in reports) == 300
     assert sum(report.stuck_requeued for report in reports) == 300
@@ -183,3 +194,105 @@ def test_two_reconcilers_at_once_never_act_on_the_same_message(database_url: str
     for message_id in sending:
         moves = [t for t in ledger.transitions(message_id) if t.from_state is State.SENDING]
         assert len(moves) == 1
+
+
+# --- campaigns (issue 5): paused and cancelled campaigns, long rate-limited backlogs -----------------
+
+
+def new_campaign(ledger: Ledger, tmp_path: Path, count: int, *, sender: str = CAMPAIGN_SENDER) -> str:
+    path = tmp_path / f"campaign-{sender}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone", "name", "order"])
+        writer.writerows([f"+2557{index:08d}", "Ann", str(index)] for index in range(count))
+    settings = make_settings(campaign_batch_size=100)
+    campaign = api.create_campaign(
+        path,
+        CAMPAIGN_TEMPLATE,
+        provider="meta",
+        sender=sender,
+        ledger=ledger,
+        settings=settings,
+        dispatch=lambda *_: True,  # the jobs "are queued": only the reconciler publishes here
+    )
+    assert campaign.accepted == count
+    return campaign.id
+
+
+def campaign_ids(ledger: Ledger, campaign_id: str, state: State) -> list[str]:
+    query = select(messages.c.id).where(
+        messages.c.campaign_id == campaign_id, messages.c.state == state.value
+    )
+    with ledger.engine.connect() as conn:
+        return sorted(conn.execute(query.order_by(messages.c.campaign_row)).scalars())
+
+
+def test_a_paused_campaign_is_not_republished_until_it_runs(ledger: Ledger, tmp_path: Path) -> None:
+    campaign_id = new_campaign(ledger, tmp_path, 5)
+    api.pause(campaign_id, ledger=ledger)
+    publish = Publisher()
+    now = utcnow() + LATER
+    dry = reconcile(ledger, make_settings(), publish, now=now, dry_run=True)
+    assert (dry.republished, dry.cancelled) == (0, 0)
+    assert run(ledger, publish, now).republished == 0
+    assert publish.published == []
+    store.set_status(ledger, campaign_id, ["paused"], "running")  # resumed, without its own fan-out
+    assert run(ledger, publish, now).republished == 5
+    assert sorted(publish.published) == sorted(campaign_ids(ledger, campaign_id, State.PENDING))
+
+
+def test_pending_of_a_cancelled_campaign_is_failed_cancelled(ledger: Ledger, tmp_path: Path) -> None:
+    campaign_id = new_campaign(ledger, tmp_path, 4)
+    [back] = campaign_ids(ledger, campaign_id, State.PENDING)[:1]
+    claimed = ledger.claim_many(ledger.load_pending([back]))
+    assert [record.id for record in claimed] == [back]
+    api.cancel(campaign_id, ledger=ledger, wait_seconds=0)  # sweeps 3; `back` is in flight
+    ledger.transition(back, State.SENDING, State.PENDING, reason="rate_limited")  # its retry comes back
+    publish = Publisher()
+    dry = reconcile(ledger, make_settings(), publish, now=utcnow() + LATER, dry_run=True)
+    assert (dry.cancelled, dry.republished) == (1, 0)
+    report = run(ledger, publish, utcnow())  # no threshold: a cancelled campaign's pending goes at once
+    assert (report.cancelled, report.republished, publish.published) == (1, 0, [])
+    record = ledger.get(back)
+    assert (record.state, record.reason) == (State.FAILED, "cancelled")
+    last = ledger.transitions(back)[-1]
+    assert (last.from_state, last.to_state, last.reason) == (State.PENDING, State.FAILED, "cancelled")
+    assert "cancelled campaigns: 1 pending failed" in report.summary()
+    assert run(ledger, publish, utcnow()).cancelled == 0
+
+
+def test_two_reconcilers_fail_a_cancelled_campaign_once(
+    database_url: str, ledger: Ledger, tmp_path: Path
+) -> None:
+    campaign_id = new_campaign(ledger, tmp_path, 400)
+    store.set_status(ledger, campaign_id, ["running"], "cancelled")  # cancelled, not swept yet
+    reports = race(database_url, Publisher(), utcnow(), reconcile_page_size=50)
+    assert len(reports) == 2
+    assert sum(report.cancelled for report in reports) == 400
+    failed = campaign_ids(ledger, campaign_id, State.FAILED)
+    assert len(failed) == 400
+    for message_id in failed[:50]:
+        assert len([t for t in ledger.transitions(message_id) if t.to_state is State.FAILED]) == 1
+
+
+def test_a_backlog_behind_the_rate_limit_is_republished_only_once_overdue(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    # 1,000 messages at 10 msgs/s (9.6 with the headroom) need about 104 s after the threshold.
+    settings = {"senders": {f"meta:{CAMPAIGN_SENDER}": {"rate": 10}}, "reconcile_page_size": 300}
+    campaign_id = new_campaign(ledger, tmp_path, 1000)
+    queued_at = max(m.updated_at for m in ledger.all_messages())
+    threshold = timedelta(seconds=600)
+    publish = Publisher()
+    # At the threshold plus 10 s the first 96 may have been lost (their turn has come); the rest
+    # may still be waiting their turn in the queue.
+    first = run(ledger, publish, queued_at + threshold + timedelta(seconds=10), **settings).republished
+    assert 96 <= first <= 97
+    assert len(publish.published) == first
+    # Another sender (undeclared: 80/s) is not held back by this one's backlog.
+    other = new_messages(ledger, 3)
+    later = queued_at + threshold + timedelta(seconds=120)  # 903 / 9.6 = 94 s: the whole backlog is due
+    assert run(ledger, publish, later, **settings).republished == 1000 - first + 3
+    assert set(other) <= set(publish.published)
+    assert Counter(publish.published).most_common(1)[0][1] == 1  # none twice
+    assert set(publish.published) - set(other) == set(campaign_ids(ledger, campaign_id, State.PENDING))

@@ -3,12 +3,16 @@ or the command line's output.
 
 A worker with known credentials (tests/support.py SECRETS) sends through all five providers,
 with a failure, a retry and a poison job, watched by a real Flower; then every place the issue
-names is searched for the credentials and for the recipients' phone numbers.
+names is searched for the credentials and for the recipients' phone numbers. A second run adds
+a campaign and the HTTP API (``wadispatch api`` with an API key and webhook secrets): its access
+log, its answers, the campaign's report and tables are searched too.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -18,12 +22,17 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.api_support import URL_SECRETS, WEBHOOK_SECRETS, signature_headers
+from tests.integration.test_api_cli import serve_api
 from tests.integration.test_flower import AUTH
 from tests.integration.test_flower import flower as flower_url  # noqa: F401 (a fixture)
-from tests.support import SECRETS, button_request, make_settings, wait_for
+from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
+from workers.api.auth import create_api_key
 from workers.app import RECONCILE_TASK, SEND_BATCH_TASK
+from workers.campaigns import api as campaigns
 from workers.engine import send_batch
-from workers.ledger import Ledger, metadata
+from workers.ledger import Ledger, messages, metadata
+from workers.localstack import stop_process_group
 from workers.messages import validate_send_request
 from workers.producer import enqueue, enqueue_many
 from workers.providers import Outcome, ProviderAdapter, ProviderRequest
@@ -134,6 +143,125 @@ def test_known_secrets_and_phone_numbers_appear_nowhere_after_a_run(
         assert leaks(text, CREDENTIALS) == [], place
     # Phone numbers: masked in logs and absent from what Flower shows (jobs carry ids only).
     for place in ("logs", "flower tasks"):
+        assert leaks(places[place], phones + [phone.lstrip("+") for phone in phones]) == [], place
+
+
+#: The HTTP API's own secrets: webhook signing secrets, URL secrets and Meta's verify token.
+API_SECRETS = {f"WADISPATCH_{name.upper()}": value for name, value in WEBHOOK_SECRETS.items()} | {
+    "WADISPATCH_META_VERIFY_TOKEN": "meta-verify-token-4e4e"
+}
+
+
+def test_known_secrets_appear_nowhere_after_a_campaign_and_the_http_api(
+    tmp_path: Path,
+    database_url: str,
+    ledger: Ledger,
+    producer_app,
+    redis_url: str,
+    queue_name: str,
+    start_worker,
+    sim: httpx.Client,
+) -> None:
+    worker = start_worker(database_url)
+    _, key = create_api_key(ledger, "secrets-scan")
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("WADISPATCH_")},
+        "WADISPATCH_DATABASE_URL": database_url,
+        "WADISPATCH_REDIS_URL": redis_url,
+        "WADISPATCH_QUEUE": queue_name,
+        **SECRETS,
+        **API_SECRETS,
+    }
+    needles = [*CREDENTIALS, key, *API_SECRETS.values()]
+    phones = [f"+2557124{index:05d}" for index in range(20)]
+    source = tmp_path / "customers.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone", "name", "order"])
+        writer.writerows([phone, f"N{index}", str(index)] for index, phone in enumerate(phones))
+        writer.writerow(["not a phone", "Bad", "x"])  # a row error in the report too
+    log_path = tmp_path / "api-access.log"
+    base, process = serve_api(env, tmp_path, log_path)
+    answers: list[httpx.Response] = []
+    try:
+        campaign = campaigns.create_campaign(
+            source,
+            CAMPAIGN_TEMPLATE,
+            provider="meta",
+            sender="1107264639145282",
+            ledger=ledger,
+            settings=make_settings(campaign_batch_size=8),
+        )
+        with httpx.Client(base_url=base, timeout=15) as client:
+            for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+                answers.append(
+                    client.post(
+                        "/v1/messages/interactive",
+                        json=button_request("meta", to="+255712499999"),
+                        headers=headers,
+                    )
+                )
+            assert [answer.status_code for answer in answers] == [202, 202]
+            answers.append(
+                client.post("/v1/messages/interactive", json={}, headers={"X-API-Key": "wad_nope"})
+            )
+            assert answers[-1].status_code == 401
+            for provider in ("zixflow", "wacr"):
+                answers.append(client.post(f"/webhooks/{provider}/{URL_SECRETS[provider]}", content=b"{}"))
+            raw = b'{"object": "whatsapp_business_account", "entry": []}'
+            answers.append(
+                client.post("/webhooks/meta", content=raw, headers=signature_headers("meta", raw, ""))
+            )
+            verify = {
+                "hub.mode": "subscribe",
+                "hub.verify_token": API_SECRETS["WADISPATCH_META_VERIFY_TOKEN"],
+                "hub.challenge": "42",
+            }
+            answers.append(client.get("/webhooks/meta", params=verify))
+            assert [answer.status_code for answer in answers[3:]] == [200, 200, 200, 200]
+            wait_for(lambda: campaigns.progress(campaign.id, ledger=ledger).done, timeout=60)
+            with ledger.engine.connect() as conn:
+                ids = list(
+                    conn.execute(select(messages.c.id).where(messages.c.campaign_id == campaign.id)).scalars()
+                )
+            ids += [answer.json()["message_id"] for answer in answers[:2]]
+            for message_id in ids:
+                answers.append(client.get(f"/v1/messages/{message_id}", headers={"X-API-Key": key}))
+            assert {answer.status_code for answer in answers[-len(ids) :]} == {200}
+    finally:
+        stop_process_group(process, 15)
+    report = tmp_path / "report.csv"
+    assert campaigns.report(campaign.id, report, ledger=ledger) == len(phones) + 1
+    cli_env = {**env, "PATH": str(Path(sys.executable).parent)}
+    outputs = [
+        subprocess.run(
+            [WADISPATCH, *args], env=cli_env, capture_output=True, text=True, timeout=60, check=False
+        )
+        for args in (
+            ["campaign", "status", campaign.id, "--json"],
+            ["campaign", "list"],
+            ["campaign", "report", campaign.id, "--out", str(tmp_path / "cli-report.csv")],
+            ["api-key", "list"],
+        )
+    ]
+    assert all(output.returncode == 0 for output in outputs), [output.stderr for output in outputs]
+
+    access_log = log_path.read_text(errors="replace")
+    assert "POST /webhooks/zixflow/*** HTTP/1.1" in access_log  # the log is the API's, and not empty
+    places = {
+        "api access log": access_log,
+        "worker logs": worker.log_path.read_text(errors="replace"),
+        "api answers": "\n".join(answer.text for answer in answers),
+        "campaign report": report.read_text() + (tmp_path / "cli-report.csv").read_text(),
+        "ledger (campaign tables included)": ledger_text(ledger),
+        "cli": "\n".join(output.stdout + output.stderr for output in outputs),
+    }
+    assert campaign.id in places["ledger (campaign tables included)"]
+    assert "succeeded" in places["worker logs"] and phones[0] in places["campaign report"]
+    for place, text in places.items():
+        assert leaks(text, needles) == [], place
+    # Phone numbers: masked in the logs (the API's answers and the report carry them by design).
+    for place in ("api access log", "worker logs"):
         assert leaks(places[place], phones + [phone.lstrip("+") for phone in phones]) == [], place
 
 

@@ -336,6 +336,18 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
         total += len(moved)
 
 
+def pending_by_status(ledger: Ledger, status: str) -> dict[str, int]:
+    """How many ``pending`` messages each campaign in ``status`` has (those with none are left out)."""
+    in_status = select(campaigns.c.id).where(campaigns.c.status == status).scalar_subquery()
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.campaign_id, func.count())
+            .where(messages.c.state == State.PENDING.value, messages.c.campaign_id.in_(in_status))
+            .group_by(messages.c.campaign_id)
+        ).all()
+    return {campaign_id: count for campaign_id, count in rows}
+
+
 def pending_pages(
     ledger: Ledger, campaign_id: str, first_row: int, last_row: int | None, page_size: int
 ) -> Iterator[list[str]]:
