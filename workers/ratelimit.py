@@ -17,7 +17,8 @@ On a 429 a worker calls :meth:`RedisLimiter.penalize`, which
 * sets the sender's cooldown to the provider's ``Retry-After`` (or, without one, to an
   exponential backoff over the 429s seen in a row) and pushes the bucket past it, so every worker
   waits, and the held-back messages come back paced rather than all at once;
-* halves the sender's effective rate (once per cooldown, not once per in-flight request).
+* when the 429s repeat (another one within 10 s of the last cooldown's end), halves the sender's
+  effective rate (once per cooldown, not once per in-flight request); a lone 429 only pauses.
 
 A pair limit (at most one message to the same recipient per ``pair_interval_seconds``) holds a
 message back, without using a sender slot, until the recipient's interval has passed.
@@ -106,11 +107,12 @@ if factor < 1 then
   factor = math.min(1, factor + recover * (now - factor_at) / 1000)
 end
 if now >= cool_until then
-  -- The first 429 after a cooldown: one more strike and a lower rate. 429s from requests that
-  -- were already in flight during the cooldown count for nothing more.
+  -- The first 429 after a cooldown is one more strike; 429s from requests that were already in
+  -- flight during the cooldown count for nothing more. A lone 429 only pauses the sender; a
+  -- repeated one (within 10 s of the last cooldown's end) also halves its rate.
   if now - cool_until > 10000 then strikes = 0 end
   strikes = strikes + 1
-  factor = math.max(min_factor, factor / 2)
+  if strikes > 1 then factor = math.max(min_factor, factor / 2) end
 end
 local cooldown = retry_after
 if cooldown < 0 then cooldown = math.min(cap, base * 2 ^ (strikes - 1)) end

@@ -108,14 +108,25 @@ def test_without_retry_after_the_cooldown_grows_exponentially(make_limiter, run)
     assert limiter.state("meta", "s1").strikes == 3
 
 
-def test_the_rate_halves_once_per_cooldown_and_climbs_back(make_limiter, run) -> None:
+def test_a_lone_429_pauses_without_lowering_the_rate(make_limiter, run) -> None:
+    limiter = make_limiter(default_rate=100)
+    run(limiter.penalize("meta", "s1", 0.2))
+    state = limiter.state("meta", "s1")
+    assert state.factor == 1.0
+    assert state.strikes == 1
+    assert state.cooldown > 0.15
+
+
+def test_repeated_429s_halve_the_rate_once_per_cooldown_and_it_climbs_back(make_limiter, run) -> None:
     limiter = make_limiter(default_rate=100, rate_recovery_per_second=0.5)
-    for _ in range(20):  # 429s of the requests in flight together: one halving only
+    run(limiter.penalize("meta", "s1", 0.2))  # a lone 429: a pause only
+    time.sleep(0.25)
+    for _ in range(20):  # repeated, and the 429s of the requests in flight together: one halving
         run(limiter.penalize("meta", "s1", 0.2))
     # One halving (twenty would floor it at 0.05), plus what 0.5/s of recovery gave back since.
     assert 0.5 <= limiter.state("meta", "s1").factor < 0.6
     time.sleep(0.25)
-    run(limiter.penalize("meta", "s1", 0.2))  # a 429 after the cooldown: halved again
+    run(limiter.penalize("meta", "s1", 0.2))  # another 429 after the cooldown: halved again
     # (0.5, plus 0.5/s of recovery over the >= 0.25 s slept) / 2
     assert 0.31 <= limiter.state("meta", "s1").factor <= 0.45
     time.sleep(0.3)
