@@ -47,6 +47,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from workers.errors import StaleState, UnknownMessage
 from workers.messages import SendRequest
@@ -221,10 +224,45 @@ SUPPRESS_ALL_SENDERS = ""
 RUNNING = "running"
 
 
-def campaign_allows_sending() -> Any:
-    """SQL: the message is outside any campaign, or its campaign is running (not paused, cancelled)."""
+class Unindexed(ColumnElement[Any]):
+    """A column SQLite's planner must not pick an index for (compiled ``+column`` there).
+
+    Without statistics, SQLite prefers an index on ``state`` (or ``campaign_id``) over the primary
+    key for ``id IN (...) AND state = ...``, and scans every pending message to find a batch of 100.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Unindexed)
+def _compile_unindexed(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(Unindexed, "sqlite")
+def _compile_unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))  # SQLite's documented no-index hint
+
+
+def in_state(state: State, *, by_id: bool = False) -> ColumnElement[bool]:
+    """``messages.state == state``; ``by_id`` when the query picks rows by id (use the key)."""
+    column = Unindexed(messages.c.state) if by_id else messages.c.state
+    return column == state.value
+
+
+def campaign_allows_sending(*, by_id: bool = False) -> Any:
+    """SQL: the message is outside any campaign, or its campaign is running (not paused, cancelled).
+
+    ``by_id`` when the query picks rows by id (see :class:`Unindexed`).
+    """
     running = select(campaigns.c.id).where(campaigns.c.status == RUNNING)
-    return messages.c.campaign_id.is_(None) | messages.c.campaign_id.in_(running.scalar_subquery())
+    campaign_id = Unindexed(messages.c.campaign_id) if by_id else messages.c.campaign_id
+    return campaign_id.is_(None) | campaign_id.in_(running.scalar_subquery())
 
 
 # --- end of campaigns ------------------------------------------------------------------------------
@@ -451,8 +489,8 @@ class Ledger:
             rows = conn.execute(
                 select(messages).where(
                     messages.c.id.in_(message_ids),
-                    messages.c.state == State.PENDING.value,
-                    campaign_allows_sending(),
+                    in_state(State.PENDING, by_id=True),
+                    campaign_allows_sending(by_id=True),
                 )
             ).all()
         order = {message_id: index for index, message_id in enumerate(message_ids)}
@@ -474,9 +512,9 @@ class Ledger:
                 update(messages)
                 .where(
                     messages.c.id.in_([record.id for record in records]),
-                    messages.c.state == State.PENDING.value,
+                    in_state(State.PENDING, by_id=True),
                     due,
-                    campaign_allows_sending(),
+                    campaign_allows_sending(by_id=True),
                 )
                 .values(
                     state=State.SENDING.value,
@@ -904,7 +942,7 @@ class Ledger:
             return list(
                 conn.execute(
                     update(messages)
-                    .where(messages.c.id.in_(message_ids), *_stale_pending(cutoff))
+                    .where(messages.c.id.in_(message_ids), *_stale_pending(cutoff, by_id=True))
                     .values(updated_at=now)
                     .returning(messages.c.id)
                 ).scalars()
@@ -944,7 +982,7 @@ class Ledger:
         check_transition(State.SENDING, to_state, reason)
         if not message_ids:
             return []
-        conditions = [messages.c.id.in_(message_ids), *_stuck_sending(cutoff)]
+        conditions = [messages.c.id.in_(message_ids), *_stuck_sending(cutoff, by_id=True)]
         if max_attempts is not None:
             conditions.append(messages.c.attempts < max_attempts)
         with self.begin() as conn:
@@ -1093,19 +1131,20 @@ def _first_transition(message_id: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _stale_pending(cutoff: datetime) -> list[Any]:
+def _stale_pending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
     """Pending, due since before ``cutoff``, untouched since then and free to be sent (outside a
     campaign, or its campaign running): its job may be lost."""
     return [
-        messages.c.state == State.PENDING.value,
+        in_state(State.PENDING, by_id=by_id),
         messages.c.updated_at < cutoff,
         messages.c.next_attempt_at.is_(None) | (messages.c.next_attempt_at < cutoff),
-        campaign_allows_sending(),  # a paused campaign's messages wait; a cancelled one's are swept
+        # A paused campaign's messages wait; a cancelled one's are swept.
+        campaign_allows_sending(by_id=by_id),
     ]
 
 
-def _stuck_sending(cutoff: datetime) -> list[Any]:
-    return [messages.c.state == State.SENDING.value, messages.c.updated_at < cutoff]
+def _stuck_sending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
+    return [in_state(State.SENDING, by_id=by_id), messages.c.updated_at < cutoff]
 
 
 def _dead_letter(row: Any) -> DeadLetter:

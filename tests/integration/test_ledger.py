@@ -181,3 +181,34 @@ def test_count_by_state(ledger: Ledger) -> None:
     new_message(ledger)
     ledger.claim(first)
     assert ledger.count_by_state() == {"pending": 1, "sending": 1}
+
+
+def test_batches_are_looked_up_by_primary_key_not_by_scanning_their_state(tmp_path) -> None:
+    """SQLite, without statistics, would pick the state or campaign index for ``id IN (...)``
+    and scan every pending message to find a batch."""
+    from sqlalchemy import event
+
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    ids = [new_message(ledger) for _ in range(150)]
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement: str, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE")) and " messages" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(ledger.engine, "before_cursor_execute", capture)
+    records = ledger.load_pending(ids[:100])
+    ledger.claim_many(records)
+    later = utcnow() + timedelta(hours=1)
+    ledger.settle_stuck_sending(
+        ids[:100], later, utcnow(), to_state=State.FAILED, reason="unknown_outcome", detail={}
+    )
+    ledger.touch_stale_pending(ids[100:], later, utcnow())
+    event.remove(ledger.engine, "before_cursor_execute", capture)
+
+    assert len(statements) >= 4
+    with ledger.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            assert "(id=?)" in plan[0], (statement, plan)
+    ledger.dispose()

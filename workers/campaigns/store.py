@@ -23,6 +23,7 @@ from workers.ledger import (
     _aware,
     campaign_row_errors,
     campaigns,
+    in_state,
     messages,
     suppressions,
     transitions,
@@ -314,7 +315,7 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
                 return total
             moved = conn.execute(
                 update(messages)
-                .where(messages.c.id.in_(ids), messages.c.state == State.PENDING.value)
+                .where(messages.c.id.in_(ids), in_state(State.PENDING, by_id=True))
                 .values(state=State.FAILED.value, reason=reason, next_attempt_at=None, updated_at=now)
                 .returning(messages.c.id, messages.c.attempts)
             ).all()
