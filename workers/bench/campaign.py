@@ -10,8 +10,8 @@ then runs the fan-out task's body (:func:`workers.campaigns.fanout.fan_out`) in 
 to publish every send job to Redis: accepted means in the ledger *and* queued. ``naive`` is the
 loop a first Celery script would be: for each row, fill the template with ``str.format`` and
 ``.delay()`` one task carrying the recipient's whole provider request (no check, no record).
-Each prints one JSON object of figures on stdout; ``peak_rss_mb`` is the process's
-``ru_maxrss``.
+Each prints one JSON object of figures on stdout; ``peak_rss_mb`` is the process's peak
+resident memory (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -158,6 +158,17 @@ def run(
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a child started by a big parent reports at least the
+    parent's size when it forked. ``VmHWM`` belongs to this program's own memory map.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
 
 

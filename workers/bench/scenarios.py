@@ -486,7 +486,7 @@ def campaign_scenario(ctx: Context, result: ScenarioResult) -> None:
         ),
     ]
     result.notes += [
-        "each accepting process runs alone (python -m workers.bench.campaign); peak RSS is its ru_maxrss",
+        "each accepting process runs alone (python -m workers.bench.campaign); peak RSS is its VmHWM",
         "project: read the CSV, fill and check the template, normalise phones (libphonenumber), record "
         "in batches, then publish every send job (the fan-out task's body, run in the same process)",
         f"naive: str.format() per row and .delay() of a task carrying the whole provider request; "
