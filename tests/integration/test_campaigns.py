@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import CAMPAIGN_TEMPLATE, make_settings
+from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
 from workers.campaigns import api, store
 from workers.ledger import Ledger
 from workers.settings import Settings
@@ -30,16 +30,6 @@ TERMINAL = {State.SENT.value, State.DELIVERED.value, State.READ.value, State.FAI
 
 def phone(index: int) -> str:
     return f"+2557{index:08d}"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:

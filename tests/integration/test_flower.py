@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.support import button_request
+from tests.support import button_request, wait_for
 from workers.app import SEND_TASK
 from workers.ledger import Ledger
 from workers.localstack import WorkerProcess, stop_process_group
@@ -42,16 +42,6 @@ PHONE_DIGITS = "712345678"  # any rendering of the number (E.164, digits, masked
 #: What Flower shows as the send task's result (the repr of its return value) for a message sent:
 #: the state the attempt left it in, or the attempt's summary in the batch engine's words.
 SENT_RESULTS = (repr("sent"), repr("sent 1"))
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def free_port() -> int:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from tests.support import button_request, list_request
+from tests.support import button_request, list_request, wait_for
 from workers.app import SEND_TASK, point_app_at
 from workers.ledger import Ledger
 from workers.producer import enqueue, publish
@@ -30,16 +29,6 @@ SENDERS = {
     "wacr": None,
     "meta": "1107264639145282",
 }
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def settled(ledger: Ledger, message_id: str) -> bool:
