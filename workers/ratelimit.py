@@ -45,7 +45,8 @@ from workers.settings import Settings
 
 # KEYS: sender hash, pair key (or "" for none)
 # ARGV: rate (msg/s), burst, max_wait_ms, pair_interval_ms (0: none), recover_per_s, min_factor
-# Returns {granted (1/0), wait_ms as a string} (a Lua number would be truncated to an integer).
+# Returns {granted (1/0), wait_ms, now_ms}, numbers as strings (a Lua number would be truncated to
+# an integer); now_ms is Redis' clock when the script ran.
 ACQUIRE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + t[2] / 1000
@@ -71,11 +72,11 @@ if pair_interval > 0 then
   -- The recipient's own spacing: held back until it passes, without using a sender slot.
   local pair_wait = (tonumber(redis.call('GET', KEYS[2])) or 0) - now
   if pair_wait > wait then
-    return {0, tostring(pair_wait)}
+    return {0, tostring(pair_wait), tostring(now)}
   end
 end
 if wait > max_wait then
-  return {0, tostring(wait)}
+  return {0, tostring(wait), tostring(now)}
 end
 local send_at = now + wait
 redis.call('HSET', KEYS[1], 'tat', math.max(tat, send_at) + interval, 'factor', factor, 'factor_at', now)
@@ -83,7 +84,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(wait + interval) + 300000)
 if pair_interval > 0 then
   redis.call('SET', KEYS[2], tostring(send_at + pair_interval), 'PX', math.ceil(wait + pair_interval) + 1000)
 end
-return {1, tostring(wait)}
+return {1, tostring(wait), tostring(now)}
 """
 
 # KEYS: sender hash
@@ -211,12 +212,21 @@ class RedisLimiter:
         for provider, sender, recipient in keys:
             script_keys, args = self._acquire_call(provider, sender, recipient)
             self._acquire(keys=script_keys, args=args, client=pipe)
-        return [Slot(bool(granted), float(wait) / 1000) for granted, wait in pipe.execute()]
+        answers = pipe.execute()
+        if not answers:
+            return []
+        # A wait counts from when its script ran; the pipeline answers when the last one has. Make
+        # every wait count from then, or the batch's first messages would go out late unnoticed.
+        answered_at = float(answers[-1][2])
+        return [
+            Slot(bool(granted), max(0.0, float(wait) - (answered_at - float(ran_at))) / 1000)
+            for granted, wait, ran_at in answers
+        ]
 
     async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
         """Take one slot, from the event loop (a message that woke up late for its slot)."""
         script_keys, args = self._acquire_call(provider, sender, recipient)
-        granted, wait = await self._acquire_async(keys=script_keys, args=args)
+        granted, wait, _ = await self._acquire_async(keys=script_keys, args=args)
         return Slot(bool(granted), float(wait) / 1000)
 
     def _acquire_call(
