@@ -78,11 +78,7 @@ def enqueue_many(
     ledger = ledger or get_ledger()
     recorded = ledger.record_pending_many(validated)
     new_ids = [message_id for message_id, created in recorded if created]
-    published: set[str] = set()
-    for start in range(0, len(new_ids), batch_size):
-        chunk = new_ids[start : start + batch_size]
-        if _send_job(SEND_BATCH_TASK, chunk):
-            published.update(chunk)
+    published = set(publish_batches(new_ids, batch_size))
     duplicates = {message_id for message_id, created in recorded if not created}
     states = {message_id: ledger.get(message_id).state.value for message_id in duplicates}
     return [
@@ -148,10 +144,22 @@ def publish_many(message_ids: list[str], batch_size: int | None = None) -> int:
 
     Used to publish again messages whose job was lost (the reconciler, a dead-letter replay).
     """
+    return len(publish_batches(message_ids, batch_size))
+
+
+def publish_batches(message_ids: list[str], batch_size: int | None = None) -> list[str]:
+    """Publish send-batch jobs of ``batch_size`` ids over one pooled broker connection; return
+    the ids that went out. With the broker down it stops at the first failure (logged): the rest
+    stay pending in the ledger and are published again later."""
     size = batch_size or get_settings().send_batch_size
-    published = 0
-    for start in range(0, len(message_ids), size):
-        chunk = message_ids[start : start + size]
-        if _send_job(SEND_BATCH_TASK, chunk):
-            published += len(chunk)
+    published: list[str] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for start in range(0, len(message_ids), size):
+                chunk = message_ids[start : start + size]
+                app.send_task(SEND_BATCH_TASK, args=[chunk], producer=producer)
+                published += chunk
+    except Exception as exc:  # kombu/redis raise many kinds
+        left = len(message_ids) - len(published)
+        log.warning("could not publish %d message(s), they stay pending: %s", left, type(exc).__name__)
     return published

@@ -17,7 +17,7 @@ import redis
 from tests.support import button_request, list_request, wait_for
 from workers.app import SEND_TASK, point_app_at
 from workers.ledger import Ledger
-from workers.producer import enqueue, publish
+from workers.producer import enqueue, enqueue_many, publish
 from workers.states import State
 
 pytestmark = pytest.mark.integration
@@ -120,6 +120,22 @@ def test_broker_down_keeps_the_message_pending_and_returns_its_id(
         point_app_at(redis_url, queue_name)
     assert (result.status, result.published) == ("pending", False)
     assert ledger.get(result.message_id).state is State.PENDING
+    assert elapsed < 10
+
+
+def test_broker_down_keeps_a_bulk_enqueue_pending_and_returns_every_id(
+    ledger: Ledger, producer_app, redis_url: str, queue_name: str
+) -> None:
+    point_app_at("redis://127.0.0.1:1/0", queue_name)  # nothing listens on port 1
+    try:
+        started = time.monotonic()
+        results = enqueue_many([button_request("meta") for _ in range(250)], ledger=ledger)
+        elapsed = time.monotonic() - started
+    finally:
+        point_app_at(redis_url, queue_name)
+    assert len(results) == 250
+    assert not any(result.published for result in results)
+    assert ledger.count_by_state() == {"pending": 250}
     assert elapsed < 10
 
 
