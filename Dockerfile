@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Only what the package is built from (pyproject names README.md as its readme).
-COPY pyproject.toml README.md celeryconfig.py ./
+COPY pyproject.toml README.md ./
 COPY workers ./workers
 COPY tasks ./tasks
 RUN pip install ".[postgres]"

@@ -27,7 +27,7 @@ test-integration: $(STAMP)
 
 .PHONY: bench
 bench: $(STAMP)
-	$(BIN)/python -m workers.bench --json bench-results/latest.json
+	$(BIN)/python -m tests.bench --json bench-results/latest.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import Task
-
-from workers.app import CAMPAIGN_FANOUT_TASK, app
-from workers.campaigns.fanout import celery_publisher, fan_out
-from workers.ledger import get_ledger
-from workers.settings import get_settings
+from wadispatch.campaigns.fanout import celery_publisher, fan_out
+from wadispatch.celery import CAMPAIGN_FANOUT_TASK, app
+from wadispatch.ledger import get_ledger
+from wadispatch.settings import get_settings
 
 log = logging.getLogger("wadispatch.tasks")
 

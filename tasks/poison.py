@@ -2,7 +2,7 @@
 
 Celery's consumer logs and acks (or rejects) a job it cannot decode, whose task is unknown or
 whose shape is invalid, so the job is gone. This subclass stores it first (see
-:mod:`workers.deadletters`), then lets Celery carry on as before. Any other error while reading
+:mod:`wadispatch.deadletters`), then lets Celery carry on as before. Any other error while reading
 a job (e.g. a JSON body that is not ``[args, kwargs, embed]``) would escape into the consumer's
 loop; it is dead-lettered and acked here, so one bad job cannot stop the worker.
 
@@ -16,10 +16,9 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 from vine import promise
-
-from workers import deadletters
-from workers.ledger import get_ledger
-from workers.settings import get_settings
+from wadispatch import deadletters
+from wadispatch.ledger import get_ledger
+from wadispatch.settings import get_settings
 
 log = logging.getLogger("wadispatch.poison")
 

@@ -1,12 +1,12 @@
-"""The reconciler's periodic task (scheduled by Celery beat; see :mod:`workers.reconcile`)."""
+"""The reconciler's periodic task (scheduled by Celery beat; see :mod:`wadispatch.reconcile`)."""
 
 from __future__ import annotations
 
-from workers.app import RECONCILE_TASK, app
-from workers.ledger import get_ledger
-from workers.producer import publish_many
-from workers.reconcile import reconcile
-from workers.settings import get_settings
+from wadispatch.celery import RECONCILE_TASK, app
+from wadispatch.ledger import get_ledger
+from wadispatch.producer import publish_many
+from wadispatch.reconcile import reconcile
+from wadispatch.settings import get_settings
 
 
 @app.task(name=RECONCILE_TASK, ignore_result=True)

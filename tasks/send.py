@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 
 from celery import Task
-
-from workers.app import SEND_BATCH_TASK, SEND_TASK, app
-from workers.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
-from workers.engine import BatchResult, send_batch
-from workers.events import emit_window_closed
-from workers.ledger import get_ledger
-from workers.producer import publish_later
-from workers.ratelimit import get_limiter
-from workers.settings import get_settings
-from workers.transport import get_send_loop
-from workers.window import get_windows
+from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
+from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
+from wadispatch.engine import BatchResult, send_batch
+from wadispatch.events import emit_window_closed
+from wadispatch.ledger import get_ledger
+from wadispatch.producer import publish_later
+from wadispatch.ratelimit import get_limiter
+from wadispatch.settings import get_settings
+from wadispatch.transport import get_send_loop
+from wadispatch.window import get_windows
 
 log = logging.getLogger("wadispatch.tasks")
 

@@ -14,12 +14,11 @@ import httpx
 import redis
 import uvicorn
 from fastapi import FastAPI
-
-from workers.ledger import Ledger
-from workers.settings import Settings
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers import make_dialects
-from workers.window import RedisWindows
+from wadispatch.ledger import Ledger
+from wadispatch.settings import Settings
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers import make_dialects
+from wadispatch.window import RedisWindows
 
 SIM = SimulatorConfig()
 URL_SECRETS = {"zixflow": "zixflow-url-secret", "wacr": "wacr-url-secret"}

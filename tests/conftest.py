@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from wadispatch.ledger import Ledger, metadata
+from wadispatch.settings import Settings
 
 from tests.support import make_settings
-from workers.ledger import Ledger, metadata
-from workers.settings import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workers.settings import Settings
+from wadispatch.settings import Settings
 
 #: Provider credentials given to test workers; tests check they never leak.
 SECRETS = {

@@ -25,11 +25,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-
-from workers.campaigns import api
-from workers.campaigns.errors import CampaignInputError, UnknownCampaign
-from workers.errors import MessageValidationError
-from workers.settings import PROVIDER_NAMES, Settings
+from wadispatch.campaigns import api
+from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
+from wadispatch.errors import MessageValidationError
+from wadispatch.settings import PROVIDER_NAMES, Settings
 
 campaign_app = typer.Typer(
     help="Bulk campaigns: one interactive message to every row of a CSV or JSONL file."
@@ -53,7 +52,7 @@ def register(
     """Add ``campaign`` and ``suppress`` to the ``wadispatch`` command.
 
     ``settings`` and ``read_json`` are the command's own helpers (settings or exit 2; a JSON file
-    or exit 1), handed over rather than imported so that ``python -m workers.cli`` works too.
+    or exit 1), handed over rather than imported so that ``python -m wadispatch.cli`` works too.
     """
     _shared.update(settings=settings, read_json=read_json)
     app.add_typer(campaign_app, name="campaign", no_args_is_help=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.settings import ProviderName
+from wadispatch.settings import ProviderName
 
 ALL_HEADERS = frozenset({"text", "image", "video", "document"})
 

@@ -11,9 +11,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-
-from workers.errors import ConfigurationError, MessageValidationError, UnknownMessage
-from workers.settings import PROVIDER_NAMES, Settings, get_settings
+from wadispatch.errors import ConfigurationError, MessageValidationError, UnknownMessage
+from wadispatch.settings import PROVIDER_NAMES, Settings, get_settings
 
 app = typer.Typer(
     name="wadispatch",
@@ -58,7 +57,7 @@ def validate(
     file: Annotated[Path, typer.Argument(help="JSON file holding a send request.")],
 ) -> None:
     """Check a send request {"provider", "sender", "to", "interactive"}: exit 0 if valid, 1 if not."""
-    from workers.messages import validate_send_request
+    from wadispatch.messages import validate_send_request
 
     try:
         request = validate_send_request(_read_json(file, "request"))
@@ -81,7 +80,7 @@ def send(
     ] = False,
 ) -> None:
     """Enqueue one interactive message and print its id (--eager: send it now, exit 1 unless sent)."""
-    from workers.producer import enqueue, send_eagerly
+    from wadispatch.producer import enqueue, send_eagerly
 
     settings = _settings()
     request: dict[str, Any] = {
@@ -120,7 +119,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a message's state, provider id, attempts, last error and transitions."""
-    from workers.ledger import get_ledger
+    from wadispatch.ledger import get_ledger
 
     ledger = get_ledger(_settings().database_url)
     try:
@@ -188,7 +187,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
     """Start a Celery worker tuned for I/O-bound sends (threads pool). Extra args go to Celery."""
-    from workers.app import app as celery_app
+    from wadispatch.celery import app as celery_app
 
     settings = _settings()
     argv = [
@@ -217,7 +216,7 @@ def demo(
     timeout: Annotated[float, typer.Option(min=1, help="Give up waiting after this many seconds.")] = 150.0,
 ) -> None:
     """Run the whole system on embedded defaults: Valkey, SQLite, the simulator and a worker."""
-    from workers.demo import DemoOptions, run_demo
+    from wadispatch.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         messages=messages,
@@ -242,14 +241,14 @@ def flower(
 
     Extra arguments go to Flower (e.g. --basic-auth=user:pass, --persistent).
     """
-    from workers.app import app as celery_app
+    from wadispatch.celery import app as celery_app
 
     _settings()
     celery_app.start(["flower", f"--port={port}", f"--address={address}", *ctx.args])
 
 
 def _register_simulator() -> None:
-    from workers.simulator.cli import simulator_command
+    from wadispatch.simulator.cli import simulator_command
 
     app.command("simulator", help="Run the provider simulator: all five provider APIs on one local server.")(
         simulator_command
@@ -260,7 +259,7 @@ _register_simulator()
 
 
 def _register_api() -> None:
-    from workers.api.cli import api_command, api_key_app
+    from wadispatch.api.cli import api_command, api_key_app
 
     app.command("api")(api_command)
     app.add_typer(api_key_app)
@@ -270,7 +269,7 @@ _register_api()
 
 
 def _register_recovery() -> None:
-    from workers.recovery_cli import dead_letters_app, reconcile_command
+    from wadispatch.recovery_cli import dead_letters_app, reconcile_command
 
     app.command("reconcile")(reconcile_command)
     app.add_typer(dead_letters_app)
@@ -281,7 +280,7 @@ _register_recovery()
 
 def _register_campaigns() -> None:
     """``wadispatch campaign ...`` and ``wadispatch suppress ...`` (issue 5)."""
-    from workers.campaign_cli import register
+    from wadispatch.campaign_cli import register
 
     register(app, settings=_settings, read_json=_read_json)
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workers.ledger import DeadLetter, Ledger
-from workers.redaction import scrub_secrets
-from workers.settings import Settings
+from wadispatch.ledger import DeadLetter, Ledger
+from wadispatch.redaction import scrub_secrets
+from wadispatch.settings import Settings
 
 log = logging.getLogger("wadispatch.deadletters")
 
@@ -140,7 +140,7 @@ def replay(ledger: Ledger, letter_ids: list[int]) -> ReplayResult:
 
 
 def _publish(letter: DeadLetter) -> bool:
-    from workers.app import app
+    from wadispatch.celery import app
 
     try:
         app.send_task(letter.task, args=letter.args)

@@ -28,14 +28,13 @@ import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
-
-from workers.app import point_app_at
-from workers.ledger import Ledger, MessageRecord
-from workers.localstack import EmbeddedRedis, WorkerProcess, stop_process_group
-from workers.producer import enqueue_many
-from workers.settings import PROVIDER_NAMES
-from workers.simulator import SimulatorConfig, SimulatorServer
-from workers.states import SETTLED, State
+from wadispatch.celery import point_app_at
+from wadispatch.ledger import Ledger, MessageRecord
+from wadispatch.localstack import EmbeddedRedis, WorkerProcess, stop_process_group
+from wadispatch.producer import enqueue_many
+from wadispatch.settings import PROVIDER_NAMES
+from wadispatch.simulator import SimulatorConfig, SimulatorServer
+from wadispatch.states import SETTLED, State
 
 DEMO_CREDENTIALS = {
     "WADISPATCH_BRIQ_API_KEY": "demo-briq-key",
@@ -248,7 +247,7 @@ def _start_flower(env: dict[str, str], port: int, workdir: Path, console: Consol
             "-m",
             "celery",
             "-A",
-            "workers.app",
+            "wadispatch",
             "flower",
             f"--port={port}",
             "--address=127.0.0.1",

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from workers.errors import ConfigurationError, MessageValidationError
-from workers.ledger import Change, Ledger, MessageRecord, utcnow
-from workers.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
-from workers.ratelimit import CooldownView, Limiter
-from workers.redaction import mask_phone, scrub_secrets
-from workers.settings import Settings
-from workers.states import State
-from workers.transport import SendLoop
-from workers.window import Windows
+from wadispatch.errors import ConfigurationError, MessageValidationError
+from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
+from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
+from wadispatch.ratelimit import CooldownView, Limiter
+from wadispatch.redaction import mask_phone, scrub_secrets
+from wadispatch.settings import Settings
+from wadispatch.states import State
+from wadispatch.transport import SendLoop
+from wadispatch.window import Windows
 
 log = logging.getLogger("wadispatch.engine")
 
@@ -464,7 +464,7 @@ def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: Ba
     ]
     if not pairs:
         return
-    from workers.campaigns.store import suppress
+    from wadispatch.campaigns.store import suppress
 
     try:
         suppress(ledger, pairs, reason="opted out (provider)", source="provider")

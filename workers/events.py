@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from workers.app import app
-from workers.ledger import MessageRecord
-from workers.settings import Settings
+from wadispatch.celery import app
+from wadispatch.ledger import MessageRecord
+from wadispatch.settings import Settings
 
 log = logging.getLogger("wadispatch.events")
 

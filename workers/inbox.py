@@ -1,6 +1,6 @@
 """Applying webhook events: the ledger, the 24-hour window and the user's event tasks.
 
-The I/O side of :mod:`workers.webhooks` (which only verifies and parses). Per event:
+The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per event:
 
 * an inbound message or a reply opens the window of its (provider, sender, recipient);
 * a reply is recorded on the message it answers (``reply_id``, ``reply_title``, ``replied_at``);
@@ -19,13 +19,13 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from workers.events import emit, reply_event, status_event, window_closed_event
-from workers.ledger import Ledger, WebhookOutcome
-from workers.redaction import mask_phone
-from workers.settings import Settings
-from workers.states import State
-from workers.webhooks.events import Inbound, Reply, Status, Unknown, WebhookEvent
-from workers.window import Pair, Windows
+from wadispatch.events import emit, reply_event, status_event, window_closed_event
+from wadispatch.ledger import Ledger, WebhookOutcome
+from wadispatch.redaction import mask_phone
+from wadispatch.settings import Settings
+from wadispatch.states import State
+from wadispatch.webhooks.events import Inbound, Reply, Status, Unknown, WebhookEvent
+from wadispatch.window import Pair, Windows
 
 log = logging.getLogger("wadispatch.webhooks")
 

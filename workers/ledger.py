@@ -1,7 +1,7 @@
 """The ledger: every message and every state change, the system of record.
 
 SQLAlchemy Core on SQLite (WAL) by default or PostgreSQL. Every state change goes through
-:meth:`Ledger.transition`, which checks the state machine (:mod:`workers.states`), updates the
+:meth:`Ledger.transition`, which checks the state machine (:mod:`wadispatch.states`), updates the
 message only if it is still in the state the caller expected, and appends to the transitions log,
 all in one transaction: an illegal or stale change raises and writes nothing.
 """
@@ -50,11 +50,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
-
-from workers.errors import StaleState, UnknownMessage
-from workers.messages import SendRequest
-from workers.states import ALLOWED, State, check_transition
-from workers.webhooks.events import MessageRef
+from wadispatch.errors import StaleState, UnknownMessage
+from wadispatch.messages import SendRequest
+from wadispatch.states import ALLOWED, State, check_transition
+from wadispatch.webhooks.events import MessageRef
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ dead_letters = Table(
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A job no worker could run, kept with why (see :mod:`workers.deadletters`).
+    """A job no worker could run, kept with why (see :mod:`wadispatch.deadletters`).
 
     ``args`` holds the task's arguments when the body could be decoded (then it can be replayed);
     ``body`` is the raw body as text, or base64 when ``body_encoding`` is ``"base64"``.
@@ -1240,7 +1239,7 @@ _ledgers_lock = threading.Lock()
 def get_ledger(url: str | None = None) -> Ledger:
     """The ledger of this process for ``url`` (default: the configured database)."""
     if url is None:
-        from workers.settings import get_settings
+        from wadispatch.settings import get_settings
 
         url = get_settings().database_url
     key = (os.getpid(), url)

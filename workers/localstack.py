@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from workers.errors import ConfigurationError
+from wadispatch.errors import ConfigurationError
 
 
 def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -73,7 +73,7 @@ class EmbeddedRedis:
 class WorkerProcess:
     """One ``celery worker`` process, with its log in a file.
 
-    The app is wadispatch's (``workers.app``) unless ``app`` names another module (the benchmark's
+    The app is wadispatch's (``wadispatch.celery``) unless ``app`` names another module (the benchmark's
     naive reference); ``task_events=False`` omits ``--task-events`` (the app's own setting applies).
     """
 
@@ -87,7 +87,7 @@ class WorkerProcess:
         queue: str = "wadispatch",
         loglevel: str = "INFO",
         log_dir: Path | None = None,
-        app: str = "workers.app",
+        app: str = "wadispatch",
         task_events: bool = True,
     ) -> None:
         self.name = name

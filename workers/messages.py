@@ -25,9 +25,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
-
-from workers.errors import FieldError, MessageValidationError
-from workers.settings import PROVIDER_NAMES, ProviderName
+from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.settings import PROVIDER_NAMES, ProviderName
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+?[1-9][0-9]{6,17}$")
@@ -137,7 +136,7 @@ class SendRequest(_Strict):
 
     @model_validator(mode="after")
     def _check_rules(self) -> SendRequest:
-        from workers.rules import request_rule_errors  # rules import these models
+        from wadispatch.rules import request_rule_errors  # rules import these models
 
         errors = request_rule_errors(self)
         if errors:

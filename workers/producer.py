@@ -1,12 +1,12 @@
 """The public enqueue API for web apps and scripts.
 
-    from workers.producer import enqueue
+    from wadispatch.producer import enqueue
     result = enqueue({"provider": "meta", "sender": "1234567890", "to": "+255712345678",
                       "interactive": {...}})
     result.message_id, result.status   # "…uuid…", "pending"
 
 :func:`enqueue` validates, records ``pending`` in the ledger and publishes a job carrying only the
-message id. Bad input raises :class:`~workers.errors.MessageValidationError` and nothing is
+message id. Bad input raises :class:`~wadispatch.errors.MessageValidationError` and nothing is
 recorded or queued. If the broker is down the message stays ``pending`` in the ledger and its id
 is still returned.
 """
@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from workers.app import SEND_BATCH_TASK, SEND_TASK, app
-from workers.engine import Later, group_later, send_batch
-from workers.errors import FieldError, MessageValidationError
-from workers.ledger import Ledger, MessageRecord, get_ledger
-from workers.messages import SendRequest, validate_send_request
-from workers.ratelimit import Unlimited
-from workers.settings import Settings, get_settings
-from workers.transport import SendLoop, get_send_loop
+from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
+from wadispatch.engine import Later, group_later, send_batch
+from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.ledger import Ledger, MessageRecord, get_ledger
+from wadispatch.messages import SendRequest, validate_send_request
+from wadispatch.ratelimit import Unlimited
+from wadispatch.settings import Settings, get_settings
+from wadispatch.transport import SendLoop, get_send_loop
 
 log = logging.getLogger("wadispatch.producer")
 

@@ -40,8 +40,7 @@ from typing import Protocol
 
 import redis
 import redis.asyncio
-
-from workers.settings import Settings
+from wadispatch.settings import Settings
 
 # KEYS: sender hash, pair key (or "" for none)
 # ARGV: rate (msg/s), burst, max_wait_ms, pair_interval_ms (0: none), recover_per_s, min_factor

@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from workers.campaigns import store as campaign_store
-from workers.campaigns.api import CANCELLED, CANCELLED_REASON
-from workers.ledger import Ledger, utcnow
-from workers.settings import Settings
-from workers.states import State
+from wadispatch.campaigns import store as campaign_store
+from wadispatch.campaigns.api import CANCELLED, CANCELLED_REASON
+from wadispatch.ledger import Ledger, utcnow
+from wadispatch.settings import Settings
+from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.reconcile")
 

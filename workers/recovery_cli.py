@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from workers.ledger import DeadLetter, Ledger
+from wadispatch.ledger import DeadLetter, Ledger
 
 out = Console()
 err = Console(stderr=True)
@@ -23,8 +22,8 @@ dead_letters_app = typer.Typer(
 
 
 def _ledger() -> Ledger:
-    from workers.cli import _settings
-    from workers.ledger import get_ledger
+    from wadispatch.cli import _settings
+    from wadispatch.ledger import get_ledger
 
     return get_ledger(_settings().database_url)
 
@@ -36,9 +35,9 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Republish pending messages whose job was lost; settle messages stuck in sending (by policy)."""
-    from workers.cli import _settings
-    from workers.producer import publish_many
-    from workers.reconcile import reconcile
+    from wadispatch.cli import _settings
+    from wadispatch.producer import publish_many
+    from wadispatch.reconcile import reconcile
 
     settings = _settings()
     report = reconcile(_ledger(), settings, publish_many, dry_run=dry_run)
@@ -83,7 +82,7 @@ def replay_command(
     replay_all: Annotated[bool, typer.Option("--all", help="Every dead letter not replayed yet.")] = False,
 ) -> None:
     """Publish dead letters' jobs again. One whose body could not be decoded cannot be replayed."""
-    from workers.deadletters import replay
+    from wadispatch.deadletters import replay
 
     ledger = _ledger()
     if replay_all == bool(letter_ids):

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from workers.capabilities import CAPABILITIES
-from workers.errors import FieldError
+from wadispatch.capabilities import CAPABILITIES
+from wadispatch.errors import FieldError
 
 if TYPE_CHECKING:
-    from workers.messages import Action, Header, Interactive, Media, SendRequest
+    from wadispatch.messages import Action, Header, Interactive, Media, SendRequest
 
 MAX_BUTTONS = 3
 BUTTON_ID_MAX = 256
@@ -37,7 +37,7 @@ _ACTION = "interactive.action"
 
 def request_rule_errors(request: SendRequest) -> list[FieldError]:
     """Every WhatsApp and provider rule the request breaks."""
-    from workers.messages import METADATA_MAX_BYTES, metadata_size
+    from wadispatch.messages import METADATA_MAX_BYTES, metadata_size
 
     errors = interactive_errors(request.interactive)
     errors += provider_errors(request)

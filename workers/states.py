@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from workers.errors import IllegalTransition
+from wadispatch.errors import IllegalTransition
 
 
 class State(StrEnum):

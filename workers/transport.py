@@ -6,7 +6,7 @@ about 75 requests/s here; ``httpx-aiohttp``'s transport, about ten times that (s
 ``make bench``).
 
 Network failures become ``transient`` outcomes here, so the engine only ever sees an
-:class:`~workers.providers.Outcome`. Request headers (which carry the credentials) are never
+:class:`~wadispatch.providers.Outcome`. Request headers (which carry the credentials) are never
 logged or put into an outcome.
 """
 
@@ -22,10 +22,9 @@ from typing import Any, TypeVar
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
-
-from workers.providers.base import Outcome, ProviderAdapter, ProviderAnswer, ProviderRequest
-from workers.ratelimit import CooldownView, Limiter
-from workers.settings import Settings
+from wadispatch.providers.base import Outcome, ProviderAdapter, ProviderAnswer, ProviderRequest
+from wadispatch.ratelimit import CooldownView, Limiter
+from wadispatch.settings import Settings
 
 T = TypeVar("T")
 

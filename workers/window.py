@@ -22,8 +22,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import redis
-
-from workers.settings import Settings
+from wadispatch.settings import Settings
 
 OPEN = b"open"
 CLOSED = b"closed"

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from wadispatch.api import create_app
+from wadispatch.api.auth import create_api_key
+from wadispatch.celery import app as celery_app
+from wadispatch.celery import point_app_at
+from wadispatch.ledger import Ledger
+from wadispatch.localstack import EmbeddedRedis, WorkerProcess
+from wadispatch.simulator import SimulatorConfig, SimulatorServer
+from wadispatch.window import RedisWindows
 
 from tests.api_support import WEBHOOK_SECRETS, Api, ApiServer
 from tests.support import SECRETS, make_settings
-from workers.api import create_app
-from workers.api.auth import create_api_key
-from workers.app import app as celery_app
-from workers.app import point_app_at
-from workers.ledger import Ledger
-from workers.localstack import EmbeddedRedis, WorkerProcess
-from workers.simulator import SimulatorConfig, SimulatorServer
-from workers.window import RedisWindows
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from wadispatch.api.auth import create_api_key
+from wadispatch.errors import MessageValidationError
+from wadispatch.messages import validate_send_request
 
 from tests.api_support import Api
 from tests.integration.test_pipeline import SENDERS, wait_for
 from tests.support import button_request, list_request
-from workers.api.auth import create_api_key
-from workers.errors import MessageValidationError
-from workers.messages import validate_send_request
 
 pytestmark = pytest.mark.integration
 

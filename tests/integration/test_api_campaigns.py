@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from wadispatch.campaigns import api as campaigns
+from wadispatch.campaigns.template import Template
+from wadispatch.celery import CAMPAIGN_FANOUT_TASK
+from wadispatch.errors import MessageValidationError
+from wadispatch.ledger import messages
 
 from tests.api_support import Api, published
 from tests.support import CAMPAIGN_TEMPLATE, wait_for
-from workers.app import CAMPAIGN_FANOUT_TASK
-from workers.campaigns import api as campaigns
-from workers.campaigns.template import Template
-from workers.errors import MessageValidationError
-from workers.ledger import messages
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from wadispatch.localstack import stop_process_group
 
 from tests.support import button_request
-from workers.localstack import stop_process_group
 
 pytestmark = pytest.mark.integration
 

@@ -17,15 +17,15 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wadispatch.api.app import create_app
+from wadispatch.api.auth import create_api_key
+from wadispatch.ledger import Ledger
+from wadispatch.webhooks import PARSERS
+from wadispatch.window import NoWindows
 
 from tests.api_support import URL_SECRETS, WEBHOOK_SECRETS, signature_headers
 from tests.support import button_request, make_settings
 from tests.unit.test_input_properties import json_values, paths, replaced, samples
-from workers.api.app import create_app
-from workers.api.auth import create_api_key
-from workers.ledger import Ledger
-from workers.webhooks import PARSERS
-from workers.window import NoWindows
 
 pytestmark = pytest.mark.integration
 

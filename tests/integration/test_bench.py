@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark harness: ``python -m workers.bench SCENARIO --quick --json PATH``.
+"""Smoke tests of the benchmark harness: ``python -m tests.bench SCENARIO --quick --json PATH``.
 
 Each runs the real command (its own Redis or ``REDIS_URL``, the simulator in its own process, real
 workers) with small counts, checks the JSON holds the figures and the ratios, and that nothing it
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def bench(tmp_path: Path, *args: str, timeout: float = 150.0) -> tuple[subprocess.CompletedProcess[str], Any]:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "workers.bench", *args, "--quick", "--json", str(out)],
+        [sys.executable, "-m", "tests.bench", *args, "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -115,7 +115,7 @@ def test_throughput_quick_runs_the_project_and_both_references(tmp_path: Path) -
 @pytest.mark.timeout(120)
 def test_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers.bench", "throughput", "--quick"],
+        [sys.executable, "-m", "tests.bench", "throughput", "--quick"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from wadispatch.ledger import Ledger
+from wadispatch.simulator import SimulatorServer
 
 from tests.support import SECRETS
-from workers.ledger import Ledger
-from workers.simulator import SimulatorServer
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from wadispatch.campaigns import api, store
+from wadispatch.ledger import Ledger
+from wadispatch.settings import Settings
+from wadispatch.simulator import SimulatorServer
+from wadispatch.states import State
 
 from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
-from workers.campaigns import api, store
-from workers.ledger import Ledger
-from workers.settings import Settings
-from workers.simulator import SimulatorServer
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +129,7 @@ def test_a_2000_row_campaign_ends_with_every_row_accounted_for(
         assert got == want, line
     with ledger.engine.connect() as conn:
         from sqlalchemy import select
-
-        from workers.ledger import messages
+        from wadispatch.ledger import messages
 
         records = conn.execute(select(messages).where(messages.c.campaign_id == campaign.id)).all()
     assert len(records) == campaign.accepted

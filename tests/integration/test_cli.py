@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from wadispatch.ledger import Ledger
+from wadispatch.simulator import SimulatorServer
 
 from tests.support import SECRETS, button_request
-from workers.ledger import Ledger
-from workers.simulator import SimulatorServer
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import redis
+from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK
+from wadispatch.ledger import DeadLetter, Ledger
+from wadispatch.messages import validate_send_request
+from wadispatch.producer import enqueue
+from wadispatch.states import State
 
 from tests.support import SECRETS, button_request, wait_for
-from workers.app import SEND_BATCH_TASK, SEND_TASK
-from workers.ledger import DeadLetter, Ledger
-from workers.messages import validate_send_request
-from workers.producer import enqueue
-from workers.states import State
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

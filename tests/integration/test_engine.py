@@ -9,16 +9,16 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from wadispatch.engine import BatchResult, Later, group_later, retry_delay, send_batch
+from wadispatch.ledger import Ledger, utcnow
+from wadispatch.messages import validate_send_request
+from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest
+from wadispatch.ratelimit import Slot, Unlimited
+from wadispatch.settings import Settings
+from wadispatch.states import State
+from wadispatch.transport import SendLoop
 
 from tests.support import button_request, make_settings
-from workers.engine import BatchResult, Later, group_later, retry_delay, send_batch
-from workers.ledger import Ledger, utcnow
-from workers.messages import validate_send_request
-from workers.providers import Outcome, ProviderAdapter, ProviderRequest
-from workers.ratelimit import Slot, Unlimited
-from workers.settings import Settings
-from workers.states import State
-from workers.transport import SendLoop
 
 pytestmark = pytest.mark.integration
 

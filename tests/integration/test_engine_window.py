@@ -8,17 +8,17 @@ import random
 from collections.abc import Iterable, Iterator
 
 import pytest
+from wadispatch.engine import send_batch
+from wadispatch.ledger import Ledger
+from wadispatch.providers import Outcome
+from wadispatch.ratelimit import Unlimited
+from wadispatch.settings import Settings
+from wadispatch.states import State
+from wadispatch.transport import SendLoop
+from wadispatch.window import Pair
 
 from tests.integration.test_engine import ScriptedTransport, pending_messages
 from tests.support import make_settings
-from workers.engine import send_batch
-from workers.ledger import Ledger
-from workers.providers import Outcome
-from workers.ratelimit import Unlimited
-from workers.settings import Settings
-from workers.states import State
-from workers.transport import SendLoop
-from workers.window import Pair
 
 pytestmark = pytest.mark.integration
 

@@ -24,16 +24,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from wadispatch.campaigns import api as campaigns
+from wadispatch.celery import point_app_at
+from wadispatch.ledger import Ledger, MessageRecord, messages
+from wadispatch.localstack import EmbeddedRedis, stop_process_group
+from wadispatch.producer import enqueue_many
+from wadispatch.simulator import SimulatorConfig, SimulatorServer
+from wadispatch.states import State
 
 from tests.integration.conftest import worker_env
 from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings, wait_for
-from workers.app import point_app_at
-from workers.campaigns import api as campaigns
-from workers.ledger import Ledger, MessageRecord, messages
-from workers.localstack import EmbeddedRedis, stop_process_group
-from workers.producer import enqueue_many
-from workers.simulator import SimulatorConfig, SimulatorServer
-from workers.states import State
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -94,7 +94,7 @@ def start_beat(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess
                     "-m",
                     "celery",
                     "-A",
-                    "workers.app",
+                    "wadispatch",
                     "beat",
                     "--loglevel=INFO",
                     f"--schedule={tmp_path / 'beat-schedule'}",

@@ -1,6 +1,6 @@
 """Flower watching a real worker: producer → Redis → worker (task events) → Flower's HTTP API.
 
-A real Flower process (``celery -A workers.app flower``, basic auth from ``FLOWER_BASIC_AUTH``) on a
+A real Flower process (``celery -A wadispatch.celery flower``, basic auth from ``FLOWER_BASIC_AUTH``) on a
 free loopback port reads the worker's task events; the tests read tasks back from its HTTP API and
 its Prometheus endpoint. Flower's view does not depend on the ledger's database, so these tests use
 SQLite only.
@@ -24,13 +24,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from wadispatch.celery import SEND_TASK
+from wadispatch.ledger import Ledger
+from wadispatch.localstack import WorkerProcess, stop_process_group
+from wadispatch.producer import enqueue
+from wadispatch.states import State
 
 from tests.support import button_request, wait_for
-from workers.app import SEND_TASK
-from workers.ledger import Ledger
-from workers.localstack import WorkerProcess, stop_process_group
-from workers.producer import enqueue
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,7 @@ def flower_env(redis_url: str, queue: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def flower(redis_url: str, queue_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``celery -A workers.app flower`` on a free loopback port; yields its base URL."""
+    """``celery -A wadispatch.celery flower`` on a free loopback port; yields its base URL."""
     port = free_port()
     process = FlowerProcess(
         [
@@ -115,7 +115,7 @@ def flower(redis_url: str, queue_name: str, tmp_path_factory: pytest.TempPathFac
             "-m",
             "celery",
             "-A",
-            "workers.app",
+            "wadispatch",
             "flower",
             f"--port={port}",
             "--address=127.0.0.1",
@@ -301,7 +301,7 @@ def test_wadispatch_flower_starts_flower_with_basic_auth_from_the_environment(
     """The command docker-compose runs: ``wadispatch flower --address=... --port=...``."""
     port = free_port()
     process = FlowerProcess(
-        [sys.executable, "-m", "workers.cli", "flower", "--address=127.0.0.1", f"--port={port}"],
+        [sys.executable, "-m", "wadispatch.cli", "flower", "--address=127.0.0.1", f"--port={port}"],
         flower_env(redis_url, queue_name),
         tmp_path / "flower.log",
         port,

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from wadispatch.errors import IllegalTransition, StaleState, UnknownMessage
+from wadispatch.ledger import Ledger, messages, transitions, utcnow
+from wadispatch.messages import validate_send_request
+from wadispatch.states import State
 
 from tests.support import button_request
-from workers.errors import IllegalTransition, StaleState, UnknownMessage
-from workers.ledger import Ledger, messages, transitions, utcnow
-from workers.messages import validate_send_request
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from wadispatch.celery import SEND_TASK, point_app_at
+from wadispatch.ledger import Ledger
+from wadispatch.producer import enqueue, enqueue_many, publish
+from wadispatch.states import State
 
 from tests.support import button_request, list_request, wait_for
-from workers.app import SEND_TASK, point_app_at
-from workers.ledger import Ledger
-from workers.producer import enqueue, enqueue_many, publish
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from wadispatch.ratelimit import RedisLimiter
+from wadispatch.settings import SenderLimit
 
 from tests.support import make_settings
-from workers.ratelimit import RedisLimiter
-from workers.settings import SenderLimit
 
 pytestmark = pytest.mark.integration
 

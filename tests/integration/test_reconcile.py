@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from wadispatch.campaigns import api, store
+from wadispatch.ledger import Ledger, messages, utcnow
+from wadispatch.messages import validate_send_request
+from wadispatch.reconcile import ReconcileReport, reconcile
+from wadispatch.states import State
 
 from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings
-from workers.campaigns import api, store
-from workers.ledger import Ledger, messages, utcnow
-from workers.messages import validate_send_request
-from workers.reconcile import ReconcileReport, reconcile
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 

@@ -21,24 +21,24 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from wadispatch.api.auth import create_api_key
+from wadispatch.campaigns import api as campaigns
+from wadispatch.celery import RECONCILE_TASK, SEND_BATCH_TASK
+from wadispatch.engine import send_batch
+from wadispatch.ledger import Ledger, messages, metadata
+from wadispatch.localstack import stop_process_group
+from wadispatch.messages import validate_send_request
+from wadispatch.producer import enqueue, enqueue_many
+from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest
+from wadispatch.ratelimit import Unlimited
+from wadispatch.states import State
+from wadispatch.transport import SendLoop
 
 from tests.api_support import URL_SECRETS, WEBHOOK_SECRETS, signature_headers
 from tests.integration.test_api_cli import serve_api
 from tests.integration.test_flower import AUTH
 from tests.integration.test_flower import flower as flower_url  # noqa: F401 (a fixture)
 from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
-from workers.api.auth import create_api_key
-from workers.app import RECONCILE_TASK, SEND_BATCH_TASK
-from workers.campaigns import api as campaigns
-from workers.engine import send_batch
-from workers.ledger import Ledger, messages, metadata
-from workers.localstack import stop_process_group
-from workers.messages import validate_send_request
-from workers.producer import enqueue, enqueue_many
-from workers.providers import Outcome, ProviderAdapter, ProviderRequest
-from workers.ratelimit import Unlimited
-from workers.states import State
-from workers.transport import SendLoop
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -9,11 +9,11 @@ from datetime import UTC
 
 import httpx
 import pytest
+from wadispatch.ledger import Ledger
+from wadispatch.producer import enqueue, enqueue_many
+from wadispatch.states import State
 
 from tests.support import button_request
-from workers.ledger import Ledger
-from workers.producer import enqueue, enqueue_many
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 

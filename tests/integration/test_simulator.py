@@ -18,11 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-
-from workers.simulator import SimulatorConfig, SimulatorServer, load_config, recipient_fate
-from workers.simulator.latency import LatencySampler
-from workers.simulator.providers import make_dialects
-from workers.simulator.providers.base import Choice, SendInfo, Sent
+from wadispatch.simulator import SimulatorConfig, SimulatorServer, load_config, recipient_fate
+from wadispatch.simulator.latency import LatencySampler
+from wadispatch.simulator.providers import make_dialects
+from wadispatch.simulator.providers.base import Choice, SendInfo, Sent
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from wadispatch.ledger import Ledger, webhook_events
+from wadispatch.messages import validate_send_request
+from wadispatch.states import State
 
 from tests.api_support import URL_SECRETS, Api, published, signature_headers, webhook_url
 from tests.integration.test_pipeline import SENDERS, wait_for
 from tests.support import button_request, list_request
-from workers.ledger import Ledger, webhook_events
-from workers.messages import validate_send_request
-from workers.states import State
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,13 @@ import os
 
 import pytest
 from rich.console import Console
+from wadispatch.messages import validate_send_request
 
-from workers.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate, ratio
-from workers.bench.options import Sizes
-from workers.bench.report import format_value, scenario_table
-from workers.bench.results import Column, Ratio, Run, ScenarioResult
-from workers.bench.workload import META_TOKEN, meta_requests, meta_senders, provider_requests
-from workers.messages import validate_send_request
+from tests.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate, ratio
+from tests.bench.options import Sizes
+from tests.bench.report import format_value, scenario_table
+from tests.bench.results import Column, Ratio, Run, ScenarioResult
+from tests.bench.workload import META_TOKEN, meta_requests, meta_senders, provider_requests
 
 
 def test_observed_rate_counts_intervals_between_first_and_last() -> None:

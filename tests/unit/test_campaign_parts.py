@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
+from wadispatch.campaigns.api import estimate_eta
+from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
+from wadispatch.campaigns.reader import FileError, detect_format, read_rows
+from wadispatch.campaigns.template import RowError, Template, parse_text
+from wadispatch.errors import MessageValidationError
 
 from tests.support import CAMPAIGN_TEMPLATE
-from workers.campaigns.api import estimate_eta
-from workers.campaigns.phones import PhoneError, PhoneNormaliser
-from workers.campaigns.reader import FileError, detect_format, read_rows
-from workers.campaigns.template import RowError, Template, parse_text
-from workers.errors import MessageValidationError
 
 BUTTONS: dict = CAMPAIGN_TEMPLATE
 LIST = {

@@ -1,7 +1,7 @@
 """docker-compose.yml, the Dockerfile and .env.example against the project they deploy (no Docker needed).
 
 Every command a container runs must be an entry point that exists here (a ``wadispatch`` subcommand
-of the Typer app, or a ``celery -A workers.app`` subcommand) and parse with the options it is given;
+of the Typer app, or a ``celery -A wadispatch.celery`` subcommand) and parse with the options it is given;
 every variable compose fills in and every setting the project reads must be in .env.example.
 """
 
@@ -22,14 +22,14 @@ import pytest
 import typer.main
 import yaml
 from celery import Celery
+from celery.app.utils import find_app
 from celery.bin.base import CLIContext
 from celery.bin.celery import celery as celery_cli
 from celery.worker.control import Panel
 from flower.command import is_flower_option
 from pydantic import TypeAdapter
-
-from workers.cli import app as wadispatch_cli
-from workers.settings import Settings
+from wadispatch.cli import app as wadispatch_cli
+from wadispatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
@@ -68,7 +68,7 @@ def shell_argv(test: list[str]) -> list[str]:
 
 
 def celery_obj() -> CLIContext:
-    module = importlib.import_module("workers.app")
+    module = importlib.import_module("wadispatch.celery")
     return CLIContext(app=module.app, no_color=True, workdir=None, quiet=True)
 
 
@@ -94,9 +94,8 @@ def check_entry_point(argv: list[str]) -> str:
             assert not ctx.args, f"wadispatch {sub} does not take {ctx.args}"
         return f"wadispatch {sub}"
     if program == "celery":
-        assert args[:2] == ["-A", "workers.app"], f"celery must be pointed at workers.app: {argv}"
-        module = importlib.import_module(args[1])
-        assert isinstance(module.app, Celery)
+        assert args[:2] == ["-A", "wadispatch"], f"celery must be pointed at wadispatch: {argv}"
+        assert isinstance(find_app(args[1]), Celery)
         assert len(args) > 2, "celery without a subcommand"
         sub, *options = args[2:]
         assert sub in celery_cli.commands, f"celery has no subcommand {sub!r}: {sorted(celery_cli.commands)}"
@@ -154,7 +153,7 @@ def setting_names() -> dict[str, str]:
 
 def environment_names() -> set[str]:
     """``WADISPATCH_*`` names the code reads straight from ``os.environ``, beside the settings."""
-    sources = [ROOT / "celeryconfig.py", *(ROOT / "workers").rglob("*.py"), *(ROOT / "tasks").rglob("*.py")]
+    sources = [*(ROOT / "workers").rglob("*.py"), *(ROOT / "tasks").rglob("*.py")]
     pattern = r"os\.(?:environ\.get\(|environ\[|getenv\()\s*[\"'](WADISPATCH_[A-Z0-9_]+)[\"']"
     return {name for path in sources for name in re.findall(pattern, path.read_text(encoding="utf-8"))}
 
@@ -370,8 +369,7 @@ def test_the_dockerfile_installs_the_project_as_a_non_root_user() -> None:
     needed = {
         "pyproject.toml",
         pyproject["project"]["readme"],
-        *(f"{module}.py" for module in pyproject["tool"]["setuptools"]["py-modules"]),
-        *(pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]),
+        *pyproject["tool"]["setuptools"]["package-dir"].values(),
     }
     copied = {
         Path(source).name
@@ -391,7 +389,7 @@ def test_the_dockerfile_runs_a_known_entry_point() -> None:
     cmd = json.loads(instructions["CMD"])  # exec form: signals reach the process
     assert check_entry_point(cmd) == "wadispatch worker"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert pyproject["project"]["scripts"]["wadispatch"] == "workers.cli:main"
+    assert pyproject["project"]["scripts"]["wadispatch"] == "wadispatch.cli:main"
 
 
 def test_the_entry_point_check_rejects_what_does_not_exist() -> None:
@@ -399,10 +397,10 @@ def test_the_entry_point_check_rejects_what_does_not_exist() -> None:
         ["wadispatch", "serve"],
         ["wadispatch", "api", "--listen", "0.0.0.0"],
         ["wadispatch", "simulator", "--listen", "0.0.0.0"],
-        ["celery", "-A", "workers.app", "scheduler"],
-        ["celery", "-A", "workers.app", "beat", "--no-such-option"],
-        ["celery", "-A", "workers.app", "inspect", "no_such_action"],
-        ["celery", "-A", "workers.nowhere", "beat"],
+        ["celery", "-A", "wadispatch", "scheduler"],
+        ["celery", "-A", "wadispatch", "beat", "--no-such-option"],
+        ["celery", "-A", "wadispatch", "inspect", "no_such_action"],
+        ["celery", "-A", "wadispatch.nowhere", "beat"],
         ["gunicorn", "app:app"],
     ):
         with pytest.raises(Exception) as raised:

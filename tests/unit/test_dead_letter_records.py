@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
+from wadispatch.deadletters import build_dead_letter, encode_body, safe_headers
+from wadispatch.redaction import scrub_secrets
+
 from tests.support import make_settings
-from workers.deadletters import build_dead_letter, encode_body, safe_headers
-from workers.redaction import scrub_secrets
 
 
 def test_a_utf8_body_is_kept_as_text() -> None:

@@ -21,17 +21,17 @@ from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wadispatch.campaigns import ingest as ingest_module
+from wadispatch.campaigns.ingest import Target, ingest
+from wadispatch.campaigns.phones import PhoneNormaliser
+from wadispatch.campaigns.reader import FileFormat, read_rows
+from wadispatch.campaigns.store import Skipped
+from wadispatch.campaigns.template import Template
+from wadispatch.messages import validate_send_request
+from wadispatch.webhooks import PARSERS, Inbound, MalformedWebhook, Reply, Status, Unknown, parse
 
 from tests.support import CAMPAIGN_TEMPLATE
 from tests.unit.test_properties import json_values
-from workers.campaigns import ingest as ingest_module
-from workers.campaigns.ingest import Target, ingest
-from workers.campaigns.phones import PhoneNormaliser
-from workers.campaigns.reader import FileFormat, read_rows
-from workers.campaigns.store import Skipped
-from workers.campaigns.template import Template
-from workers.messages import validate_send_request
-from workers.webhooks import PARSERS, Inbound, MalformedWebhook, Reply, Status, Unknown, parse
 
 COMMON = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "webhooks"

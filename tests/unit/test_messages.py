@@ -10,15 +10,14 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-
-from workers.errors import FieldError, MessageValidationError
-from workers.messages import (
+from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.messages import (
     IDEMPOTENCY_KEY_MAX,
     METADATA_MAX_BYTES,
     SendRequest,
     validate_send_request,
 )
-from workers.settings import PROVIDER_NAMES
+from wadispatch.settings import PROVIDER_NAMES
 
 ACTION = "interactive.action"
 HEADER = "interactive.header"

@@ -11,12 +11,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wadispatch.errors import MessageValidationError
+from wadispatch.messages import SendRequest, validate_send_request
+from wadispatch.providers import adapter_for
+from wadispatch.settings import PROVIDER_NAMES
 
 from tests.support import button_request, make_settings
-from workers.errors import MessageValidationError
-from workers.messages import SendRequest, validate_send_request
-from workers.providers import adapter_for
-from workers.settings import PROVIDER_NAMES
 
 COMMON = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

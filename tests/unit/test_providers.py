@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from workers.errors import ConfigurationError
-from workers.messages import validate_send_request
-from workers.providers import ADAPTERS, ProviderAnswer, ProviderRequest, adapter_for, parse_retry_after
-from workers.providers.base import Outcome
-from workers.settings import PROVIDER_NAMES, Settings
+from wadispatch.errors import ConfigurationError
+from wadispatch.messages import validate_send_request
+from wadispatch.providers import ADAPTERS, ProviderAnswer, ProviderRequest, adapter_for, parse_retry_after
+from wadispatch.providers.base import Outcome
+from wadispatch.settings import PROVIDER_NAMES, Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "requests"
 SECRETS = {

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from celery.utils.imports import symbol_by_name
-
-import celeryconfig
-from tasks.poison import DeadLetteringConsumer
-from workers.app import RECONCILE_TASK, app
+from wadispatch.celery import RECONCILE_TASK, app
+from wadispatch.settings import get_settings
+from wadispatch.tasks.poison import DeadLetteringConsumer
 
 
 def test_beat_runs_the_reconciler_at_the_configured_interval() -> None:
-    [entry] = [entry for entry in celeryconfig.beat_schedule.values() if entry["task"] == RECONCILE_TASK]
-    assert entry["schedule"] == celeryconfig._settings.reconcile_interval_seconds
+    [entry] = [entry for entry in app.conf.beat_schedule.values() if entry["task"] == RECONCILE_TASK]
+    assert entry["schedule"] == get_settings().reconcile_interval_seconds
     app.loader.import_default_modules()
     assert RECONCILE_TASK in app.tasks
 
@@ -26,7 +25,7 @@ def test_the_worker_uses_the_dead_lettering_consumer() -> None:
 def test_a_message_is_overdue_only_past_the_threshold_plus_its_turn() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from workers.reconcile import is_overdue
+    from wadispatch.reconcile import is_overdue
 
     touched = datetime(2026, 1, 1, tzinfo=UTC)
     at = touched + timedelta(seconds=700)

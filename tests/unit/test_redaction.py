@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from workers.redaction import mask_phone
+from wadispatch.redaction import mask_phone
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
-from workers.errors import IllegalTransition
-from workers.states import ALLOWED, State, check_transition
+from wadispatch.errors import IllegalTransition
+from wadispatch.states import ALLOWED, State, check_transition
 
 EXPECTED_ALLOWED = {
     (None, State.PENDING),

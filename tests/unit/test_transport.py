@@ -1,4 +1,4 @@
-"""Unit tests for :class:`workers.transport.Transport`: one HTTP attempt, mocked with respx.
+"""Unit tests for :class:`wadispatch.transport.Transport`: one HTTP attempt, mocked with respx.
 
 No network: ``respx.mock`` replaces httpx's default transport (the tests give the Transport that
 one; production uses the aiohttp transport, see ``new_http_transport``), and any request no route
@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
-
-from workers.messages import validate_send_request
-from workers.providers import ProviderRequest, adapter_for
-from workers.settings import PROVIDER_NAMES, Settings
-from workers.transport import Transport, new_http_transport, request_timeout
+from wadispatch.messages import validate_send_request
+from wadispatch.providers import ProviderRequest, adapter_for
+from wadispatch.settings import PROVIDER_NAMES, Settings
+from wadispatch.transport import Transport, new_http_transport, request_timeout
 
 BUTTONS = {
     "type": "button",

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support import make_settings
-from workers.api.logs import RedactAccessLog
-from workers.inbox import failure_reason
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers import make_dialects
-from workers.simulator.signing import bird_signature_jwt, hs256_jwt
-from workers.webhooks import (
+from wadispatch.api.logs import RedactAccessLog
+from wadispatch.inbox import failure_reason
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers import make_dialects
+from wadispatch.simulator.signing import bird_signature_jwt, hs256_jwt
+from wadispatch.webhooks import (
     Inbound,
     MalformedWebhook,
     MessageRef,
@@ -29,6 +27,8 @@ from workers.webhooks import (
     parse,
     verify,
 )
+
+from tests.support import make_settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SIM = SimulatorConfig()

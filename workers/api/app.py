@@ -14,13 +14,12 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from workers.api import campaigns, messages, webhooks
-from workers.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
-from workers.ledger import Ledger, get_ledger
-from workers.messages import SendRequest
-from workers.settings import Settings, get_settings
-from workers.window import Windows, get_windows
+from wadispatch.api import campaigns, messages, webhooks
+from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
+from wadispatch.ledger import Ledger, get_ledger
+from wadispatch.messages import SendRequest
+from wadispatch.settings import Settings, get_settings
+from wadispatch.window import Windows, get_windows
 
 DESCRIPTION = """
 Enqueue WhatsApp interactive messages (reply buttons and lists), follow them, and receive the

@@ -16,9 +16,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-
-from workers.api.errors import ApiError
-from workers.ledger import ApiKeyRecord, Ledger
+from wadispatch.api.errors import ApiError
+from wadispatch.ledger import ApiKeyRecord, Ledger
 
 KEY_PREFIX = "wad_"
 SHOWN_PREFIX_LENGTH = 12

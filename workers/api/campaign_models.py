@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from workers.campaigns.api import CampaignProgress, CampaignRecord
+from wadispatch.campaigns.api import CampaignProgress, CampaignRecord
 
 
 class CampaignFields(BaseModel):

@@ -1,6 +1,6 @@
 """Campaign routes (``/v1/campaigns``): bulk sends from a CSV or JSONL upload and a template.
 
-Thin over :mod:`workers.campaigns.api`, the same code as ``wadispatch campaign ...``: the upload is
+Thin over :mod:`wadispatch.campaigns.api`, the same code as ``wadispatch campaign ...``: the upload is
 streamed to a temporary file (at most ``WADISPATCH_API_MAX_UPLOAD_BYTES``), read into the ledger in
 a worker thread, and answered 202 once every row is recorded and the fan-out task is queued (what
 ``campaign send --detach`` does). A bad template, provider, field or file header is a 422 listing
@@ -21,9 +21,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-
-from workers.api.auth import require_api_key
-from workers.api.campaign_models import (
+from wadispatch.api.auth import require_api_key
+from wadispatch.api.campaign_models import (
     CampaignAccepted,
     CampaignCancelled,
     CampaignFields,
@@ -31,16 +30,16 @@ from workers.api.campaign_models import (
     CampaignOut,
     CampaignProgressOut,
 )
-from workers.api.errors import ApiError
-from workers.api.models import ERROR_RESPONSES, ErrorBody
-from workers.api.uploads import read_form, safe_filename, save_upload
-from workers.campaigns import api
-from workers.campaigns.reader import FileError, FileFormat, detect_format
-from workers.campaigns.template import Template
-from workers.errors import FieldError, MessageValidationError
-from workers.ledger import Ledger
-from workers.messages import _field_errors
-from workers.settings import Settings
+from wadispatch.api.errors import ApiError
+from wadispatch.api.models import ERROR_RESPONSES, ErrorBody
+from wadispatch.api.uploads import read_form, safe_filename, save_upload
+from wadispatch.campaigns import api
+from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
+from wadispatch.campaigns.template import Template
+from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.ledger import Ledger
+from wadispatch.messages import _field_errors
+from wadispatch.settings import Settings
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=[Depends(require_api_key)])
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from workers.ledger import Ledger
+    from wadispatch.ledger import Ledger
 
 err = Console(stderr=True)
 out = Console(highlight=False)
@@ -30,10 +30,9 @@ def api_command(
     import logging
 
     import uvicorn
-
-    from workers.api import create_app
-    from workers.api.logs import RedactAccessLog
-    from workers.cli import _settings
+    from wadispatch.api import create_app
+    from wadispatch.api.logs import RedactAccessLog
+    from wadispatch.cli import _settings
 
     settings = _settings()
     config = uvicorn.Config(
@@ -50,8 +49,8 @@ def api_command(
 
 
 def _ledger() -> Ledger:
-    from workers.cli import _settings
-    from workers.ledger import get_ledger
+    from wadispatch.cli import _settings
+    from wadispatch.ledger import get_ledger
 
     return get_ledger(_settings().database_url)
 
@@ -59,7 +58,7 @@ def _ledger() -> Ledger:
 @api_key_app.command("create")
 def create(name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. helpdesk-web.")]) -> None:
     """Create a key and print it (stdout, once: it is stored only as a hash)."""
-    from workers.api.auth import create_api_key
+    from wadispatch.api.auth import create_api_key
 
     if not name.strip() or len(name) > 128:
         err.print("[red]error[/]: NAME must be 1 to 128 characters")

@@ -9,9 +9,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from workers.errors import FieldError
-from workers.messages import format_path
+from wadispatch.errors import FieldError
+from wadispatch.messages import format_path
 
 _CODES = {
     400: "bad_request",

@@ -2,8 +2,8 @@
 
 The body is Briq's interactive endpoint body (``to`` + ``sender``, or ``conversation_id``, and
 ``interactive``) plus ``provider`` (and optional ``metadata``); it is checked by the very code the
-producer uses (:func:`workers.producer.enqueue`), so a 422 lists the same ``{path, rule}`` errors
-as :class:`~workers.errors.MessageValidationError`, and then nothing is recorded.
+producer uses (:func:`wadispatch.producer.enqueue`), so a 422 lists the same ``{path, rule}`` errors
+as :class:`~wadispatch.errors.MessageValidationError`, and then nothing is recorded.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
-
-from workers.api.auth import ApiKey
-from workers.api.errors import ApiError, json_object, read_body
-from workers.api.models import ERROR_RESPONSES, Accepted, ErrorBody, MessageOut
-from workers.errors import FieldError, MessageValidationError, UnknownMessage
-from workers.messages import IDEMPOTENCY_KEY_MAX
-from workers.producer import enqueue
+from wadispatch.api.auth import ApiKey
+from wadispatch.api.errors import ApiError, json_object, read_body
+from wadispatch.api.models import ERROR_RESPONSES, Accepted, ErrorBody, MessageOut
+from wadispatch.errors import FieldError, MessageValidationError, UnknownMessage
+from wadispatch.messages import IDEMPOTENCY_KEY_MAX
+from wadispatch.producer import enqueue
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 

@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-
-from workers.ledger import MessageRecord, TransitionRecord
+from wadispatch.ledger import MessageRecord, TransitionRecord
 
 
 class FieldErrorOut(BaseModel):

@@ -15,8 +15,7 @@ from pathlib import Path
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-
-from workers.api.errors import ApiError
+from wadispatch.api.errors import ApiError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 COPY_CHUNK = 1024 * 1024

@@ -16,12 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
-
-from workers.api.errors import ApiError, read_body
-from workers.api.models import ERROR_RESPONSES, ErrorBody, WebhookReceived
-from workers.inbox import apply_events
-from workers.settings import Settings
-from workers.webhooks import PARSERS, MalformedWebhook, SignatureError, parse, verify
+from wadispatch.api.errors import ApiError, read_body
+from wadispatch.api.models import ERROR_RESPONSES, ErrorBody, WebhookReceived
+from wadispatch.inbox import apply_events
+from wadispatch.settings import Settings
+from wadispatch.webhooks import PARSERS, MalformedWebhook, SignatureError, parse, verify
 
 log = logging.getLogger("wadispatch.webhooks")
 

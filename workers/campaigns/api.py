@@ -1,6 +1,6 @@
 """The campaigns' Python API: the same operations as ``wadispatch campaign ...``.
 
-    from workers.campaigns import api
+    from wadispatch.campaigns import api
 
     campaign = api.create_campaign("customers.csv", template, provider="meta", sender="1107264639145282")
     api.progress(campaign.id)              # counts per state and reason, throughput, ETA
@@ -26,15 +26,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from workers.campaigns import store
-from workers.campaigns.errors import CampaignInputError, UnknownCampaign
-from workers.campaigns.ingest import IngestCounts, Target, ingest
-from workers.campaigns.phones import PhoneError, PhoneNormaliser
-from workers.campaigns.reader import FileError, FileFormat, detect_format, read_rows
-from workers.campaigns.template import RowError, Template
-from workers.ledger import RUNNING, Ledger, _aware, get_ledger, utcnow
-from workers.settings import Settings, get_settings
-from workers.states import State
+from wadispatch.campaigns import store
+from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
+from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
+from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
+from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
+from wadispatch.campaigns.template import RowError, Template
+from wadispatch.ledger import RUNNING, Ledger, _aware, get_ledger, utcnow
+from wadispatch.settings import Settings, get_settings
+from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
 
@@ -133,7 +133,7 @@ def create_campaign(
 
     ``template`` is WhatsApp's interactive object whose texts may carry ``{column}`` placeholders.
     The template, provider, sender, region and the file's header are checked before anything is
-    recorded: :class:`~workers.errors.MessageValidationError` (every broken rule, by field path)
+    recorded: :class:`~wadispatch.errors.MessageValidationError` (every broken rule, by field path)
     or :class:`CampaignInputError`. Then rows are recorded in batches, each row either a ``pending``
     message or a skipped row (``invalid``, ``duplicate``, ``suppressed``) with its reason; send
     jobs are published by ``wadispatch.campaign_fanout`` tasks while the file is read.
@@ -223,7 +223,7 @@ def create_campaign(
 
 def dispatch_fanout(campaign_id: str, first_row: int, last_row: int | None) -> bool:
     """Publish a ``wadispatch.campaign_fanout`` task; ``False`` (logged) if the broker is down."""
-    from workers.app import CAMPAIGN_FANOUT_TASK, app
+    from wadispatch.celery import CAMPAIGN_FANOUT_TASK, app
 
     try:
         app.send_task(CAMPAIGN_FANOUT_TASK, args=[campaign_id, first_row, last_row])

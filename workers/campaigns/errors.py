@@ -1,4 +1,4 @@
-"""The errors of campaigns (beside :mod:`workers.errors`, whose tree they extend).
+"""The errors of campaigns (beside :mod:`wadispatch.errors`, whose tree they extend).
 
 WadispatchError
 ├── CampaignInputError   the file, its columns, the region or the provider cannot be used
@@ -7,7 +7,7 @@ WadispatchError
 
 from __future__ import annotations
 
-from workers.errors import WadispatchError
+from wadispatch.errors import WadispatchError
 
 
 class CampaignInputError(WadispatchError, ValueError):

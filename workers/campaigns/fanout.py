@@ -1,7 +1,7 @@
 """Publishing a campaign's send jobs from the ledger: pages of pending ids, jobs of ids only.
 
-Run by the ``wadispatch.campaign_fanout`` task (:mod:`tasks.campaigns`), so that the caller of
-:func:`workers.campaigns.api.create_campaign` never waits for the broker; :func:`fan_out` is the
+Run by the ``wadispatch.campaign_fanout`` task (:mod:`wadispatch.tasks.campaigns`), so that the caller of
+:func:`wadispatch.campaigns.api.create_campaign` never waits for the broker; :func:`fan_out` is the
 task's whole body, callable directly (the benchmark times it that way).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workers.campaigns import store
-from workers.ledger import RUNNING, Ledger
+from wadispatch.campaigns import store
+from wadispatch.ledger import RUNNING, Ledger
 
 Publish = Callable[[list[list[str]]], None]
 """Publishes send jobs, one per list of message ids."""
@@ -43,7 +43,7 @@ def fan_out(
 
 def celery_publisher() -> Publish:
     """Publishes ``wadispatch.send_batch`` jobs through one pooled producer connection per page."""
-    from workers.app import SEND_BATCH_TASK, app
+    from wadispatch.celery import SEND_BATCH_TASK, app
 
     def publish(jobs: list[list[str]]) -> None:
         with app.producer_or_acquire() as producer:

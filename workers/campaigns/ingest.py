@@ -1,9 +1,9 @@
 """Reading a campaign's rows into the ledger in batches: fill, normalise, skip, record.
 
 Per row the work is small: the template's placeholders filled and their texts checked
-(:class:`~workers.campaigns.template.Template`), the phone number normalised
-(:class:`~workers.campaigns.phones.PhoneNormaliser`); per batch one transaction
-(:func:`workers.campaigns.store.add_batch`). Memory holds one batch, whatever the file's size.
+(:class:`~wadispatch.campaigns.template.Template`), the phone number normalised
+(:class:`~wadispatch.campaigns.phones.PhoneNormaliser`); per batch one transaction
+(:func:`wadispatch.campaigns.store.add_batch`). Memory holds one batch, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from workers.campaigns import store
-from workers.campaigns.phones import PhoneError, PhoneNormaliser
-from workers.campaigns.reader import ReadResult
-from workers.campaigns.template import RowError, Template
-from workers.ledger import Ledger, utcnow
-from workers.states import State
+from wadispatch.campaigns import store
+from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
+from wadispatch.campaigns.reader import ReadResult
+from wadispatch.campaigns.template import RowError, Template
+from wadispatch.ledger import Ledger, utcnow
+from wadispatch.states import State
 
 
 @dataclass

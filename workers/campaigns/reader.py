@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TextIO
 
-from workers.campaigns.template import RowError
+from wadispatch.campaigns.template import RowError
 
 FileFormat = Literal["csv", "jsonl"]
 Row = dict[str, str]

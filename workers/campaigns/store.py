@@ -1,7 +1,7 @@
 """The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions.
 
 Everything a campaign writes goes through here, on the ledger's engine and tables
-(:mod:`workers.ledger`). A batch of rows is one transaction: its messages, their ``pending``
+(:mod:`wadispatch.ledger`). A batch of rows is one transaction: its messages, their ``pending``
 transitions, its skipped rows and the campaign's counts are written together or not at all.
 """
 
@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-
-from workers.ledger import (
+from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
     _aware,
@@ -29,7 +28,7 @@ from workers.ledger import (
     transitions,
     utcnow,
 )
-from workers.states import SETTLED, State
+from wadispatch.states import SETTLED, State
 
 log = logging.getLogger("wadispatch.campaigns")
 
@@ -92,7 +91,7 @@ def add_batch(
 ) -> tuple[int, int, int]:
     """Record one batch of a campaign's rows; ``(accepted, duplicate, suppressed)``.
 
-    ``rows`` are message rows (:meth:`workers.campaigns.ingest.Target.message_row`). Those whose
+    ``rows`` are message rows (:meth:`wadispatch.campaigns.ingest.Target.message_row`). Those whose
     recipient is suppressed, or already has a message in this campaign (an earlier row), are not
     inserted but recorded as skipped rows, like the ``skipped`` given.
     """

@@ -1,8 +1,8 @@
 """Campaign templates: an interactive object whose texts carry ``{column}`` placeholders. Pure.
 
-A template is checked once, in full, by the project's own validator (:mod:`workers.messages`),
+A template is checked once, in full, by the project's own validator (:mod:`wadispatch.messages`),
 with every placeholder standing in as one character. Per recipient only the texts that carry a
-placeholder are filled and checked again, against the same limits (:mod:`workers.rules`): a
+placeholder are filled and checked again, against the same limits (:mod:`wadispatch.rules`): a
 filled button title can be longer than 20 characters even when the template's is not.
 
 Placeholders: ``{first_name}`` is replaced by the row's ``first_name`` value; ``{{`` and ``}}``
@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workers import rules
-from workers.errors import FieldError, MessageValidationError
-from workers.messages import validate_send_request
+from wadispatch import rules
+from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.messages import validate_send_request
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from workers.providers.base import (
+from wadispatch.providers.base import (
     Outcome,
     ProviderAdapter,
     ProviderAnswer,
     ProviderRequest,
     parse_retry_after,
 )
-from workers.providers.bird import BirdAdapter
-from workers.providers.briq import BriqAdapter
-from workers.providers.meta import MetaAdapter
-from workers.providers.wacr import WacrAdapter
-from workers.providers.zixflow import ZixflowAdapter
-from workers.settings import ProviderName
+from wadispatch.providers.bird import BirdAdapter
+from wadispatch.providers.briq import BriqAdapter
+from wadispatch.providers.meta import MetaAdapter
+from wadispatch.providers.wacr import WacrAdapter
+from wadispatch.providers.zixflow import ZixflowAdapter
+from wadispatch.settings import ProviderName
 
 ADAPTERS: dict[ProviderName, ProviderAdapter] = {
     "briq": BriqAdapter(),

@@ -6,7 +6,7 @@ An adapter is two pure functions and holds no state:
   JSON body exactly as the provider documents it);
 * ``classify(answer)`` → :class:`Outcome` (accepted / rate_limited / transient / permanent).
 
-The HTTP call itself lives in :mod:`workers.transport`. See ``docs/providers.md`` for every
+The HTTP call itself lives in :mod:`wadispatch.transport`. See ``docs/providers.md`` for every
 provider's shapes and the assumptions made where its documentation is silent.
 """
 
@@ -20,8 +20,8 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
-from workers.messages import SendRequest
-from workers.settings import ProviderName, Settings
+from wadispatch.messages import SendRequest
+from wadispatch.settings import ProviderName, Settings
 
 OutcomeKind = Literal["accepted", "rate_limited", "transient", "permanent"]
 PermanentReason = Literal["invalid", "auth", "opted_out", "window_closed", "provider_rejected", "config"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.errors import ConfigurationError
-from workers.messages import SendRequest
-from workers.providers.base import (
+from wadispatch.errors import ConfigurationError
+from wadispatch.messages import SendRequest
+from wadispatch.providers.base import (
     Outcome,
     ProviderAnswer,
     ProviderRequest,
@@ -15,7 +15,7 @@ from workers.providers.base import (
     status_outcome,
     text_or_none,
 )
-from workers.settings import ProviderName, Settings
+from wadispatch.settings import ProviderName, Settings
 
 PATH = "/v1/send"
 WINDOW_CODES = frozenset({"470", "131047"})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workers.errors import ConfigurationError
-from workers.messages import SendRequest
-from workers.providers.base import (
+from wadispatch.errors import ConfigurationError
+from wadispatch.messages import SendRequest
+from wadispatch.providers.base import (
     Outcome,
     PermanentReason,
     ProviderAnswer,
@@ -14,7 +14,7 @@ from workers.providers.base import (
     parse_retry_after,
     text_or_none,
 )
-from workers.settings import ProviderName, Settings
+from wadispatch.settings import ProviderName, Settings
 
 RATE_LIMIT_CODES = frozenset({4, 613, 80007, 130429, 131056})
 TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 131057})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workers.errors import ConfigurationError
-from workers.messages import SendRequest
-from workers.providers.base import (
+from wadispatch.errors import ConfigurationError
+from wadispatch.messages import SendRequest
+from wadispatch.providers.base import (
     Outcome,
     ProviderAnswer,
     ProviderRequest,
@@ -16,7 +16,7 @@ from workers.providers.base import (
     status_outcome,
     text_or_none,
 )
-from workers.settings import ProviderName, Settings
+from wadispatch.settings import ProviderName, Settings
 
 PATH = "/messages/interactive"
 _WINDOW_TEXT = re.compile(r"131047|24[\s-]?hour|re-?engagement", re.IGNORECASE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workers.errors import ConfigurationError
-from workers.messages import SendRequest
-from workers.providers.base import (
+from wadispatch.errors import ConfigurationError
+from wadispatch.messages import SendRequest
+from wadispatch.providers.base import (
     Outcome,
     ProviderAnswer,
     ProviderRequest,
@@ -16,7 +16,7 @@ from workers.providers.base import (
     status_outcome,
     text_or_none,
 )
-from workers.settings import ProviderName, Settings
+from wadispatch.settings import ProviderName, Settings
 
 _WINDOW_TEXT = re.compile(r"24[\s-]?hour|window|re-?engagement|131047", re.IGNORECASE)
 _OPT_OUT_TEXT = re.compile(r"opt(ed)?[\s-]?out", re.IGNORECASE)

@@ -1,11 +1,11 @@
 """A local fake of every provider wadispatch sends through, for the demo, tests and benchmarks.
 
 One aiohttp server speaks the five providers' APIs on their documented paths (see
-:mod:`workers.simulator.app`) and answers exactly in the shapes of ``docs/providers.md``, with
+:mod:`wadispatch.simulator.app`) and answers exactly in the shapes of ``docs/providers.md``, with
 configurable latency, throughput limits, closed windows, opt-outs, faults and scripted answers, and
 posts status callbacks and user replies to a webhook URL.
 
-    from workers.simulator import SimulatorConfig, SimulatorServer
+    from wadispatch.simulator import SimulatorConfig, SimulatorServer
 
     with SimulatorServer(SimulatorConfig(latency="fixed", latency_ms=0)) as sim:
         os.environ.update(sim.base_urls())
@@ -67,7 +67,7 @@ Webhook formats (status callbacks and replies)
 ==============================================
 Each accepted message gets, ``callback_delay_ms`` apart: ``sent`` (not Zixflow), then ``failed`` or
 ``delivered`` → ``read`` → a reply choosing one of its buttons/rows (see
-:mod:`workers.simulator.callbacks`). Samples: ``tests/samples/webhooks/<provider>/``.
+:mod:`wadispatch.simulator.callbacks`). Samples: ``tests/samples/webhooks/<provider>/``.
 
 - **meta** (Meta's documented format): ``{"object": "whatsapp_business_account", "entry": [{"id":
   <WABA id>, "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
@@ -106,10 +106,10 @@ Each accepted message gets, ``callback_delay_ms`` apart: ``sent`` (not Zixflow),
   answered>, timestamp}``.
 """
 
-from workers.simulator.config import SimulatorConfig, load_config
-from workers.simulator.engine import Outcome, Simulator
-from workers.simulator.fates import Fate, recipient_fate
-from workers.simulator.server import SimulatorServer, base_urls, serve
+from wadispatch.simulator.config import SimulatorConfig, load_config
+from wadispatch.simulator.engine import Outcome, Simulator
+from wadispatch.simulator.fates import Fate, recipient_fate
+from wadispatch.simulator.server import SimulatorServer, base_urls, serve
 
 __all__ = [
     "Fate",

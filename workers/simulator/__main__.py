@@ -1,6 +1,6 @@
-"""``python -m workers.simulator``: serve the provider simulator in the foreground."""
+"""``python -m wadispatch.simulator``: serve the provider simulator in the foreground."""
 
-from workers.simulator.cli import main
+from wadispatch.simulator.cli import main
 
 if __name__ == "__main__":
     main()

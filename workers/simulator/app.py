@@ -14,7 +14,7 @@ Control::
     GET  /_sim/health             {"ok": true}
     GET  /_sim/stats[?log=0]      counters, rates, callbacks and the accepted-message log
     POST /_sim/reset              clear counters, log, scripts, limit windows, planned callbacks
-    POST /_sim/script             queue scripted answers (see :mod:`workers.simulator.script`)
+    POST /_sim/script             queue scripted answers (see :mod:`wadispatch.simulator.script`)
     GET  /_sim/script             how many scripted answers wait
     GET  /_sim/config             the current SimulatorConfig
     PUT  /_sim/config             replace knobs (partial JSON allowed); 422 with errors if invalid
@@ -31,13 +31,12 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
-
-from workers.settings import PROVIDER_NAMES, ProviderName
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.engine import Simulator
-from workers.simulator.fates import digits_of
-from workers.simulator.providers.zixflow import BUTTONS_PATH, LIST_PATH
-from workers.simulator.script import Script
+from wadispatch.settings import PROVIDER_NAMES, ProviderName
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.engine import Simulator
+from wadispatch.simulator.fates import digits_of
+from wadispatch.simulator.providers.zixflow import BUTTONS_PATH, LIST_PATH
+from wadispatch.simulator.script import Script
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 META_PATH = r"/{version:v\d+(?:\.\d+)?}/{phone_number_id:[^/]+}/messages"

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
-
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers.base import Choice, Dialect, Sent
-from workers.simulator.stats import Stats
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers.base import Choice, Dialect, Sent
+from wadispatch.simulator.stats import Stats
 
 logger = logging.getLogger(__name__)
 

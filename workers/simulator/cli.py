@@ -1,7 +1,7 @@
 """``wadispatch simulator``: serve the provider simulator in the foreground.
 
 :func:`simulator_command` is a plain function with typer-annotated parameters; the project's CLI
-registers it, and ``python -m workers.simulator`` runs it alone. Flags override the config file,
+registers it, and ``python -m wadispatch.simulator`` runs it alone. Flags override the config file,
 which overrides the defaults.
 """
 
@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from workers.simulator.config import LatencyDistribution, SimulatorConfig, load_config
-from workers.simulator.server import DEFAULT_PORT, serve
+from wadispatch.simulator.config import LatencyDistribution, SimulatorConfig, load_config
+from wadispatch.simulator.server import DEFAULT_PORT, serve
 
 
 def simulator_command(
@@ -92,5 +91,5 @@ def simulator_command(
 
 
 def main() -> None:
-    """Entry point of ``python -m workers.simulator``."""
+    """Entry point of ``python -m wadispatch.simulator``."""
     typer.run(simulator_command)

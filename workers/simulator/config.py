@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from workers.settings import ProviderName
+from wadispatch.settings import ProviderName
 
 LatencyDistribution = Literal["lognormal", "fixed", "uniform"]
 

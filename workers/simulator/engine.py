@@ -28,14 +28,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workers.settings import ProviderName
-from workers.simulator.callbacks import CallbackDispatcher
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.fates import FateJudge
-from workers.simulator.latency import LatencySampler
-from workers.simulator.limits import SlidingWindows, retry_after_seconds
-from workers.simulator.providers import make_dialects
-from workers.simulator.providers.base import (
+from wadispatch.settings import ProviderName
+from wadispatch.simulator.callbacks import CallbackDispatcher
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.fates import FateJudge
+from wadispatch.simulator.latency import LatencySampler
+from wadispatch.simulator.limits import SlidingWindows, retry_after_seconds
+from wadispatch.simulator.providers import make_dialects
+from wadispatch.simulator.providers.base import (
     Answer,
     AnswerKind,
     Dialect,
@@ -43,8 +43,8 @@ from workers.simulator.providers.base import (
     RefusalKind,
     SendInfo,
 )
-from workers.simulator.script import Script, ScriptedAnswer, ScriptQueue
-from workers.simulator.stats import Stats
+from wadispatch.simulator.script import Script, ScriptedAnswer, ScriptQueue
+from wadispatch.simulator.stats import Stats
 
 _MALFORMED = object()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from workers.simulator.config import SimulatorConfig
+from wadispatch.simulator.config import SimulatorConfig
 
 Fate = Literal["ok", "window_closed", "opted_out"]
 _SCALE = float(1 << 64)

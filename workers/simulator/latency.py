@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from workers.simulator.config import SimulatorConfig
+from wadispatch.simulator.config import SimulatorConfig
 
 # The 99th percentile of the standard normal distribution.
 _Z99 = 2.3263478740408408

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from workers.settings import ProviderName
-from workers.simulator.providers.base import AnswerKind
+from wadispatch.settings import ProviderName
+from wadispatch.simulator.providers.base import AnswerKind
 
 
 class ScriptedAnswer(BaseModel):

@@ -17,12 +17,11 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
-
-from workers.settings import ProviderName
-from workers.simulator.app import create_app
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.engine import Simulator
-from workers.simulator.script import Script, ScriptedAnswer
+from wadispatch.settings import ProviderName
+from wadispatch.simulator.app import create_app
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.engine import Simulator
+from wadispatch.simulator.script import Script, ScriptedAnswer
 
 DEFAULT_PORT = 8787
 META_API_VERSION = "v23.0"

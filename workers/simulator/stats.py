@@ -11,9 +11,9 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Hashable
 from typing import Any
 
-from workers.settings import PROVIDER_NAMES
-from workers.simulator.limits import SlidingWindows
-from workers.simulator.providers.base import ANSWER_KINDS, Sent
+from wadispatch.settings import PROVIDER_NAMES
+from wadispatch.simulator.limits import SlidingWindows
+from wadispatch.simulator.providers.base import ANSWER_KINDS, Sent
 
 CALLBACK_COUNTERS = ("scheduled", "delivered", "failed", "dropped")
 

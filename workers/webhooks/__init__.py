@@ -3,7 +3,7 @@
     verify(provider, headers, raw, url=..., url_secret=..., settings=..., now=...)  # or SignatureError
     events = parse(provider, raw)   # [Inbound | Reply | Status | Unknown], or MalformedWebhook
 
-Applying the events (ledger, window, user tasks) is :mod:`workers.inbox`'s job.
+Applying the events (ledger, window, user tasks) is :mod:`wadispatch.inbox`'s job.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import SecretStr
-
-from workers.settings import Settings
-from workers.webhooks import bird, briq, meta, wacr, zixflow
-from workers.webhooks.common import load_json
-from workers.webhooks.events import (
+from wadispatch.settings import Settings
+from wadispatch.webhooks import bird, briq, meta, wacr, zixflow
+from wadispatch.webhooks.common import load_json
+from wadispatch.webhooks.events import (
     Inbound,
     MalformedWebhook,
     MessageRef,
@@ -26,7 +25,7 @@ from workers.webhooks.events import (
     Unknown,
     WebhookEvent,
 )
-from workers.webhooks.signatures import (
+from wadispatch.webhooks.signatures import (
     SignatureError,
     verify_bird,
     verify_briq,

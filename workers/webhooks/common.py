@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from workers.webhooks.events import STATUS_NAMES, MalformedWebhook, StatusName
+from wadispatch.webhooks.events import STATUS_NAMES, MalformedWebhook, StatusName
 
 
 def load_json(raw: bytes) -> Any:

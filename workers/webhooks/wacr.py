@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.webhooks.common import digest, obj, phone, require_object, status_name, text
-from workers.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
+from wadispatch.webhooks.common import digest, obj, phone, require_object, status_name, text
+from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "wacr"
 REPLY_TYPES = ("button_reply", "list_reply")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from workers.settings import ProviderName
-from workers.simulator.providers.base import Dialect
-from workers.simulator.providers.bird import Bird
-from workers.simulator.providers.briq import Briq
-from workers.simulator.providers.meta import Meta
-from workers.simulator.providers.wacr import WaCr
-from workers.simulator.providers.zixflow import Zixflow
+from wadispatch.settings import ProviderName
+from wadispatch.simulator.providers.base import Dialect
+from wadispatch.simulator.providers.bird import Bird
+from wadispatch.simulator.providers.briq import Briq
+from wadispatch.simulator.providers.meta import Meta
+from wadispatch.simulator.providers.wacr import WaCr
+from wadispatch.simulator.providers.zixflow import Zixflow
 
 
 def make_dialects() -> dict[ProviderName, Dialect]:

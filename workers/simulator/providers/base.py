@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
 
-from workers.settings import ProviderName
-from workers.simulator.config import SimulatorConfig
+from wadispatch.settings import ProviderName
+from wadispatch.simulator.config import SimulatorConfig
 
 RefusalKind = Literal["rate_limited", "transient", "auth", "window_closed", "opted_out", "invalid"]
 AnswerKind = Literal[

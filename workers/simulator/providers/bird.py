@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers.base import (
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers.base import (
     UNDELIVERABLE,
     Answer,
     Choice,
@@ -31,8 +31,8 @@ from workers.simulator.providers.base import (
     require_object,
     require_string,
 )
-from workers.simulator.providers.interactive import check_interactive, check_phone
-from workers.simulator.signing import bird_signature_jwt
+from wadispatch.simulator.providers.interactive import check_interactive, check_phone
+from wadispatch.simulator.signing import bird_signature_jwt
 
 _NAMESPACE = uuid.UUID("0b7f3a51-2c64-4e9d-8d0a-5e1f6c2b9a77")
 

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers.base import (
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers.base import (
     UNDELIVERABLE,
     Answer,
     Choice,
@@ -29,8 +29,8 @@ from workers.simulator.providers.base import (
     require_object,
     require_string,
 )
-from workers.simulator.providers.interactive import check_interactive, check_phone
-from workers.simulator.signing import hmac_sha256_hex
+from wadispatch.simulator.providers.interactive import check_interactive, check_phone
+from wadispatch.simulator.signing import hmac_sha256_hex
 
 _NAMESPACE = uuid.UUID("6f1c0b9e-5b7a-4c1e-9a53-2f4d1b7e8c01")
 DEFAULT_SENDER = "default"

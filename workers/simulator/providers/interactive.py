@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workers.simulator.providers.base import Choice, InvalidRequest, require_object, require_string
+from wadispatch.simulator.providers.base import Choice, InvalidRequest, require_object, require_string
 
 E164 = re.compile(r"\+?[1-9]\d{6,17}")
 DIGITS = re.compile(r"[1-9]\d{6,17}")

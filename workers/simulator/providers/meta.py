@@ -15,8 +15,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from workers.simulator.config import SimulatorConfig
-from workers.simulator.providers.base import (
+from wadispatch.simulator.config import SimulatorConfig
+from wadispatch.simulator.providers.base import (
     UNDELIVERABLE,
     Answer,
     Choice,
@@ -32,8 +32,8 @@ from workers.simulator.providers.base import (
     require_object,
     stable_digits,
 )
-from workers.simulator.providers.interactive import check_interactive, check_phone
-from workers.simulator.signing import hmac_sha256_hex
+from wadispatch.simulator.providers.interactive import check_interactive, check_phone
+from wadispatch.simulator.signing import hmac_sha256_hex
 
 # kind -> (HTTP status, error.code, error.type, message, error_data.details)
 _REFUSALS: dict[RefusalKind, tuple[int, int, str, str, str]] = {

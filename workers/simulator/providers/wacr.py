@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from workers.simulator.providers.base import (
+from wadispatch.simulator.providers.base import (
     Answer,
     Choice,
     Dialect,
@@ -32,7 +32,7 @@ from workers.simulator.providers.base import (
     require_string,
     stable_digits,
 )
-from workers.simulator.providers.interactive import (
+from wadispatch.simulator.providers.interactive import (
     MAX_BUTTONS,
     MAX_ROWS,
     MAX_SECTIONS,

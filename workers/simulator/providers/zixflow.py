@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from workers.simulator.providers.base import (
+from wadispatch.simulator.providers.base import (
     UNDELIVERABLE,
     Answer,
     Choice,
@@ -30,7 +30,7 @@ from workers.simulator.providers.base import (
     require_object,
     require_string,
 )
-from workers.simulator.providers.interactive import check_interactive, check_phone
+from wadispatch.simulator.providers.interactive import check_interactive, check_phone
 
 BUTTONS_PATH = "/api/ingest/whatsapp/v1/message/interactive/reply-buttons/send"
 LIST_PATH = "/api/ingest/whatsapp/v1/message/interactive/list/send"

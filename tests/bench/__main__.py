@@ -1,4 +1,4 @@
-"""``python -m workers.bench [SCENARIO ...] [--json PATH] [--quick]``: see :mod:`workers.bench`."""
+"""``python -m tests.bench [SCENARIO ...] [--json PATH] [--quick]``: see :mod:`tests.bench`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from workers.bench.naive import CLIENT_MODES
-from workers.bench.options import SCENARIOS, BenchOptions, Sizes
-from workers.bench.runner import run_bench
+from tests.bench.naive import CLIENT_MODES
+from tests.bench.options import SCENARIOS, BenchOptions, Sizes
+from tests.bench.runner import run_bench
 
 
 def bench_command(
@@ -86,7 +86,7 @@ def bench_command(
 
 
 def main() -> None:
-    """Entry point of ``python -m workers.bench``."""
+    """Entry point of ``python -m tests.bench``."""
     typer.run(bench_command)
 
 

@@ -1,6 +1,6 @@
 """The four scenarios of issue 4: the project and its references side by side, with ratios.
 
-Each scenario takes a :class:`Context` and returns a :class:`~workers.bench.results.ScenarioResult`;
+Each scenario takes a :class:`Context` and returns a :class:`~tests.bench.results.ScenarioResult`;
 the simulator (one process for the whole run) is reconfigured and reset before each run.
 """
 
@@ -12,17 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.app import point_app_at
-from workers.bench import campaign as campaign_bench
-from workers.bench import naive
-from workers.bench.figures import cpu_seconds, rate, ratio
-from workers.bench.options import BenchOptions
-from workers.bench.project import Progress, ProjectRun, run_project
-from workers.bench.references import aiohttp_loop, naive_celery
-from workers.bench.results import Column, Ratio, Run, ScenarioResult
-from workers.bench.stack import Stack
-from workers.bench.workload import meta_requests, provider_requests
-from workers.producer import enqueue, enqueue_many
+from wadispatch.celery import point_app_at
+from wadispatch.producer import enqueue, enqueue_many
+
+from tests.bench import campaign as campaign_bench
+from tests.bench import naive
+from tests.bench.figures import cpu_seconds, rate, ratio
+from tests.bench.options import BenchOptions
+from tests.bench.project import Progress, ProjectRun, run_project
+from tests.bench.references import aiohttp_loop, naive_celery
+from tests.bench.results import Column, Ratio, Run, ScenarioResult
+from tests.bench.stack import Stack
+from tests.bench.workload import meta_requests, provider_requests
 
 LATENCY_MS = 100.0
 PRECISION_RATE = 50
@@ -486,7 +487,7 @@ def campaign_scenario(ctx: Context, result: ScenarioResult) -> None:
         ),
     ]
     result.notes += [
-        "each accepting process runs alone (python -m workers.bench.campaign); peak RSS is its VmHWM",
+        "each accepting process runs alone (python -m tests.bench.campaign); peak RSS is its VmHWM",
         "project: read the CSV, fill and check the template, normalise phones (libphonenumber), record "
         "in batches, then publish every send job (the fan-out task's body, run in the same process)",
         f"naive: str.format() per row and .delay() of a task carrying the whole provider request; "

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from wadispatch.settings import Settings
+from wadispatch.simulator import SimulatorConfig
 
-from workers.bench.options import BenchOptions
-from workers.bench.report import report_json, scenario_table, write_json
-from workers.bench.results import ScenarioResult
-from workers.bench.scenarios import HEALTHY, SCENARIO_FUNCTIONS, Context
-from workers.bench.stack import Stack
-from workers.settings import Settings
-from workers.simulator import SimulatorConfig
+from tests.bench.options import BenchOptions
+from tests.bench.report import report_json, scenario_table, write_json
+from tests.bench.results import ScenarioResult
+from tests.bench.scenarios import HEALTHY, SCENARIO_FUNCTIONS, Context
+from tests.bench.stack import Stack
 
 
 def run_bench(options: BenchOptions, console: Console | None = None) -> int:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from wadispatch.celery import point_app_at
+from wadispatch.ledger import Ledger, messages, transitions
+from wadispatch.localstack import WorkerProcess
+from wadispatch.producer import enqueue_many
+from wadispatch.states import SETTLED
 
-from workers.app import point_app_at
-from workers.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate
-from workers.bench.stack import Stack, first_error, worker_trouble
-from workers.ledger import Ledger, messages, transitions
-from workers.localstack import WorkerProcess
-from workers.producer import enqueue_many
-from workers.states import SETTLED
+from tests.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate
+from tests.bench.stack import Stack, first_error, worker_trouble
 
 POLL_SECONDS = 0.05
 TROUBLE_CHECK_SECONDS = 2.0

@@ -45,7 +45,7 @@ class Sizes:
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What one ``python -m workers.bench`` run does."""
+    """What one ``python -m tests.bench`` run does."""
 
     scenarios: tuple[str, ...] = SCENARIOS
     sizes: Sizes = field(default_factory=Sizes)

@@ -1,7 +1,7 @@
 """The naive reference: a minimal Celery app with one task per message doing a sync ``httpx.post``.
 
 This is what a first Celery sender looks like, and what wadispatch is measured against. Its worker
-is started as ``python -m celery -A workers.bench.naive worker --pool prefork -c 2`` (Celery's
+is started as ``python -m celery -A tests.bench.naive worker --pool prefork -c 2`` (Celery's
 default pool) with the broker and queue taken from the environment:
 
 ``WADISPATCH_BENCH_BROKER_URL``

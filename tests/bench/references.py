@@ -1,7 +1,7 @@
 """The references: a bare aiohttp loop (the machine's limit) and naive Celery tasks.
 
 Both send exactly the HTTP requests the project's Meta adapter builds
-(:func:`workers.bench.workload.provider_requests`) to the same simulator.
+(:func:`tests.bench.workload.provider_requests`) to the same simulator.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 from celery import Task
+from wadispatch.localstack import WorkerProcess
 
-from workers.bench import naive
-from workers.bench.figures import cpu_seconds, rate
-from workers.bench.project import Progress, simulator_figures
-from workers.bench.stack import Stack
-from workers.bench.workload import HttpRequest
-from workers.localstack import WorkerProcess
+from tests.bench import naive
+from tests.bench.figures import cpu_seconds, rate
+from tests.bench.project import Progress, simulator_figures
+from tests.bench.stack import Stack
+from tests.bench.workload import HttpRequest
 
 POLL_SECONDS = 0.1
 

@@ -1,11 +1,11 @@
 """The benchmark of issue 4: wadispatch against its references, side by side, in one run.
 
     make bench                                     # everything; figures in bench-results/latest.json
-    python -m workers.bench throughput storm       # some scenarios, in that order
-    python -m workers.bench --quick --json out.json  # small counts: a smoke test
+    python -m tests.bench throughput storm       # some scenarios, in that order
+    python -m tests.bench --quick --json out.json  # small counts: a smoke test
 
 Every scenario runs the project and its reference(s) against the provider simulator on 127.0.0.1,
-the simulator in a process of its own (``python -m workers.simulator``) so that it never shares a
+the simulator in a process of its own (``python -m wadispatch.simulator``) so that it never shares a
 GIL with the load generator, and prints one table with the ratios against the issue's targets:
 
 ``throughput``
@@ -13,7 +13,7 @@ GIL with the load generator, and prints one table with the ratios against the is
     (``enqueue_many`` here, then 1 and 2 real worker processes with the project's default pool and
     concurrency, ``WADISPATCH_DEFAULT_RATE=1000000``) timed to the ledger showing every message
     settled, its transitions checked; against (a) a bare aiohttp loop with 200 in flight and (b) a
-    naive Celery task per message (:mod:`workers.bench.naive`, prefork ``-c 2``) on 400 messages.
+    naive Celery task per message (:mod:`tests.bench.naive`, prefork ``-c 2``) on 400 messages.
     Targets: project / (a) ≥ 0.60, project / (b) ≥ 25.
 ``precision``
     one sender limited to 50/s by the simulator, two workers, ``WADISPATCH_DEFAULT_RATE=50``, 3,000
@@ -37,7 +37,7 @@ SQLite file (or, with ``--database-url``, a fresh schema in that PostgreSQL data
 Everything started is stopped at the end, also on errors and Ctrl-C; every wait is bounded.
 """
 
-from workers.bench.options import SCENARIOS, BenchOptions, Sizes
-from workers.bench.runner import run_bench
+from tests.bench.options import SCENARIOS, BenchOptions, Sizes
+from tests.bench.runner import run_bench
 
 __all__ = ["SCENARIOS", "BenchOptions", "Sizes", "run_bench"]

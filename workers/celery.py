@@ -1,11 +1,19 @@
-"""The Celery app. The only module of the engine that imports Celery."""
+"""The Celery app of wadispatch: ``celery -A wadispatch worker`` finds it here.
+
+Its settings come from :mod:`wadispatch.celery_settings` (the package's defaults, the module that
+``WADISPATCH_CELERY_CONFIG`` names, then ``WADISPATCH_CELERY_*``), read when the app is first
+configured, never from whatever ``celeryconfig`` the current folder holds.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wadispatch", include=["tasks.send", "tasks.reconcile", "tasks.campaigns"])
-app.config_from_object("celeryconfig")
+app = Celery(
+    "wadispatch",
+    include=["wadispatch.tasks.send", "wadispatch.tasks.reconcile", "wadispatch.tasks.campaigns"],
+)
+app.config_from_object("wadispatch.celery_settings:CONFIG")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"

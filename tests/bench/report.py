@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.table import Table
 
-from workers.bench.options import BenchOptions
-from workers.bench.results import Format, ScenarioResult
+from tests.bench.options import BenchOptions
+from tests.bench.results import Format, ScenarioResult
 
 
 def format_value(value: Any, kind: Format) -> str:

@@ -1,12 +1,12 @@
 """The ``campaign`` scenario's accepting processes, each run alone so its peak RSS is its own.
 
-    python -m workers.bench.campaign project FILE --database-url URL --redis-url URL --queue Q
-    python -m workers.bench.campaign naive FILE --redis-url URL --queue Q
-    python -m workers.bench.campaign generate FILE --rows N
+    python -m tests.bench.campaign project FILE --database-url URL --redis-url URL --queue Q
+    python -m tests.bench.campaign naive FILE --redis-url URL --queue Q
+    python -m tests.bench.campaign generate FILE --rows N
 
 ``project`` accepts FILE the way ``wadispatch campaign send --detach`` does
-(:func:`workers.campaigns.api.create_campaign`: read, fill, check, normalise, record in batches),
-then runs the fan-out task's body (:func:`workers.campaigns.fanout.fan_out`) in the same process
+(:func:`wadispatch.campaigns.api.create_campaign`: read, fill, check, normalise, record in batches),
+then runs the fan-out task's body (:func:`wadispatch.campaigns.fanout.fan_out`) in the same process
 to publish every send job to Redis: accepted means in the ledger *and* queued. ``naive`` is the
 loop a first Celery script would be: for each row, fill the template with ``str.format`` and
 ``.delay()`` one task carrying the recipient's whole provider request (no check, no record).
@@ -53,11 +53,11 @@ def generate(path: Path, rows: int, seed: int = 5) -> None:
 
 
 def accept_project(path: Path, database_url: str, redis_url: str, queue: str) -> dict[str, Any]:
-    from workers.app import point_app_at
-    from workers.campaigns import api
-    from workers.campaigns.fanout import celery_publisher, fan_out
-    from workers.ledger import Ledger
-    from workers.settings import Settings
+    from wadispatch.campaigns import api
+    from wadispatch.campaigns.fanout import celery_publisher, fan_out
+    from wadispatch.celery import point_app_at
+    from wadispatch.ledger import Ledger
+    from wadispatch.settings import Settings
 
     point_app_at(redis_url, queue)
     settings = Settings(database_url=database_url, redis_url=redis_url, queue=queue)
@@ -98,7 +98,7 @@ def accept_project(path: Path, database_url: str, redis_url: str, queue: str) ->
 
 
 def accept_naive(path: Path, redis_url: str, queue: str, limit: int | None) -> dict[str, Any]:
-    from workers.bench import naive
+    from tests.bench import naive
 
     naive.point_at(redis_url, queue)
     url = "http://127.0.0.1:9/v23.0/" + SENDER + "/messages"
@@ -147,7 +147,7 @@ def run(
     """Run one accepting process (``project`` or ``naive``) on its own; its figures."""
     import subprocess
 
-    command = [sys.executable, "-m", "workers.bench.campaign", mode, str(path), "--redis-url", redis_url]
+    command = [sys.executable, "-m", "tests.bench.campaign", mode, str(path), "--redis-url", redis_url]
     command += ["--queue", queue, "--database-url", database_url]
     if limit is not None:
         command += ["--limit", str(limit)]
@@ -175,7 +175,7 @@ def _peak_rss_mb() -> float:
 def main(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m workers.bench.campaign")
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.campaign")
     parser.add_argument("mode", choices=["project", "naive", "generate"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--database-url")

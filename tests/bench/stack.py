@@ -26,20 +26,20 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from wadispatch.ledger import Ledger, normalise_database_url
+from wadispatch.localstack import EmbeddedRedis, WorkerProcess, stop_process_group
+from wadispatch.simulator import SimulatorConfig
+from wadispatch.simulator.server import base_urls
 
-from workers.bench import naive
-from workers.bench.options import BenchOptions
-from workers.bench.workload import CREDENTIALS
-from workers.ledger import Ledger, normalise_database_url
-from workers.localstack import EmbeddedRedis, WorkerProcess, stop_process_group
-from workers.simulator import SimulatorConfig
-from workers.simulator.server import base_urls
+from tests.bench import naive
+from tests.bench.options import BenchOptions
+from tests.bench.workload import CREDENTIALS
 
 _LISTENING = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)")
 
 
 class SimulatorProcess:
-    """The provider simulator as ``python -m workers.simulator`` in a process of its own.
+    """The provider simulator as ``python -m wadispatch.simulator`` in a process of its own.
 
     It must not share a GIL with the load generator. It listens on a free loopback port and is
     reconfigured between runs through its control API (``PUT /_sim/config``, ``POST /_sim/reset``).
@@ -58,7 +58,7 @@ class SimulatorProcess:
         command = [
             sys.executable,
             "-m",
-            "workers.simulator",
+            "wadispatch.simulator",
             "--config",
             str(self.config_path),
             "--host",
@@ -307,7 +307,7 @@ class Stack:
     def start_naive_workers(
         self, run: ExitStack, queue: str, *, label: str, count: int, pool: str, concurrency: int
     ) -> list[WorkerProcess]:
-        """Start ``count`` workers of the naive reference (:mod:`workers.bench.naive`) on ``queue``."""
+        """Start ``count`` workers of the naive reference (:mod:`tests.bench.naive`) on ``queue``."""
         workers = [
             WorkerProcess(
                 naive.worker_env(self.redis_url, queue, self.options.naive_client),
@@ -316,7 +316,7 @@ class Stack:
                 concurrency=concurrency,
                 queue=queue,
                 log_dir=self.workdir,
-                app="workers.bench.naive",
+                app="tests.bench.naive",
                 task_events=False,
             )
             for index in range(count)

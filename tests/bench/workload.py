@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from workers.messages import validate_send_request
-from workers.providers import adapter_for
-from workers.settings import Settings
+from wadispatch.messages import validate_send_request
+from wadispatch.providers import adapter_for
+from wadispatch.settings import Settings
 
 META_TOKEN = "bench-meta-token"
 """The access token the simulator is shown (any value but ``invalid`` passes)."""
