@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 from wadispatch.errors import IllegalTransition, StaleState, UnknownMessage
-from wadispatch.ledger import Ledger, messages, transitions, utcnow
+from wadispatch.ledger import Change, Ledger, messages, transitions, utcnow
 from wadispatch.messages import validate_send_request
 from wadispatch.states import State
 
@@ -212,3 +212,53 @@ def test_batches_are_looked_up_by_primary_key_not_by_scanning_their_state(tmp_pa
             plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
             assert "(id=?)" in plan[0], (statement, plan)
     ledger.dispose()
+
+
+def test_a_batch_with_a_stale_message_still_gives_back_the_attempt_of_one_held_back(ledger: Ledger) -> None:
+    """One stale message sends the batch down the one-at-a-time path; a message the limiter only
+    held back (no request made) must get its claim's attempt back there too."""
+    stale, held_back = new_message(ledger), new_message(ledger, to="+255700000002")
+    claimed = {record.id: record for record in ledger.claim_many(ledger.load_pending([stale, held_back]))}
+    assert {record.attempts for record in claimed.values()} == {1}
+    later = utcnow() + timedelta(seconds=30)
+    # Another process moves the first one meanwhile (e.g. the reconciler put it back).
+    ledger.transition(stale, State.SENDING, State.PENDING, next_attempt_at=later)
+
+    result = ledger.apply_many(
+        [
+            Change(stale, State.SENDING, State.SENT, attempt=1, provider_message_id="wamid.1"),
+            Change(
+                held_back, State.SENDING, State.PENDING, attempt=1, next_attempt_at=later, request_made=False
+            ),
+        ]
+    )
+
+    assert result == [stale]
+    assert ledger.get(held_back).attempts == 0  # no request reached the provider
+    assert ledger.get(held_back).state is State.PENDING
+    assert ledger.get(stale).state is State.PENDING and ledger.get(stale).provider_message_id is None
+    assert [t.to_state for t in ledger.transitions(held_back)][-1] is State.PENDING
+
+
+def test_a_batch_with_a_stale_message_applies_the_others_as_a_clean_batch_would(ledger: Ledger) -> None:
+    ids = [new_message(ledger, to=f"+25570000001{n}") for n in range(3)]
+    ledger.claim_many(ledger.load_pending(ids))
+    ledger.transition(ids[0], State.SENDING, State.FAILED, reason="unknown_outcome")
+
+    stale = ledger.apply_many(
+        [
+            Change(message_id, State.SENDING, State.SENT, attempt=1, provider_message_id=f"p-{message_id}")
+            for message_id in ids
+        ]
+    )
+
+    assert stale == [ids[0]]
+    assert ledger.get(ids[0]).state is State.FAILED
+    for message_id in ids[1:]:
+        record = ledger.get(message_id)
+        assert (record.state, record.provider_message_id, record.attempts) == (
+            State.SENT,
+            f"p-{message_id}",
+            1,
+        )
+    assert transition_count(ledger) == 3 + 3 + 1 + 2  # pending, claims, the other process, the two sent

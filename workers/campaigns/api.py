@@ -32,7 +32,7 @@ from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template
-from wadispatch.ledger import RUNNING, Ledger, _aware, get_ledger, utcnow
+from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
 from wadispatch.settings import Settings, get_settings
 from wadispatch.states import State
 
@@ -431,7 +431,7 @@ def _in_flight(ledger: Ledger, campaign_id: str) -> bool:
 
 
 def _throughput_window(ledger: Ledger, campaign_id: str, now: datetime) -> float:
-    first = _aware(store.first_settled_at(ledger, campaign_id))
+    first = aware(store.first_settled_at(ledger, campaign_id))
     if first is None:
         return 0.0
     return max(1.0, min(THROUGHPUT_WINDOW_SECONDS, (now - first).total_seconds()))
@@ -468,7 +468,7 @@ def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
 
 
 def _iso(value: datetime | None) -> str:
-    return "" if value is None else _aware(value).isoformat()
+    return "" if value is None else aware(value).isoformat()
 
 
 __all__ = [

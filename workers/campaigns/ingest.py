@@ -18,7 +18,6 @@ from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
 from wadispatch.ledger import Ledger, utcnow
-from wadispatch.states import State
 
 
 @dataclass
@@ -65,8 +64,6 @@ class Target:
             "sender": self.sender,
             "recipient": recipient,
             "request": request,
-            "state": State.PENDING.value,
-            "attempts": 0,
             "created_at": now,
             "updated_at": now,
             "campaign_id": self.campaign_id,

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
-    _aware,
+    aware,
     campaign_row_errors,
     campaigns,
-    in_state,
     messages,
     suppressions,
-    transitions,
     utcnow,
+    writer,
 )
 from wadispatch.states import SETTLED, State
 
@@ -160,67 +159,18 @@ def _insert_pending(
     conn: Connection, campaign_id: str, rows: list[dict[str, Any]], now: datetime
 ) -> set[str]:
     """Insert the messages whose number the campaign does not have yet, each with its ``pending``
-    transition; return their ids.
+    transition (through the ledger's writer, in bulk); return their ids.
 
-    In bulk, straight through the driver, with the values shared by the batch (``now``)
-    converted once. PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ...
-    ON CONFLICT DO NOTHING`` that the unique index on ``(campaign_id, recipient)`` decides (a
-    multi-row INSERT from the client spends most of its time in the driver parsing the statement,
-    and a lookup of the numbers first can get a poor plan while the table's statistics lag behind
-    a large campaign). SQLite: a lookup of the numbers, then one ``executemany``.
+    The values shared by the batch (``now``) are converted for the driver once, the requests
+    turned into JSON text once; the unique index on ``(campaign_id, recipient)`` skips a number
+    the campaign already has.
     """
-    columns = list(rows[0])
-    request_at = columns.index("request")
-    stamp = _bound(conn, messages.c.created_at, now)
-    shared = {"created_at": stamp, "updated_at": stamp}
+    stamp = writer.bound(conn, messages.c.created_at, now)
     values = [
-        tuple(
-            json.dumps(row[name]) if index == request_at else shared.get(name, row[name])
-            for index, name in enumerate(columns)
-        )
+        {**row, "request": json.dumps(row["request"]), "created_at": stamp, "updated_at": stamp}
         for row in rows
     ]
-    names = ", ".join(f'"{name}"' for name in columns)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        if conn.dialect.name == "postgresql":
-            return _copy_pending(cursor, names, values, stamp)
-        known = _rows_of(conn, campaign_id, {row["recipient"] for row in rows})
-        new = [(row, value) for row, value in zip(rows, values, strict=True) if row["recipient"] not in known]
-        marks = ", ".join("?" for _ in columns)
-        cursor.executemany(f"INSERT INTO {messages.name} ({names}) VALUES ({marks})", [v for _, v in new])
-        cursor.executemany(
-            f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) VALUES (?, ?, ?, ?)",
-            [(row["id"], State.PENDING.value, stamp, 0) for row, _ in new],
-        )
-        return {row["id"] for row, _ in new}
-    finally:
-        cursor.close()
-
-
-def _copy_pending(cursor: Any, names: str, values: list[tuple[Any, ...]], stamp: Any) -> set[str]:
-    staging = "wadispatch_campaign_staging"
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
-        f"(LIKE {messages.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-        for value in values:
-            copy.write_row(value)
-    cursor.execute(
-        f"WITH inserted AS (INSERT INTO {messages.name} ({names}) SELECT {names} FROM {staging} "
-        "ON CONFLICT (campaign_id, recipient) DO NOTHING RETURNING id) "
-        f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
-        "SELECT id, %s, %s, 0 FROM inserted RETURNING message_id",
-        (State.PENDING.value, stamp),
-    )
-    return {row[0] for row in cursor.fetchall()}
-
-
-def _bound(conn: Connection, column: Any, value: Any) -> Any:
-    """``value`` as the driver gets it for ``column`` (e.g. SQLite's datetime text)."""
-    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return processor(value) if processor else value
+    return writer.insert_pending_bulk(conn, values, stamp, unique=("campaign_id", "recipient"))
 
 
 def _suppressed(conn: Connection, sender: str | None, recipients: set[str]) -> set[str]:
@@ -259,12 +209,7 @@ def finish_reading(ledger: Ledger, campaign_id: str) -> None:
             .where(campaigns.c.id == campaign_id)
             .values(finished_reading_at=now, updated_at=now)
         )
-    if ledger.engine.dialect.name == "postgresql":
-        try:
-            with ledger.begin() as conn:
-                conn.execute(text(f"ANALYZE {messages.name}, {transitions.name}"))
-        except Exception as exc:  # only a faster plan is lost
-            log.warning("could not ANALYZE the ledger after a campaign load: %s", type(exc).__name__)
+    ledger.analyze_messages()
 
 
 def get_campaign(ledger: Ledger, campaign_id: str) -> CampaignRecord | None:
@@ -296,8 +241,8 @@ def set_status(ledger: Ledger, campaign_id: str, from_statuses: Iterable[str], t
 def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int = 1000) -> int:
     """Move every ``pending`` message of the campaign to ``failed`` with ``reason``; how many moved.
 
-    In batches of one UPDATE and one INSERT of transitions each; a message that another process
-    moved meanwhile is left alone (the UPDATE is conditional on ``pending``).
+    In batches, through the ledger's writer; a message that another process moved meanwhile is
+    left alone (the move is conditional on ``pending``).
     """
     total = 0
     while True:
@@ -312,27 +257,15 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
             )
             if not ids:
                 return total
-            moved = conn.execute(
-                update(messages)
-                .where(messages.c.id.in_(ids), in_state(State.PENDING, by_id=True))
-                .values(state=State.FAILED.value, reason=reason, next_attempt_at=None, updated_at=now)
-                .returning(messages.c.id, messages.c.attempts)
-            ).all()
-            if moved:
-                conn.execute(
-                    insert(transitions),
-                    [
-                        {
-                            "message_id": message_id,
-                            "from_state": State.PENDING.value,
-                            "to_state": State.FAILED.value,
-                            "at": now,
-                            "attempt": attempts,
-                            "reason": reason,
-                        }
-                        for message_id, attempts in moved
-                    ],
-                )
+            moved = writer.move(
+                conn,
+                ids,
+                State.PENDING,
+                State.FAILED,
+                now=now,
+                reason=reason,
+                values={"next_attempt_at": None},
+            )
         total += len(moved)
 
 
@@ -516,7 +449,7 @@ def list_suppressions(
             recipient=row.recipient,
             reason=row.reason,
             source=row.source,
-            created_at=_aware(row.created_at),
+            created_at=aware(row.created_at),
         )
         for row in rows
     ]
@@ -536,7 +469,7 @@ def _campaign(row: Any) -> CampaignRecord:
         invalid=row.invalid,
         duplicate=row.duplicate,
         suppressed=row.suppressed,
-        finished_reading_at=_aware(row.finished_reading_at),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        finished_reading_at=aware(row.finished_reading_at),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
     )

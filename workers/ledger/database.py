@@ -1,0 +1,95 @@
+"""The ledger's connection to its database: engine, write transactions, schema creation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from wadispatch.ledger.schema import add_missing_columns, messages, metadata, transitions
+
+log = logging.getLogger("wadispatch.ledger")
+
+
+class Database:
+    """A ledger database: SQLite (WAL) or PostgreSQL, through SQLAlchemy Core."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction.
+
+        On SQLite, the threads of a process take turns: SQLite admits one writer at a time
+        anyway, and while it waits its busy handler sleeps (up to 100 ms a turn), where a lock
+        hands over at once.
+        """
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Self:
+        """A ledger on a database URL; the schema is created when missing.
+
+        ``postgresql://`` URLs use the psycopg (3) driver.
+        """
+        url = normalise_database_url(url)
+        if url.startswith("sqlite"):
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+        ledger = cls(engine)
+        ledger.create_schema()
+        return ledger
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet (safe from several processes)."""
+        try:
+            add_missing_columns(self.engine)
+            metadata.create_all(self.engine)
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # Another process created them between our check and our CREATE.
+            add_missing_columns(self.engine)
+            metadata.create_all(self.engine)
+
+    def analyze_messages(self) -> None:
+        """On PostgreSQL, refresh the planner's statistics of messages and transitions (after a
+        bulk load they lag far behind; ``ANALYZE`` samples a fixed number of rows, so it takes
+        well under a second). A failure is logged: only a faster plan is lost."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        try:
+            with self.begin() as conn:
+                conn.execute(text(f"ANALYZE {messages.name}, {transitions.name}"))
+        except Exception as exc:
+            log.warning("could not ANALYZE the ledger: %s", type(exc).__name__)
+
+    def dispose(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the installed PostgreSQL driver for plain ``postgresql://`` and ``postgres://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

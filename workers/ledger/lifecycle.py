@@ -1,0 +1,278 @@
+"""A message's life in the ledger: recorded ``pending``, claimed, settled, read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from wadispatch.errors import StaleState, UnknownMessage
+from wadispatch.ledger import writer
+from wadispatch.ledger.database import Database
+from wadispatch.ledger.records import (
+    Change,
+    MessageRecord,
+    TransitionRecord,
+    aware,
+    message_record,
+    utcnow,
+)
+from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages, transitions
+from wadispatch.messages import SendRequest
+from wadispatch.states import State
+
+
+class MessageLifecycle(Database):
+    """Message records and their state changes, all written through :mod:`.writer`."""
+
+    def record_pending(self, request: SendRequest, *, now: datetime | None = None) -> tuple[str, bool]:
+        """Record a new message as ``pending``; return ``(message_id, created)``.
+
+        With an idempotency key already used, nothing is written and the first message's id is
+        returned with ``created=False``.
+        """
+        now = now or utcnow()
+        if request.idempotency_key is not None:
+            existing = self.find_by_idempotency_key(request.idempotency_key)
+            if existing is not None:
+                return existing, False
+        row = _new_row(request, now)
+        try:
+            with self.begin() as conn:
+                writer.insert_pending(conn, [row], now)
+        except IntegrityError:
+            if request.idempotency_key is None:
+                raise
+            existing = self.find_by_idempotency_key(request.idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+        return row["id"], True
+
+    def record_pending_many(
+        self, requests: list[SendRequest], *, now: datetime | None = None
+    ) -> list[tuple[str, bool]]:
+        """Record many messages as ``pending`` in one transaction; ``(message_id, created)`` each.
+
+        Requests whose idempotency key is already used (in the ledger or earlier in the same
+        list) get the first message's id and ``created=False``; nothing is written for them.
+        """
+        now = now or utcnow()
+        keys = [request.idempotency_key for request in requests if request.idempotency_key]
+        known = self._ids_by_idempotency_key(keys)
+        results: list[tuple[str, bool]] = []
+        rows: list[dict[str, Any]] = []
+        for request in requests:
+            key = request.idempotency_key
+            if key is not None and key in known:
+                results.append((known[key], False))
+                continue
+            row = _new_row(request, now)
+            if key is not None:
+                known[key] = row["id"]
+            rows.append(row)
+            results.append((row["id"], True))
+        if not rows:
+            return results
+        try:
+            with self.begin() as conn:
+                writer.insert_pending(conn, rows, now)
+        except IntegrityError:
+            if not keys:
+                raise
+            # Another producer used one of the keys meanwhile: fall back to one at a time.
+            return [self.record_pending(request, now=now) for request in requests]
+        return results
+
+    def _ids_by_idempotency_key(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = conn.execute(
+                    select(messages.c.idempotency_key, messages.c.id).where(
+                        messages.c.idempotency_key.in_(chunk)
+                    )
+                ).all()
+                found.update((row.idempotency_key, row.id) for row in rows)
+        return found
+
+    def find_by_idempotency_key(self, key: str) -> str | None:
+        """The id of the message recorded with this idempotency key, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(messages.c.id).where(messages.c.idempotency_key == key)
+            ).scalar_one_or_none()
+
+    def claim(self, message_id: str, *, now: datetime | None = None) -> MessageRecord | None:
+        """Atomically move one due ``pending`` message to ``sending``; ``None`` if it was not.
+
+        Two workers handed the same job race on one conditional UPDATE: exactly one wins.
+        """
+        pending = self.load_pending([message_id])
+        claimed = self.claim_many(pending, now=now)
+        return claimed[0] if claimed else None
+
+    def load_pending(self, message_ids: list[str]) -> list[MessageRecord]:
+        """The messages among these ids that are ``pending`` (due or not), in the given order."""
+        if not message_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages).where(
+                    messages.c.id.in_(message_ids),
+                    in_state(State.PENDING, by_id=True),
+                    campaign_allows_sending(by_id=True),
+                )
+            ).all()
+        order = {message_id: index for index, message_id in enumerate(message_ids)}
+        return sorted((message_record(row) for row in rows), key=lambda record: order[record.id])
+
+    def claim_many(self, records: list[MessageRecord], *, now: datetime | None = None) -> list[MessageRecord]:
+        """Atomically move the due ``pending`` messages among these to ``sending``.
+
+        One conditional UPDATE for all of them: a message another worker claimed first is not
+        returned. The claims' transitions are logged in the same transaction. Returns the given
+        records as claimed (state and attempts updated), without reading them again.
+        """
+        if not records:
+            return []
+        now = now or utcnow()
+        due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                [record.id for record in records],
+                State.PENDING,
+                State.SENDING,
+                now=now,
+                where=[due, campaign_allows_sending(by_id=True)],
+                values={"next_attempt_at": None},
+                count_attempt=True,
+            )
+        attempts = {claim.message_id: claim.attempt for claim in moved}
+        return [
+            dataclasses.replace(
+                record,
+                state=State.SENDING,
+                attempts=attempts[record.id],
+                next_attempt_at=None,
+                updated_at=now,
+            )
+            for record in records
+            if record.id in attempts
+        ]
+
+    def apply_many(self, changes: list[Change], *, now: datetime | None = None) -> list[str]:
+        """Apply many state changes in one transaction; return the ids that were stale.
+
+        Every change is checked against the state machine first (an illegal one raises and
+        nothing is written). A message no longer in its change's ``from_state`` is left alone and
+        its id returned; the others are applied, each exactly as in a batch with no stale one.
+        """
+        writer.check_changes(changes)
+        if not changes:
+            return []
+        now = now or utcnow()
+        with self.begin() as conn:
+            if writer.apply_changes(conn, changes, now):
+                return []
+            # Someone else moved some of them (rare): undo, then apply them one at a time.
+            conn.rollback()
+        with self.begin() as conn:
+            return [change.message_id for change in changes if not writer.apply_change(conn, change, now)]
+
+    def transition(
+        self,
+        message_id: str,
+        from_state: State,
+        to_state: State,
+        *,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Move a message ``from_state → to_state`` and log it, or raise and write nothing.
+
+        ``fields`` may set the provider fields and ``next_attempt_at``
+        (:data:`~wadispatch.ledger.writer.TRANSITION_FIELDS`).
+        """
+        now = now or utcnow()
+        with self.begin() as conn:
+            attempt = writer.move_one(
+                conn, message_id, from_state, to_state, now=now, reason=reason, detail=detail, values=fields
+            )
+            if attempt is None:
+                current = conn.execute(
+                    select(messages.c.state).where(messages.c.id == message_id)
+                ).scalar_one_or_none()
+                if current is None:
+                    raise UnknownMessage(message_id)
+                raise StaleState(f"message {message_id} is {current}, not {from_state}")
+
+    def get(self, message_id: str) -> MessageRecord:
+        """The message's record; :class:`UnknownMessage` when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).one_or_none()
+        if row is None:
+            raise UnknownMessage(message_id)
+        return message_record(row)
+
+    def transitions(self, message_id: str) -> list[TransitionRecord]:
+        """The message's transitions, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(transitions).where(transitions.c.message_id == message_id).order_by(transitions.c.id)
+            ).all()
+        return [
+            TransitionRecord(
+                from_state=State(row.from_state) if row.from_state else None,
+                to_state=State(row.to_state),
+                at=aware(row.at),
+                attempt=row.attempt,
+                reason=row.reason,
+                detail=row.detail,
+            )
+            for row in rows
+        ]
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many messages are in each state."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
+        return {state: count for state, count in rows}
+
+    def count_transitions(self, from_state: State, to_state: State) -> int:
+        """How many times any message moved ``from_state → to_state`` (e.g. retries)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(transitions)
+                .where(transitions.c.from_state == from_state.value, transitions.c.to_state == to_state.value)
+            ).scalar_one()
+
+    def all_messages(self) -> list[MessageRecord]:
+        """Every message, oldest first (for reports on small ledgers such as the demo's)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages).order_by(messages.c.created_at, messages.c.id)).all()
+        return [message_record(row) for row in rows]
+
+
+def _new_row(request: SendRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "provider": request.provider,
+        "sender": request.sender,
+        "recipient": request.to,
+        "conversation_id": str(request.conversation_id) if request.conversation_id else None,
+        "request": request.model_dump(mode="json", exclude_none=True),
+        "idempotency_key": request.idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -1,0 +1,138 @@
+"""The reconciler's queries: lost ``pending`` messages and messages stuck in ``sending``.
+
+Every change here is one conditional UPDATE ... RETURNING: of two reconcilers that read the same
+rows, only the one whose UPDATE matched a row acts on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from wadispatch.ledger import writer
+from wadispatch.ledger.database import Database
+from wadispatch.ledger.records import aware
+from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages
+from wadispatch.states import State
+
+
+class RecoveryQueries(Database):
+    """What the reconciler reads and settles."""
+
+    def existing_ids(self, message_ids: list[str]) -> set[str]:
+        """The ids among these that the ledger knows, whatever their state."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(messages.c.id).where(messages.c.id.in_(message_ids))).scalars())
+
+    def stale_pending_senders(self, cutoff: datetime) -> list[tuple[str, str | None]]:
+        """The (provider, sender) pairs that have ``pending`` messages due and untouched since ``cutoff``."""
+        with self.engine.connect() as conn:
+            query = select(messages.c.provider, messages.c.sender).where(*_stale_pending(cutoff)).distinct()
+            return [(provider, sender) for provider, sender in conn.execute(query).all()]
+
+    def stale_pending_page(
+        self,
+        provider: str,
+        sender: str | None,
+        cutoff: datetime,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[tuple[str, datetime]]:
+        """Up to ``limit`` (id, updated_at) of the sender's stale ``pending`` messages, in the order
+        they were last touched (queued); ``after``: the last (updated_at, id) of the previous page."""
+        sender_is = messages.c.sender.is_(None) if sender is None else messages.c.sender == sender
+        conditions = [*_stale_pending(cutoff), messages.c.provider == provider, sender_is]
+        if after is not None:
+            conditions.append(
+                (messages.c.updated_at > after[0])
+                | ((messages.c.updated_at == after[0]) & (messages.c.id > after[1]))
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.id, messages.c.updated_at)
+                .where(*conditions)
+                .order_by(messages.c.updated_at, messages.c.id)
+                .limit(limit)
+            ).all()
+        return [(row.id, aware(row.updated_at)) for row in rows]
+
+    def touch_stale_pending(self, message_ids: list[str], cutoff: datetime, now: datetime) -> list[str]:
+        """Mark these messages seen at ``now`` if they are still stale; return those this call won."""
+        if not message_ids:
+            return []
+        with self.begin() as conn:
+            return list(
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(message_ids), *_stale_pending(cutoff, by_id=True))
+                    .values(updated_at=now)
+                    .returning(messages.c.id)
+                ).scalars()
+            )
+
+    def stuck_sending_ids(self, cutoff: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` messages ``sending`` since before ``cutoff``, oldest first."""
+        with self.engine.connect() as conn:
+            query = (
+                select(messages.c.id)
+                .where(*_stuck_sending(cutoff))
+                .order_by(messages.c.updated_at)
+                .limit(limit)
+            )
+            return list(conn.execute(query).scalars())
+
+    def count_stuck_sending(self, cutoff: datetime) -> int:
+        """How many messages are ``sending`` since before ``cutoff``."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(messages).where(*_stuck_sending(cutoff))
+            ).scalar_one()
+
+    def settle_stuck_sending(
+        self,
+        message_ids: list[str],
+        cutoff: datetime,
+        now: datetime,
+        *,
+        to_state: State,
+        reason: str,
+        detail: dict[str, Any],
+        max_attempts: int | None = None,
+    ) -> list[str]:
+        """Move these messages, if still stuck in ``sending``, to ``to_state``; return those moved.
+
+        ``max_attempts`` limits the move to messages with fewer attempts (a resend's budget).
+        """
+        conditions = [messages.c.updated_at < cutoff]
+        if max_attempts is not None:
+            conditions.append(messages.c.attempts < max_attempts)
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                message_ids,
+                State.SENDING,
+                to_state,
+                now=now,
+                where=conditions,
+                reason=reason,
+                detail=detail,
+                values={"next_attempt_at": None},
+            )
+        return [settled.message_id for settled in moved]
+
+
+def _stale_pending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
+    """Pending, due since before ``cutoff``, untouched since then and free to be sent (outside a
+    campaign, or its campaign running): its job may be lost."""
+    return [
+        in_state(State.PENDING, by_id=by_id),
+        messages.c.updated_at < cutoff,
+        messages.c.next_attempt_at.is_(None) | (messages.c.next_attempt_at < cutoff),
+        # A paused campaign's messages wait; a cancelled one's are swept.
+        campaign_allows_sending(by_id=by_id),
+    ]
+
+
+def _stuck_sending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
+    return [in_state(State.SENDING, by_id=by_id), messages.c.updated_at < cutoff]

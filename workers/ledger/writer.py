@@ -1,0 +1,286 @@
+"""The one writer of message states: every state change of the product goes through here.
+
+Each function checks the state machine (:func:`wadispatch.states.check_transition`) before it
+writes, changes a message only if it is still in the state the caller expected (a conditional
+UPDATE), and appends the transitions rows in the caller's transaction. Nothing else in the
+product inserts into ``transitions`` or sets ``messages.state`` or ``messages.attempts``; a test
+checks that. The functions take an open connection so that callers compose them with their own
+writes into one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+from wadispatch.ledger.records import Change
+from wadispatch.ledger.schema import in_state, messages, transitions
+from wadispatch.states import State, check_transition
+
+#: Message columns a transition may set besides state, reason and updated_at.
+TRANSITION_FIELDS = frozenset(
+    {"next_attempt_at", "provider_message_id", "provider_error_code", "provider_error_message"}
+)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A message a conditional move changed, and its attempt count after the move."""
+
+    message_id: str
+    attempt: int
+
+
+def insert_pending(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Insert new messages as ``pending`` (no attempt yet) with their first transitions.
+
+    ``rows`` are messages rows without ``state`` and ``attempts``.
+    """
+    check_transition(None, State.PENDING, None)
+    if not rows:
+        return
+    conn.execute(insert(messages), [{**row, "state": State.PENDING.value, "attempts": 0} for row in rows])
+    conn.execute(insert(transitions), [_first_transition(row["id"], now) for row in rows])
+
+
+def insert_pending_bulk(
+    conn: Connection, rows: list[dict[str, Any]], stamp: Any, unique: Sequence[str]
+) -> set[str]:
+    """Insert many new ``pending`` messages straight through the driver; return the ids inserted.
+
+    A row whose ``unique`` columns match a message already there is skipped (``ON CONFLICT DO
+    NOTHING`` on that unique index). ``stamp`` is the batch's time as the driver takes it (see
+    :func:`bound`); ``rows`` carry no ``state`` nor ``attempts``, and their ``request`` is JSON
+    text. PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON
+    CONFLICT`` that also writes the transitions (a multi-row INSERT from the client spends most
+    of its time in the driver parsing the statement). SQLite: one ``executemany``.
+    """
+    check_transition(None, State.PENDING, None)
+    if not rows:
+        return set()
+    columns = [*rows[0], "state", "attempts"]
+    values = [(*row.values(), State.PENDING.value, 0) for row in rows]
+    names = ", ".join(f'"{name}"' for name in columns)
+    conflict = ", ".join(unique)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            return _copy_pending(cursor, names, conflict, values, stamp)
+        marks = ", ".join("?" for _ in columns)
+        cursor.executemany(
+            f"INSERT INTO {messages.name} ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING",
+            values,
+        )
+        inserted = _existing(conn, [row["id"] for row in rows])
+        cursor.executemany(
+            f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) VALUES (?, ?, ?, 0)",
+            [(message_id, State.PENDING.value, stamp) for message_id in inserted],
+        )
+        return inserted
+    finally:
+        cursor.close()
+
+
+def move(
+    conn: Connection,
+    message_ids: Iterable[str],
+    from_state: State,
+    to_state: State,
+    *,
+    now: datetime,
+    where: Sequence[Any] = (),
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    count_attempt: bool = False,
+) -> list[Moved]:
+    """Move those of these messages that are in ``from_state`` (and match ``where``) to
+    ``to_state`` in one conditional UPDATE, and log each move; return the messages moved.
+
+    ``values`` sets more columns (:data:`TRANSITION_FIELDS`); ``count_attempt`` adds one to the
+    attempts (a claim). Of two processes moving the same message, only one moves it.
+    """
+    check_transition(from_state, to_state, reason)
+    fields = _checked_fields(values or {})
+    ids = list(message_ids)
+    if not ids:
+        return []
+    if count_attempt:
+        fields["attempts"] = messages.c.attempts + 1
+    moved = conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids), in_state(from_state, by_id=True), *where)
+        .values(state=to_state.value, reason=reason, updated_at=now, **fields)
+        .returning(messages.c.id, messages.c.attempts)
+    ).all()
+    if moved:
+        conn.execute(
+            insert(transitions),
+            [
+                _transition_row(message_id, from_state, to_state, now, attempt, reason, detail)
+                for message_id, attempt in moved
+            ],
+        )
+    return [Moved(message_id, attempt) for message_id, attempt in moved]
+
+
+def move_one(
+    conn: Connection,
+    message_id: str,
+    from_state: State,
+    to_state: State,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> int | None:
+    """Move one message ``from_state → to_state`` and log it; its attempt count, or ``None`` when
+    it is not (or no longer) in ``from_state``."""
+    moved = move(
+        conn, [message_id], from_state, to_state, now=now, reason=reason, detail=detail, values=values
+    )
+    return moved[0].attempt if moved else None
+
+
+_APPLY = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"), messages.c.state == bindparam("b_from"))
+    .values(
+        state=bindparam("b_to"),
+        reason=bindparam("b_reason"),
+        attempts=messages.c.attempts - bindparam("b_refund"),
+        updated_at=bindparam("b_now"),
+        next_attempt_at=bindparam("b_next"),
+        provider_message_id=bindparam("b_pmid"),
+        provider_error_code=bindparam("b_code"),
+        provider_error_message=bindparam("b_message"),
+    )
+)
+
+
+def check_changes(changes: Iterable[Change]) -> None:
+    """Raise :class:`~wadispatch.errors.IllegalTransition` if any change breaks the state machine."""
+    for change in changes:
+        check_transition(change.from_state, change.to_state, change.reason)
+
+
+def apply_changes(conn: Connection, changes: list[Change], now: datetime) -> bool:
+    """Apply a batch of changes with one UPDATE statement and log them; ``False`` when some
+    message was not in its change's ``from_state``: then the caller rolls back and applies the
+    changes one at a time (:func:`apply_change`)."""
+    check_changes(changes)
+    if not changes:
+        return True
+    changed = conn.execute(_APPLY, [_apply_params(change, now) for change in changes]).rowcount
+    if changed != len(changes):
+        return False
+    conn.execute(insert(transitions), [_change_row(change, now) for change in changes])
+    return True
+
+
+def apply_change(conn: Connection, change: Change, now: datetime) -> bool:
+    """Apply one change exactly as :func:`apply_changes` does (the attempt given back when no
+    request was made included) and log it; ``False`` when the message was not in its
+    ``from_state`` (nothing written)."""
+    check_changes([change])
+    if conn.execute(_APPLY, _apply_params(change, now)).rowcount != 1:
+        return False
+    conn.execute(insert(transitions), _change_row(change, now))
+    return True
+
+
+def bound(conn: Connection, column: Any, value: Any) -> Any:
+    """``value`` as the driver gets it for ``column`` (e.g. SQLite's datetime text)."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor(value) if processor else value
+
+
+def _apply_params(change: Change, now: datetime) -> dict[str, Any]:
+    return {
+        "b_id": change.message_id,
+        "b_from": change.from_state.value,
+        "b_to": change.to_state.value,
+        "b_reason": change.reason,
+        "b_now": now,
+        "b_next": change.next_attempt_at,
+        "b_pmid": change.provider_message_id,
+        "b_code": change.provider_error_code,
+        "b_message": change.provider_error_message,
+        "b_refund": 0 if change.request_made else 1,
+    }
+
+
+def _change_row(change: Change, now: datetime) -> dict[str, Any]:
+    return _transition_row(
+        change.message_id,
+        change.from_state,
+        change.to_state,
+        now,
+        change.attempt,
+        change.reason,
+        change.detail,
+    )
+
+
+def _transition_row(
+    message_id: str,
+    from_state: State | None,
+    to_state: State,
+    at: datetime,
+    attempt: int,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value,
+        "at": at,
+        "attempt": attempt,
+        "reason": reason,
+        "detail": detail,
+    }
+
+
+def _first_transition(message_id: str, now: datetime) -> dict[str, Any]:
+    return _transition_row(message_id, None, State.PENDING, now, 0, None, None)
+
+
+def _checked_fields(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - TRANSITION_FIELDS
+    if unknown:
+        raise TypeError(f"a transition cannot set {sorted(unknown)}")
+    return dict(values)
+
+
+def _existing(conn: Connection, message_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(message_ids), 500):
+        chunk = message_ids[start : start + 500]
+        found.update(conn.execute(select(messages.c.id).where(messages.c.id.in_(chunk))).scalars())
+    return found
+
+
+def _copy_pending(
+    cursor: Any, names: str, conflict: str, values: list[tuple[Any, ...]], stamp: Any
+) -> set[str]:
+    staging = "wadispatch_pending_staging"
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {messages.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for value in values:
+            copy.write_row(value)
+    cursor.execute(
+        f"WITH inserted AS (INSERT INTO {messages.name} ({names}) SELECT {names} FROM {staging} "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING id) "
+        f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
+        "SELECT id, %s, %s, 0 FROM inserted RETURNING message_id",
+        (State.PENDING.value, stamp),
+    )
+    return {row[0] for row in cursor.fetchall()}
