@@ -10,7 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Only what the package is built from (pyproject names README.md as its readme).
+# Only what the package is built from (pyproject names README.md as its readme): workers/ and
+# tasks/ install as the one package `wadispatch`. The repository's celeryconfig.py is not copied:
+# a deployment's own Celery settings module is mounted and named by WADISPATCH_CELERY_CONFIG.
 COPY pyproject.toml README.md ./
 COPY workers ./workers
 COPY tasks ./tasks

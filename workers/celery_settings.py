@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -64,11 +65,29 @@ def load_deployment_module(name: str) -> ModuleType:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-        return importlib.import_module(name)
+        return _import_from_current_folder(name)
     except Exception as exc:
         raise ConfigurationError(
             f"{DEPLOYMENT_MODULE_VARIABLE}={name!r}: cannot load it ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _import_from_current_folder(name: str) -> ModuleType:
+    """Import ``name`` with the current folder first on ``sys.path`` for the time of the import.
+
+    ``wadispatch worker`` and ``celery -A wadispatch`` run from a console script, whose
+    ``sys.path`` does not hold the folder they start in: without this, a ``celeryconfig.py`` beside
+    them could not be named by its module name.
+    """
+    folder = os.getcwd()
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
 
 
 def module_settings(module: ModuleType) -> dict[str, Any]:
