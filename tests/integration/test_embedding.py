@@ -186,10 +186,12 @@ def snapshot():
 before = snapshot()
 
 import wadispatch
-{enqueue_import}
+from wadispatch import EnqueueResult, MessageValidationError, enqueue, enqueue_many
 from wadispatch.celery import app as wadispatch_app
 
+assert callable(enqueue_many) and issubclass(MessageValidationError, Exception)
 result = enqueue(json.loads(sys.argv[1]))
+assert isinstance(result, EnqueueResult)
 print(json.dumps({{
     "message_id": result.message_id,
     "status": result.status,
@@ -204,8 +206,6 @@ print(json.dumps({{
     "pid": os.getpid(),
 }}))
 """
-#: TODO(public API): ``from wadispatch import enqueue`` once the package exports it.
-ENQUEUE_IMPORT = "from wadispatch.producer import enqueue"
 
 
 @pytest.fixture
@@ -215,9 +215,7 @@ def host_app(tmp_path: Path, redis_url: str) -> Path:
     (folder / "celeryconfig.py").write_text(HOST_CELERYCONFIG.format(broker_url=other_database(redis_url)))
     (folder / "tasks.py").write_text(HOST_TASKS)
     (folder / "workers" / "__init__.py").write_text(HOST_WORKERS)
-    (folder / "enqueue_message.py").write_text(
-        HOST_ENQUEUE.format(settings=HOST_SETTINGS, enqueue_import=ENQUEUE_IMPORT)
-    )
+    (folder / "enqueue_message.py").write_text(HOST_ENQUEUE.format(settings=HOST_SETTINGS))
     return folder
 
 
