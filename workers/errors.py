@@ -1,12 +1,27 @@
-"""The errors wadispatch raises, in one place.
+"""The errors wadispatch raises: every one derives from :class:`WadispatchError`.
+
+Those defined elsewhere name their module; a second base (ValueError, LookupError) is kept for
+callers that catch the built-in kind.
 
 WadispatchError
-├── MessageValidationError   bad send request: .errors lists every (path, rule)
+├── MessageValidationError   bad send request: .errors lists every (path, rule); a ValueError
 ├── ConfigurationError       a missing or invalid setting (names the environment variable)
-├── UnknownMessage           no message with that id in the ledger
-└── LedgerConflict           the ledger refused a state change
-    ├── IllegalTransition    the state machine does not allow from → to
-    └── StaleState           the message is no longer in the state the caller expected
+├── UnknownMessage           no message with that id in the ledger; a LookupError
+├── LedgerConflict           the ledger refused a state change
+│   ├── IllegalTransition    the state machine does not allow from → to
+│   └── StaleState           the message is no longer in the state the caller expected
+├── SignatureError           a webhook not signed as its provider signs (the API answers 401)
+├── MalformedWebhook         a webhook body that is not the provider's JSON (400); a ValueError
+├── CampaignInputError       wadispatch.campaigns.errors: the campaign cannot start; a ValueError
+├── UnknownCampaign          wadispatch.campaigns.errors: no campaign with that id; a LookupError
+├── FileError                wadispatch.campaigns.reader: the file as a whole cannot be read; a ValueError
+├── RowError                 wadispatch.campaigns.template: one row cannot be sent; a ValueError
+├── PhoneError               wadispatch.campaigns.phones: a phone number cannot be used; a ValueError
+├── ApiError                 wadispatch.api.errors: an HTTP error answer (status, code, message)
+└── SendDeferred             wadispatch.tasks.send: why a send was put off (the retry's reason)
+
+The provider simulator (:mod:`wadispatch.simulator`) is a stand-in for the providers, not part of
+what wadispatch raises: its ``InvalidRequest`` becomes the fake provider's HTTP answer.
 """
 
 from __future__ import annotations
@@ -59,3 +74,12 @@ class IllegalTransition(LedgerConflict):
 
 class StaleState(LedgerConflict):
     """The message was not in the state the caller expected (another worker moved it)."""
+
+
+class SignatureError(WadispatchError):
+    """The webhook is not signed as its provider signs (answered 401). The message names what is
+    wrong, never a secret."""
+
+
+class MalformedWebhook(WadispatchError, ValueError):
+    """The body is not the JSON the provider sends (answered 400)."""

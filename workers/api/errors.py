@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from wadispatch.errors import FieldError
+from wadispatch.errors import FieldError, WadispatchError
 from wadispatch.messages import format_path
 
 _CODES = {
@@ -21,7 +21,7 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(WadispatchError):
     """An error answer: HTTP status, stable code, message, field errors for a 422, extra headers."""
 
     def __init__(

@@ -1,8 +1,6 @@
-"""The errors of campaigns (beside :mod:`wadispatch.errors`, whose tree they extend).
+"""The errors of campaigns as a whole; they appear in :mod:`wadispatch.errors`' tree.
 
-WadispatchError
-├── CampaignInputError   the file, its columns, the region or the provider cannot be used
-└── UnknownCampaign      no campaign with that id in the ledger
+The errors of one part (a file, a row, a phone number) live beside the part that raises them.
 """
 
 from __future__ import annotations

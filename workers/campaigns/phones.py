@@ -10,13 +10,14 @@ import re
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
+from wadispatch.errors import WadispatchError
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _COUNTRY_CODES = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 
 
-class PhoneError(ValueError):
+class PhoneError(WadispatchError, ValueError):
     """A recipient's phone number cannot be used; the message says why."""
 
 

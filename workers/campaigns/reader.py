@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from wadispatch.campaigns.template import RowError
+from wadispatch.errors import WadispatchError
 
 FileFormat = Literal["csv", "jsonl"]
 Row = dict[str, str]
@@ -25,7 +26,7 @@ ReadResult = tuple[int, Row | RowError]
 _SUFFIXES: dict[str, FileFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-class FileError(ValueError):
+class FileError(WadispatchError, ValueError):
     """The file as a whole cannot be read (unknown format, no header, missing columns)."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wadispatch import rules
-from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.errors import FieldError, MessageValidationError, WadispatchError
 from wadispatch.messages import validate_send_request
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -150,7 +150,7 @@ class Template:
         return _replaced(self.interactive, [(slot.keys, filled[slot.path]) for slot in self.slots])
 
 
-class RowError(ValueError):
+class RowError(WadispatchError, ValueError):
     """One recipient row cannot be sent; the message says why (the row number is the caller's)."""
 
 

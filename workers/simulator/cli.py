@@ -1,8 +1,8 @@
 """``wadispatch simulator``: serve the provider simulator in the foreground.
 
-:func:`simulator_command` is a plain function with typer-annotated parameters; the project's CLI
-registers it, and ``python -m wadispatch.simulator`` runs it alone. Flags override the config file,
-which overrides the defaults.
+:func:`simulator_command` is a plain function with typer-annotated parameters; the ``wadispatch``
+command registers it (:mod:`wadispatch.cli.simulator`), and ``python -m wadispatch.simulator`` runs
+it alone. Flags override the config file, which overrides the defaults.
 """
 
 from __future__ import annotations

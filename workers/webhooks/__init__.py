@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import SecretStr
+from wadispatch.errors import MalformedWebhook, SignatureError
 from wadispatch.settings import Settings
 from wadispatch.webhooks import bird, briq, meta, wacr, zixflow
 from wadispatch.webhooks.common import load_json
 from wadispatch.webhooks.events import (
     Inbound,
-    MalformedWebhook,
     MessageRef,
     Reply,
     Status,
@@ -26,7 +26,6 @@ from wadispatch.webhooks.events import (
     WebhookEvent,
 )
 from wadispatch.webhooks.signatures import (
-    SignatureError,
     verify_bird,
     verify_briq,
     verify_meta,

@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from wadispatch.webhooks.events import STATUS_NAMES, MalformedWebhook, StatusName
+from wadispatch.errors import MalformedWebhook
+from wadispatch.webhooks.events import STATUS_NAMES, StatusName
 
 
 def load_json(raw: bytes) -> Any:

@@ -75,7 +75,3 @@ class Unknown:
 
 
 WebhookEvent = Inbound | Reply | Status | Unknown
-
-
-class MalformedWebhook(ValueError):
-    """The body is not the JSON the provider sends (answered 400)."""

@@ -16,14 +16,10 @@ import warnings
 from collections.abc import Mapping
 
 import jwt
+from wadispatch.errors import SignatureError
 
 #: Clock difference tolerated on Bird's ``nbf`` / ``exp``.
 BIRD_LEEWAY_SECONDS = 60
-
-
-class SignatureError(Exception):
-    """The webhook is not signed as its provider signs (answered 401). The message names what is
-    wrong, never a secret."""
 
 
 def hmac_sha256_hex(secret: str, raw: bytes) -> str:

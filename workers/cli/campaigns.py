@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,10 +23,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from wadispatch.campaigns import api
 from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
+from wadispatch.cli.common import err, load_settings, out, read_json
 from wadispatch.errors import MessageValidationError
-from wadispatch.settings import PROVIDER_NAMES, Settings
+from wadispatch.settings import PROVIDER_NAMES
+
+# Each command imports the campaigns API itself: it loads the ledger and phonenumbers, which
+# `wadispatch --help` and every other command can do without.
+if TYPE_CHECKING:
+    from wadispatch.campaigns import api
 
 campaign_app = typer.Typer(
     help="Bulk campaigns: one interactive message to every row of a CSV or JSONL file."
@@ -41,30 +44,10 @@ CampaignId = Annotated[
 ]
 
 
-out = Console()
-err = Console(stderr=True)
-_shared: dict[str, Callable[..., Any]] = {}
-
-
-def register(
-    app: typer.Typer, *, settings: Callable[[], Settings], read_json: Callable[[Path, str], Any]
-) -> None:
-    """Add ``campaign`` and ``suppress`` to the ``wadispatch`` command.
-
-    ``settings`` and ``read_json`` are the command's own helpers (settings or exit 2; a JSON file
-    or exit 1), handed over rather than imported so that ``python -m wadispatch.cli`` works too.
-    """
-    _shared.update(settings=settings, read_json=read_json)
+def register(app: typer.Typer) -> None:
+    """Add the ``campaign`` and ``suppress`` groups to the ``wadispatch`` command."""
     app.add_typer(campaign_app, name="campaign", no_args_is_help=True)
     app.add_typer(suppress_app, name="suppress", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    return _shared["settings"]()
-
-
-def _read_json(path: Path, what: str) -> Any:
-    return _shared["read_json"](path, what)
 
 
 @campaign_app.command("send")
@@ -93,14 +76,16 @@ def send(
     ] = False,
 ) -> None:
     """Read FILE into a campaign, queue its sends and watch it to the end (Ctrl-C stops watching only)."""
-    settings = _settings()
+    from wadispatch.campaigns import api
+
+    settings = load_settings()
     if provider not in PROVIDER_NAMES:
         err.print(f"[red]unknown provider[/] {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
         raise typer.Exit(1)
     if file_format not in (None, "csv", "jsonl"):
         err.print(f"[red]unknown format[/] {file_format!r}: use csv or jsonl")
         raise typer.Exit(1)
-    template = _read_json(message, "message template")
+    template = read_json(message, "message template")
     if isinstance(template, dict) and "interactive" in template and "type" not in template:
         template = template["interactive"]  # a send request's shape is fine too
     reading = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
@@ -171,7 +156,9 @@ def send(
 
 
 def _watch(campaign_id: str) -> None:
-    settings = _settings()
+    from wadispatch.campaigns import api
+
+    settings = load_settings()
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -221,7 +208,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Counts per state and failure reason, throughput and ETA."""
-    state = _call(api.progress, campaign_id, settings=_settings())
+    from wadispatch.campaigns import api
+
+    state = _call(api.progress, campaign_id, settings=load_settings())
     if as_json:
         sys.stdout.write(json.dumps(state.as_json()) + "\n")
         return
@@ -253,7 +242,9 @@ def _print_progress(state: api.CampaignProgress) -> None:
 @campaign_app.command("pause")
 def pause(campaign_id: CampaignId) -> None:
     """Stop sending (within about a second; sends in flight finish). Safe to repeat."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     campaign = _call(api.pause, campaign_id)
     out.print(f"{campaign.id} {campaign.status}")
 
@@ -261,7 +252,9 @@ def pause(campaign_id: CampaignId) -> None:
 @campaign_app.command("resume")
 def resume(campaign_id: CampaignId) -> None:
     """Send again after a pause (and queue again what is pending). Safe to repeat."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     campaign = _call(api.resume, campaign_id)
     out.print(f"{campaign.id} {campaign.status}")
 
@@ -269,7 +262,9 @@ def resume(campaign_id: CampaignId) -> None:
 @campaign_app.command("cancel")
 def cancel(campaign_id: CampaignId) -> None:
     """End the campaign: what is not sent yet ends failed (reason cancelled). Safe to repeat."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     count = _call(api.cancel, campaign_id)
     out.print(f"{campaign_id} cancelled: {count} message(s) will not be sent")
 
@@ -280,7 +275,9 @@ def report(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The CSV file to write.")],
 ) -> None:
     """Write a CSV with one line per row of the campaign's file (skipped rows included)."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     try:
         written = _call(api.report, campaign_id, out_file)
     except OSError as exc:
@@ -294,7 +291,9 @@ def list_campaigns(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """The latest campaigns, newest first."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     campaigns = api.list_campaigns()
     if as_json:
         fields = (
@@ -336,7 +335,9 @@ def suppress_add(
     reason: Annotated[str, typer.Option(help="Why (shown in `suppress list`).")] = "opted out",
 ) -> None:
     """Put numbers on the suppression list: campaigns skip them."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     added = _call(api.suppress, phones, sender=sender, reason=reason)
     out.print(f"{added} added ({len(phones) - added} already there)")
 
@@ -349,7 +350,9 @@ def suppress_remove(
     ] = None,
 ) -> None:
     """Take a number off the suppression list (exit 1 if it was not on it)."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     if not _call(api.unsuppress, phone, sender=sender):
         err.print(f"{phone} is not on the suppression list" + (f" for {sender}" if sender else ""))
         raise typer.Exit(1)
@@ -362,7 +365,9 @@ def suppress_list(
     sender: Annotated[str | None, typer.Option(help="Only what applies to this sender.")] = None,
 ) -> None:
     """The suppression list, newest first."""
-    _settings()
+    from wadispatch.campaigns import api
+
+    load_settings()
     table = Table("phone", "sender", "source", "reason", "since")
     for item in api.suppressions(recipient=phone, sender=sender):
         table.add_row(

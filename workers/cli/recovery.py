@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from wadispatch.ledger import DeadLetter, Ledger
+from wadispatch.cli.common import err, fail, load_settings, open_ledger, out
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from wadispatch.ledger import DeadLetter
 
 dead_letters_app = typer.Typer(
     name="dead-letters",
@@ -21,11 +20,10 @@ dead_letters_app = typer.Typer(
 )
 
 
-def _ledger() -> Ledger:
-    from wadispatch.cli import _settings
-    from wadispatch.ledger import get_ledger
-
-    return get_ledger(_settings().database_url)
+def register(app: typer.Typer) -> None:
+    """Add ``reconcile`` and the ``dead-letters`` group to the ``wadispatch`` command."""
+    app.command("reconcile")(reconcile_command)
+    app.add_typer(dead_letters_app)
 
 
 def reconcile_command(
@@ -35,12 +33,11 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Republish pending messages whose job was lost; settle messages stuck in sending (by policy)."""
-    from wadispatch.cli import _settings
     from wadispatch.producer import publish_many
     from wadispatch.reconcile import reconcile
 
-    settings = _settings()
-    report = reconcile(_ledger(), settings, publish_many, dry_run=dry_run)
+    settings = load_settings()
+    report = reconcile(open_ledger(), settings, publish_many, dry_run=dry_run)
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
         return
@@ -55,7 +52,7 @@ def list_command(
     pending_only: Annotated[bool, typer.Option("--pending", help="Only those not replayed yet.")] = False,
 ) -> None:
     """List dead letters, oldest first."""
-    letters = _ledger().dead_letters(include_replayed=not pending_only)
+    letters = open_ledger().dead_letters(include_replayed=not pending_only)
     if as_json:
         sys.stdout.write(json.dumps([_as_dict(letter) for letter in letters]) + "\n")
         return
@@ -84,16 +81,14 @@ def replay_command(
     """Publish dead letters' jobs again. One whose body could not be decoded cannot be replayed."""
     from wadispatch.deadletters import replay
 
-    ledger = _ledger()
+    ledger = open_ledger()
     if replay_all == bool(letter_ids):
-        err.print("[red]error[/]: give dead letter ids or --all (not both)")
-        raise typer.Exit(2)
+        fail("[red]error[/]: give dead letter ids or --all (not both)", code=2)
     ids = letter_ids or [letter.id for letter in ledger.dead_letters(include_replayed=False) if letter.id]
     try:
         result = replay(ledger, ids)
     except LookupError as exc:
-        err.print(f"[red]error[/]: {exc.args[0]}")
-        raise typer.Exit(1) from None
+        fail(f"[red]error[/]: {exc.args[0]}")
     out.print(f"replayed {len(result.replayed)}")
     for letter_id in result.not_replayable:
         err.print(f"#{letter_id} cannot be replayed: its body could not be decoded (nothing to publish)")
@@ -108,7 +103,7 @@ def purge_command(
     purge_all: Annotated[bool, typer.Option("--all", help="Also those never replayed.")] = False,
 ) -> None:
     """Delete replayed dead letters (with --all, every dead letter)."""
-    removed = _ledger().purge_dead_letters(replayed_only=not purge_all)
+    removed = open_ledger().purge_dead_letters(replayed_only=not purge_all)
     out.print(f"purged {removed}")
 
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from wadispatch.cli.common import err, fail, load_settings, open_ledger
 
-if TYPE_CHECKING:
-    from wadispatch.ledger import Ledger
-
-err = Console(stderr=True)
-out = Console(highlight=False)
+# Key listings are read by people and pasted; no highlighting of ids and dates.
+plain = Console(highlight=False)
 
 api_key_app = typer.Typer(
     name="api-key",
     help="Create, list and revoke HTTP API keys (stored hashed; a key is shown once).",
     no_args_is_help=True,
 )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``api`` and the ``api-key`` group to the ``wadispatch`` command."""
+    app.command("api")(api_command)
+    app.add_typer(api_key_app)
 
 
 def api_command(
@@ -32,9 +36,8 @@ def api_command(
     import uvicorn
     from wadispatch.api import create_app
     from wadispatch.api.logs import RedactAccessLog
-    from wadispatch.cli import _settings
 
-    settings = _settings()
+    settings = load_settings()
     config = uvicorn.Config(
         create_app(settings),
         host=host or settings.api_host,
@@ -48,22 +51,14 @@ def api_command(
     uvicorn.Server(config).run()
 
 
-def _ledger() -> Ledger:
-    from wadispatch.cli import _settings
-    from wadispatch.ledger import get_ledger
-
-    return get_ledger(_settings().database_url)
-
-
 @api_key_app.command("create")
 def create(name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. helpdesk-web.")]) -> None:
     """Create a key and print it (stdout, once: it is stored only as a hash)."""
     from wadispatch.api.auth import create_api_key
 
     if not name.strip() or len(name) > 128:
-        err.print("[red]error[/]: NAME must be 1 to 128 characters")
-        raise typer.Exit(1)
-    key_id, key = create_api_key(_ledger(), name.strip())
+        fail("[red]error[/]: NAME must be 1 to 128 characters")
+    key_id, key = create_api_key(open_ledger(), name.strip())
     err.print(f"created API key {key_id} ({name.strip()}); store it now, it is not shown again:")
     sys.stdout.write(key + "\n")
 
@@ -71,16 +66,15 @@ def create(name: Annotated[str, typer.Argument(help="Who or what uses the key, e
 @api_key_app.command("list")
 def list_keys() -> None:
     """Every key, one a line: id, name, first characters, created, revoked (or active)."""
-    for record in _ledger().list_api_keys():
+    for record in open_ledger().list_api_keys():
         revoked = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
         created = f"created {record.created_at:%Y-%m-%d %H:%M}"
-        out.print(f"{record.id}  {record.name}  {record.prefix}…  {created}  {revoked}", soft_wrap=True)
+        plain.print(f"{record.id}  {record.name}  {record.prefix}…  {created}  {revoked}", soft_wrap=True)
 
 
 @api_key_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="The id `api-key list` shows.")]) -> None:
     """Revoke a key: requests with it get 401 from now on."""
-    if not _ledger().revoke_api_key(key_id):
-        err.print(f"[red]no active API key {key_id}[/]")
-        raise typer.Exit(1)
+    if not open_ledger().revoke_api_key(key_id):
+        fail(f"[red]no active API key {key_id}[/]")
     err.print(f"revoked {key_id}")

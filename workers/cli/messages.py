@@ -1,0 +1,148 @@
+"""``wadispatch validate``, ``send`` and ``status``: one message at a time."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from wadispatch.cli.common import (
+    err,
+    fail,
+    load_settings,
+    open_ledger,
+    out,
+    print_validation_errors,
+    read_json,
+)
+from wadispatch.errors import MessageValidationError, UnknownMessage
+from wadispatch.settings import PROVIDER_NAMES
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``validate``, ``send`` and ``status`` to the ``wadispatch`` command."""
+    app.command()(validate)
+    app.command()(send)
+    app.command()(status)
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="JSON file holding a send request.")],
+) -> None:
+    """Check a send request {"provider", "sender", "to", "interactive"}: exit 0 if valid, 1 if not."""
+    from wadispatch.messages import validate_send_request
+
+    try:
+        request = validate_send_request(read_json(file, "request"))
+    except MessageValidationError as exc:
+        print_validation_errors(exc)
+        raise typer.Exit(1) from None
+    out.print(f"valid: {request.interactive.type} message for {request.provider}")
+
+
+def send(
+    provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDER_NAMES)}.")],
+    interactive: Annotated[Path, typer.Option(help="JSON file with the WhatsApp interactive object.")],
+    to: Annotated[str | None, typer.Option(help="Recipient phone number, E.164.")] = None,
+    sender: Annotated[str | None, typer.Option(help="The provider's sender handle.")] = None,
+    conversation_id: Annotated[str | None, typer.Option(help="Briq only: an existing thread.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message: sent once.")] = None,
+    eager: Annotated[
+        bool, typer.Option("--eager", help="Run the whole pipeline here, without a broker.")
+    ] = False,
+) -> None:
+    """Enqueue one interactive message and print its id (--eager: send it now, exit 1 unless sent)."""
+    from wadispatch.producer import enqueue, send_eagerly
+
+    settings = load_settings()
+    request: dict[str, Any] = {
+        "provider": provider,
+        "sender": sender,
+        "to": to,
+        "conversation_id": conversation_id,
+        "interactive": read_json(interactive, "interactive object"),
+        "idempotency_key": idempotency_key,
+    }
+    request = {key: value for key, value in request.items() if value is not None}
+    try:
+        if eager:
+            record = send_eagerly(request, settings=settings)
+            out.print(record.id)
+            if record.state.value != "sent":
+                err.print(f"[red]{record.state.value}[/]: {record.reason or 'not sent'}")
+                if record.provider_error_message:
+                    err.print(f"  provider said: {record.provider_error_message}")
+                raise typer.Exit(1)
+            return
+        result = enqueue(request)
+    except MessageValidationError as exc:
+        print_validation_errors(exc)
+        raise typer.Exit(1) from None
+    out.print(result.message_id)
+    if result.duplicate:
+        err.print(f"idempotency key already used: this is the first message's id ({result.status})")
+    elif not result.published:
+        err.print("[yellow]broker unreachable[/]: the message is recorded pending and will be re-queued")
+
+
+def status(
+    message_id: Annotated[str, typer.Argument(help="The id `send` printed.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a message's state, provider id, attempts, last error and transitions."""
+    ledger = open_ledger()
+    try:
+        record = ledger.get(message_id)
+    except UnknownMessage:
+        fail(f"[red]no message {message_id}[/]")
+    history = ledger.transitions(message_id)
+    summary = {
+        "message_id": record.id,
+        "state": record.state.value,
+        "reason": record.reason,
+        "provider": record.provider,
+        "provider_message_id": record.provider_message_id,
+        "attempts": record.attempts,
+        "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
+        "last_error": (
+            {"code": record.provider_error_code, "message": record.provider_error_message}
+            if record.provider_error_code or record.provider_error_message
+            else None
+        ),
+        "created_at": record.created_at.isoformat(),
+        "transitions": [
+            {
+                "from": t.from_state.value if t.from_state else None,
+                "to": t.to_state.value,
+                "at": t.at.isoformat(),
+                "attempt": t.attempt,
+                "reason": t.reason,
+                "detail": t.detail,
+            }
+            for t in history
+        ],
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    out.print(
+        f"[bold]{record.id}[/]  {record.state.value}" + (f" ({record.reason})" if record.reason else "")
+    )
+    out.print(f"provider {record.provider}, provider message id {record.provider_message_id or '-'}")
+    out.print(f"attempts {record.attempts}")
+    if summary["last_error"]:
+        out.print(f"last error: {record.provider_error_code or '-'} {record.provider_error_message or ''}")
+    table = Table("at", "from", "to", "attempt", "reason", "detail")
+    for t in history:
+        table.add_row(
+            t.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            t.from_state.value if t.from_state else "",
+            t.to_state.value,
+            str(t.attempt),
+            t.reason or "",
+            json.dumps(t.detail) if t.detail else "",
+        )
+    out.print(table)

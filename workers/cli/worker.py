@@ -1,0 +1,56 @@
+"""``wadispatch worker`` and ``wadispatch flower``: the Celery programs, run on the wadispatch app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from wadispatch.cli.common import load_settings
+
+#: Unknown options and extra arguments are passed on to Celery (or Flower) untouched.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``flower`` to the ``wadispatch`` command."""
+    app.command(context_settings=PASS_THROUGH)(worker)
+    app.command(context_settings=PASS_THROUGH)(flower)
+
+
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[str | None, typer.Option(help="threads (default), gevent, prefork or solo.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("-c", "--concurrency", help="Jobs at once (their sends run concurrently).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
+) -> None:
+    """Start a Celery worker tuned for I/O-bound sends (threads pool). Extra args go to Celery."""
+    from wadispatch.celery import app as celery_app
+
+    settings = load_settings()
+    argv = [
+        "worker",
+        f"--pool={pool or settings.worker_pool}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={settings.queue}",
+        f"--loglevel={loglevel}",
+        "--task-events",
+        *ctx.args,
+    ]
+    celery_app.worker_main(argv)
+
+
+def flower(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Start Flower on the wadispatch app. Set FLOWER_BASIC_AUTH=user:password to require a login.
+
+    Extra arguments go to Flower (e.g. --basic-auth=user:pass, --persistent).
+    """
+    from wadispatch.celery import app as celery_app
+
+    load_settings()
+    celery_app.start(["flower", f"--port={port}", f"--address={address}", *ctx.args])
