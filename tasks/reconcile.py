@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wadispatch.celery import RECONCILE_TASK, app
 from wadispatch.ledger import get_ledger
-from wadispatch.producer import publish_many
+from wadispatch.publishing import publish_many
 from wadispatch.reconcile import reconcile
 from wadispatch.settings import get_settings
 

@@ -10,7 +10,7 @@ from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dea
 from wadispatch.engine import BatchResult, send_batch
 from wadispatch.events import emit_window_closed
 from wadispatch.ledger import get_ledger
-from wadispatch.producer import publish_later
+from wadispatch.publishing import publish_later
 from wadispatch.ratelimit import get_limiter
 from wadispatch.settings import get_settings
 from wadispatch.transport import get_send_loop

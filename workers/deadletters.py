@@ -140,11 +140,7 @@ def replay(ledger: Ledger, letter_ids: list[int]) -> ReplayResult:
 
 
 def _publish(letter: DeadLetter) -> bool:
-    from wadispatch.celery import app
+    from wadispatch.publishing import publish_job
 
-    try:
-        app.send_task(letter.task, args=letter.args)
-    except Exception as exc:  # kombu/redis raise many kinds
-        log.warning("could not replay dead letter #%s: %s", letter.id, type(exc).__name__)
-        return False
-    return True
+    assert letter.task is not None and letter.args is not None
+    return publish_job(letter.task, letter.args, about=f"the replay of dead letter #{letter.id}")

@@ -14,12 +14,13 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from wadispatch.errors import ConfigurationError, MessageValidationError
+from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
 from wadispatch.ratelimit import CooldownView, Limiter
@@ -31,20 +32,9 @@ from wadispatch.window import Windows
 
 log = logging.getLogger("wadispatch.engine")
 
-LaterReason = Literal["retry", "deferred", "not_due"]
 #: The provider code of an outcome made without a request (the limiter held the message back).
 THROTTLED = "throttled"
 MAX_FRESH_SLOTS = 3
-
-
-@dataclass(frozen=True)
-class Later:
-    """A message to try again in ``delay`` seconds, and why (secret- and phone-free)."""
-
-    message_id: str
-    delay: float
-    reason: LaterReason
-    description: str
 
 
 @dataclass
@@ -432,27 +422,6 @@ def _detail(outcome: Outcome) -> dict[str, object]:
 
 def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counter.most_common())
-
-
-def group_later(later: list[Later], max_ids: int, spread: float = 0.5) -> list[tuple[float, list[str]]]:
-    """Group messages to try again into jobs: ``(countdown, ids)``, delays within ``spread`` s.
-
-    Retries (and messages not due yet) come back at their group's longest delay, so none comes
-    back before its time (a provider's ``Retry-After``). Messages the limiter deferred come back
-    ``spread`` before their group's earliest slot: the limiter paces them again anyway, and
-    arriving early keeps the sender's slots in use instead of leaving gaps.
-    """
-    buckets: dict[tuple[bool, int], list[Later]] = defaultdict(list)
-    for item in later:
-        buckets[(item.reason == "deferred", int(item.delay // spread))].append(item)
-    jobs: list[tuple[float, list[str]]] = []
-    for (deferred, _), items in sorted(buckets.items(), key=lambda bucket: bucket[0][1]):
-        for start in range(0, len(items), max_ids):
-            chunk = items[start : start + max_ids]
-            delays = [item.delay for item in chunk]
-            countdown = max(0.0, min(delays) - spread) if deferred else max(delays)
-            jobs.append((countdown, [item.message_id for item in chunk]))
-    return jobs
 
 
 # --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---

@@ -18,6 +18,7 @@ WadispatchError
 ├── RowError                 wadispatch.campaigns.template: one row cannot be sent; a ValueError
 ├── PhoneError               wadispatch.campaigns.phones: a phone number cannot be used; a ValueError
 ├── ApiError                 wadispatch.api.errors: an HTTP error answer (status, code, message)
+├── PublishError             wadispatch.publishing: the broker could not be reached; its messages stay pending
 └── SendDeferred             wadispatch.tasks.send: why a send was put off (the retry's reason)
 
 The provider simulator (:mod:`wadispatch.simulator`) is a stand-in for the providers, not part of

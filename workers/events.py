@@ -12,14 +12,11 @@ number: the user's code has the message id (``GET /v1/messages/{id}`` or
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
-from wadispatch.celery import app
 from wadispatch.ledger import MessageRecord
+from wadispatch.publishing import publish_job
 from wadispatch.settings import Settings
-
-log = logging.getLogger("wadispatch.events")
 
 EventType = Literal["reply", "status", "window_closed"]
 
@@ -62,12 +59,9 @@ def emit(event_type: EventType, record: MessageRecord, event: dict[str, Any], se
     task = settings.event_tasks.get(event_type)
     if not task:
         return False
-    try:
-        app.send_task(task, args=[record.id, event], queue=settings.event_queue)
-    except Exception as exc:  # kombu/redis raise many kinds
-        log.warning("could not publish the %s event of %s: %s", event_type, record.id, type(exc).__name__)
-        return False
-    return True
+    return publish_job(
+        task, [record.id, event], queue=settings.event_queue, about=f"the {event_type} event of {record.id}"
+    )
 
 
 def emit_window_closed(records: list[MessageRecord], settings: Settings) -> None:

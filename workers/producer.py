@@ -1,39 +1,36 @@
-"""The public enqueue API for web apps and scripts.
+"""Enqueue: validate, record ``pending`` in the ledger, publish a job carrying only the id.
 
-    from wadispatch.producer import enqueue
+    from wadispatch import enqueue
     result = enqueue({"provider": "meta", "sender": "1234567890", "to": "+255712345678",
                       "interactive": {...}})
     result.message_id, result.status   # "…uuid…", "pending"
 
-:func:`enqueue` validates, records ``pending`` in the ledger and publishes a job carrying only the
-message id. Bad input raises :class:`~wadispatch.errors.MessageValidationError` and nothing is
-recorded or queued. If the broker is down the message stays ``pending`` in the ledger and its id
-is still returned.
+Bad input raises :class:`~wadispatch.errors.MessageValidationError` and nothing is recorded or
+queued. If the broker is down the message stays ``pending`` in the ledger and its id is still
+returned (``published`` is ``False``). Jobs go out through :mod:`wadispatch.publishing`; nothing
+here loads the engine, the limiter or an HTTP client.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
-from wadispatch.engine import Later, group_later, send_batch
 from wadispatch.errors import FieldError, MessageValidationError
-from wadispatch.ledger import Ledger, MessageRecord, get_ledger
+from wadispatch.ledger import Ledger, get_ledger
 from wadispatch.messages import SendRequest, validate_send_request
-from wadispatch.ratelimit import Unlimited
-from wadispatch.settings import Settings, get_settings
-from wadispatch.transport import SendLoop, get_send_loop
-
-log = logging.getLogger("wadispatch.producer")
+from wadispatch.publishing import publish_batches, publish_message
 
 
 @dataclass(frozen=True)
 class EnqueueResult:
-    """The id of the accepted message and its state at acceptance."""
+    """The id of the accepted message and its state at acceptance.
+
+    ``duplicate``: its ``idempotency_key`` was used before, and this is the first message's id and
+    current state. ``published``: its job reached the broker; ``False`` when the broker was down
+    (the message stays ``pending`` and is published again later).
+    """
 
     message_id: str
     status: str
@@ -51,7 +48,7 @@ def enqueue(request: SendRequest | dict[str, Any], *, ledger: Ledger | None = No
     message_id, created = ledger.record_pending(validated)
     if not created:
         return EnqueueResult(message_id, ledger.get(message_id).state.value, duplicate=True)
-    return EnqueueResult(message_id, "pending", published=publish(message_id))
+    return EnqueueResult(message_id, "pending", published=publish_message(message_id))
 
 
 def enqueue_many(
@@ -89,77 +86,15 @@ def enqueue_many(
     ]
 
 
-def publish(message_id: str) -> bool:
-    """Publish the send job for a recorded message; ``False`` (logged) if the broker is down."""
-    return _send_job(SEND_TASK, message_id)
+def __getattr__(name: str) -> Any:
+    # The CLI still imports these two from here; they moved to wadispatch.eager and
+    # wadispatch.publishing. Resolved on use, so that importing enqueue never loads the engine.
+    if name == "send_eagerly":
+        from wadispatch.eager import send_eagerly
 
+        return send_eagerly
+    if name == "publish_many":
+        from wadispatch.publishing import publish_many
 
-def publish_later(later: list[Later]) -> None:
-    """Publish jobs for messages to try again, grouped by when they fall due."""
-    for countdown, message_ids in group_later(later, get_settings().send_batch_size):
-        _send_job(SEND_BATCH_TASK, message_ids, countdown=countdown)
-
-
-def _send_job(task: str, ids: str | list[str], *, countdown: float | None = None) -> bool:
-    """Publish one job; ``False`` (logged) if the broker is down: the ledger keeps the messages
-    pending, and they are published again later."""
-    try:
-        app.send_task(task, args=[ids], countdown=countdown)
-    except Exception as exc:  # kombu/redis raise many kinds
-        count = 1 if isinstance(ids, str) else len(ids)
-        log.warning("could not publish %d message(s), they stay pending: %s", count, type(exc).__name__)
-        return False
-    return True
-
-
-def send_eagerly(
-    request: SendRequest | dict[str, Any],
-    *,
-    ledger: Ledger | None = None,
-    loop: SendLoop | None = None,
-    settings: Settings | None = None,
-    max_wait_seconds: float = 120.0,
-) -> MessageRecord:
-    """Run the whole pipeline in this process, no broker nor shared limiter: record, send, retry.
-
-    Retries sleep in this process, up to ``max_wait_seconds`` in all; a message still waiting
-    after that is left ``pending`` (its record says when it falls due).
-    """
-    settings = settings or get_settings()
-    validated = validate_send_request(request)
-    ledger = ledger or get_ledger(settings.database_url)
-    loop = loop or get_send_loop(settings)
-    message_id, _ = ledger.record_pending(validated)
-    deadline = time.monotonic() + max_wait_seconds
-    limiter = Unlimited()
-    while True:
-        result = send_batch([message_id], ledger=ledger, limiter=limiter, loop=loop, settings=settings)
-        if not result.later or time.monotonic() + result.later[0].delay > deadline:
-            return ledger.get(message_id)
-        time.sleep(result.later[0].delay)
-
-
-def publish_many(message_ids: list[str], batch_size: int | None = None) -> int:
-    """Publish send-batch jobs for recorded messages; return how many ids went out.
-
-    Used to publish again messages whose job was lost (the reconciler, a dead-letter replay).
-    """
-    return len(publish_batches(message_ids, batch_size))
-
-
-def publish_batches(message_ids: list[str], batch_size: int | None = None) -> list[str]:
-    """Publish send-batch jobs of ``batch_size`` ids over one pooled broker connection; return
-    the ids that went out. With the broker down it stops at the first failure (logged): the rest
-    stay pending in the ledger and are published again later."""
-    size = batch_size or get_settings().send_batch_size
-    published: list[str] = []
-    try:
-        with app.producer_or_acquire() as producer:
-            for start in range(0, len(message_ids), size):
-                chunk = message_ids[start : start + size]
-                app.send_task(SEND_BATCH_TASK, args=[chunk], producer=producer)
-                published += chunk
-    except Exception as exc:  # kombu/redis raise many kinds
-        left = len(message_ids) - len(published)
-        log.warning("could not publish %d message(s), they stay pending: %s", left, type(exc).__name__)
-    return published
+        return publish_many
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,7 +54,7 @@ def generate(path: Path, rows: int, seed: int = 5) -> None:
 
 def accept_project(path: Path, database_url: str, redis_url: str, queue: str) -> dict[str, Any]:
     from wadispatch.campaigns import api
-    from wadispatch.campaigns.fanout import celery_publisher, fan_out
+    from wadispatch.campaigns.fanout import fan_out
     from wadispatch.celery import point_app_at
     from wadispatch.ledger import Ledger
     from wadispatch.settings import Settings
@@ -78,7 +78,6 @@ def accept_project(path: Path, database_url: str, redis_url: str, queue: str) ->
         campaign.id,
         1,
         None,
-        publish=celery_publisher(),
         job_size=settings.send_batch_size,
         page_size=settings.campaign_fanout_page_size,
     )

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from wadispatch import enqueue_many
 from wadispatch.celery import point_app_at
 from wadispatch.ledger import Ledger, messages, transitions
 from wadispatch.localstack import WorkerProcess
-from wadispatch.producer import enqueue_many
 from wadispatch.states import SETTLED
 
 from tests.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate

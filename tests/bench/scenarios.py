@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wadispatch import enqueue, enqueue_many
 from wadispatch.celery import point_app_at
-from wadispatch.producer import enqueue, enqueue_many
 
 from tests.bench import campaign as campaign_bench
 from tests.bench import naive

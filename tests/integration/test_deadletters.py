@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import redis
+from wadispatch import enqueue
 from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK
 from wadispatch.ledger import DeadLetter, Ledger
 from wadispatch.messages import validate_send_request
-from wadispatch.producer import enqueue
 from wadispatch.states import State
 
 from tests.support import SECRETS, button_request, wait_for

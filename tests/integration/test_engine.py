@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from wadispatch.engine import BatchResult, Later, group_later, retry_delay, send_batch
+from wadispatch.engine import BatchResult, retry_delay, send_batch
+from wadispatch.later import Later, group_later
 from wadispatch.ledger import Ledger, utcnow
 from wadispatch.messages import validate_send_request
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest

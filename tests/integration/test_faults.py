@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from wadispatch import enqueue_many
 from wadispatch.campaigns import api as campaigns
 from wadispatch.celery import point_app_at
 from wadispatch.ledger import Ledger, MessageRecord, messages
 from wadispatch.localstack import EmbeddedRedis, stop_process_group
-from wadispatch.producer import enqueue_many
 from wadispatch.simulator import SimulatorConfig, SimulatorServer
 from wadispatch.states import State
 

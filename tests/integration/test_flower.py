@@ -24,10 +24,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from wadispatch import enqueue
 from wadispatch.celery import SEND_TASK
 from wadispatch.ledger import Ledger
 from wadispatch.localstack import WorkerProcess, stop_process_group
-from wadispatch.producer import enqueue
 from wadispatch.states import State
 
 from tests.support import button_request, wait_for

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from wadispatch import enqueue, enqueue_many
 from wadispatch.celery import SEND_TASK, point_app_at
 from wadispatch.ledger import Ledger
-from wadispatch.producer import enqueue, enqueue_many, publish
+from wadispatch.publishing import publish_message
 from wadispatch.states import State
 
 from tests.support import button_request, list_request, wait_for
@@ -98,8 +99,8 @@ def test_a_401_ends_failed_auth_without_a_retry(ledger: Ledger, worker, sim: htt
 
 def test_a_job_delivered_twice_sends_once(ledger: Ledger, worker, sim: httpx.Client) -> None:
     message_id = enqueue(button_request("meta"), ledger=ledger).message_id
-    assert publish(message_id)  # the same job a second time
-    assert publish(message_id)
+    assert publish_message(message_id)  # the same job a second time
+    assert publish_message(message_id)
     wait_for(lambda: settled(ledger, message_id))
     time.sleep(1.0)  # let the duplicates run
     assert stats(sim)["requests"]["meta"] == 1

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from wadispatch import enqueue, enqueue_many
 from wadispatch.api.auth import create_api_key
 from wadispatch.campaigns import api as campaigns
 from wadispatch.celery import RECONCILE_TASK, SEND_BATCH_TASK
@@ -28,7 +29,6 @@ from wadispatch.engine import send_batch
 from wadispatch.ledger import Ledger, messages, metadata
 from wadispatch.localstack import stop_process_group
 from wadispatch.messages import validate_send_request
-from wadispatch.producer import enqueue, enqueue_many
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest
 from wadispatch.ratelimit import Unlimited
 from wadispatch.states import State

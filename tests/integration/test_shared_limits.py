@@ -9,8 +9,8 @@ from datetime import UTC
 
 import httpx
 import pytest
+from wadispatch import enqueue, enqueue_many
 from wadispatch.ledger import Ledger
-from wadispatch.producer import enqueue, enqueue_many
 from wadispatch.states import State
 
 from tests.support import button_request

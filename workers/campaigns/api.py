@@ -223,14 +223,11 @@ def create_campaign(
 
 def dispatch_fanout(campaign_id: str, first_row: int, last_row: int | None) -> bool:
     """Publish a ``wadispatch.campaign_fanout`` task; ``False`` (logged) if the broker is down."""
-    from wadispatch.celery import CAMPAIGN_FANOUT_TASK, app
+    from wadispatch.celery import CAMPAIGN_FANOUT_TASK
+    from wadispatch.publishing import publish_job
 
-    try:
-        app.send_task(CAMPAIGN_FANOUT_TASK, args=[campaign_id, first_row, last_row])
-    except Exception as exc:  # kombu/redis raise many kinds
-        log.warning("campaign %s: could not publish its fan-out: %s", campaign_id, type(exc).__name__)
-        return False
-    return True
+    args = [campaign_id, first_row, last_row]
+    return publish_job(CAMPAIGN_FANOUT_TASK, args, about=f"the fan-out of campaign {campaign_id}")
 
 
 def get_campaign(campaign_id: str, *, ledger: Ledger | None = None) -> CampaignRecord:

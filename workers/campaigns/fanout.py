@@ -11,9 +11,19 @@ from collections.abc import Callable
 
 from wadispatch.campaigns import store
 from wadispatch.ledger import RUNNING, Ledger
+from wadispatch.publishing import publish_batches
 
-Publish = Callable[[list[list[str]]], None]
-"""Publishes send jobs, one per list of message ids."""
+Publish = Callable[[list[str], int], object]
+"""Publishes a page of pending ids as send jobs of at most ``job_size`` ids; raises if it cannot."""
+
+
+def publish_page(ids: list[str], job_size: int) -> None:
+    """Publish ``wadispatch.send_batch`` jobs for a page of ids over one pooled broker connection.
+
+    Raises :class:`~wadispatch.publishing.PublishError` when the broker is down, so that the
+    fan-out task fails and Celery retries it.
+    """
+    publish_batches(ids, job_size, raise_on_failure=True)
 
 
 def fan_out(
@@ -22,9 +32,9 @@ def fan_out(
     first_row: int,
     last_row: int | None,
     *,
-    publish: Publish,
     job_size: int,
     page_size: int,
+    publish: Publish = publish_page,
 ) -> int:
     """Publish a job per ``job_size`` pending messages of rows ``first_row..last_row``; how many ids.
 
@@ -36,18 +46,6 @@ def fan_out(
         campaign = store.get_campaign(ledger, campaign_id)
         if campaign is None or campaign.status != RUNNING:
             break
-        publish([ids[start : start + job_size] for start in range(0, len(ids), job_size)])
+        publish(ids, job_size)
         published += len(ids)
     return published
-
-
-def celery_publisher() -> Publish:
-    """Publishes ``wadispatch.send_batch`` jobs through one pooled producer connection per page."""
-    from wadispatch.celery import SEND_BATCH_TASK, app
-
-    def publish(jobs: list[list[str]]) -> None:
-        with app.producer_or_acquire() as producer:
-            for ids in jobs:
-                app.send_task(SEND_BATCH_TASK, args=[ids], producer=producer)
-
-    return publish

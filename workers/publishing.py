@@ -1,0 +1,142 @@
+"""Every job wadispatch publishes to the broker goes out through this module.
+
+    publish_message(message_id)         the send job of one enqueued message
+    publish_batches(message_ids)        send-batch jobs over one pooled connection (enqueue_many,
+                                        the reconciler, a campaign's fan-out)
+    publish_later(later)                send-batch jobs, with countdowns, for messages to try again
+    publish_job(task, args)             any other job: a campaign's fan-out task, a user's event
+                                        task, a dead letter's replay
+
+A broker failure is reported one way: logged here, once, with how many jobs were not published
+and how many messages they carried, which stay ``pending`` in the ledger and are published again
+later (the reconciler, ``wadispatch campaign resume``). The functions return what went out
+(``False``, or the ids published). A caller that must fail instead (the campaign fan-out task, so
+that Celery retries it) passes ``raise_on_failure=True`` and gets a :class:`PublishError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
+from wadispatch.errors import WadispatchError
+from wadispatch.later import Later, group_later
+from wadispatch.settings import get_settings
+
+log = logging.getLogger("wadispatch.publishing")
+
+
+class PublishError(WadispatchError):
+    """The broker could not be reached: ``jobs`` jobs were not published.
+
+    The ``messages`` message ids they carried stay ``pending`` in the ledger.
+    """
+
+    def __init__(self, jobs: int, messages: int) -> None:
+        self.jobs = jobs
+        self.messages = messages
+        super().__init__(f"could not publish {jobs} job(s); {messages} message(s) stay pending")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task to publish: its name and arguments, with an optional countdown and queue."""
+
+    task: str
+    args: list[Any]
+    message_ids: Sequence[str] = ()
+    """The message ids the job carries (they stay pending if it is not published)."""
+    countdown: float | None = None
+    queue: str | None = None
+    """``None``: the task's route (``WADISPATCH_QUEUE`` for wadispatch's own tasks)."""
+
+
+def publish_jobs(jobs: Sequence[Job], *, about: str = "", raise_on_failure: bool = False) -> int:
+    """Publish jobs in order over one pooled broker connection; return how many went out.
+
+    With the broker down it stops at the first failure, logs it (``about`` says what the jobs
+    are for, by id, never a phone number) and returns, or raises :class:`PublishError` with
+    ``raise_on_failure``.
+    """
+    if not jobs:
+        return 0
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for job in jobs:
+                options: dict[str, Any] = {"queue": job.queue} if job.queue else {}
+                app.send_task(job.task, args=job.args, countdown=job.countdown, producer=producer, **options)
+                sent += 1
+    except Exception as exc:  # kombu/redis raise many kinds
+        error = _report(jobs[sent:], exc, about)
+        if raise_on_failure:
+            raise error from exc
+    return sent
+
+
+def publish_job(
+    task: str,
+    args: list[Any],
+    *,
+    queue: str | None = None,
+    about: str = "",
+    raise_on_failure: bool = False,
+) -> bool:
+    """Publish one job; ``False`` if the broker is down (see :func:`publish_jobs`)."""
+    job = Job(task, args, queue=queue)
+    return publish_jobs([job], about=about, raise_on_failure=raise_on_failure) == 1
+
+
+def publish_message(message_id: str) -> bool:
+    """Publish the ``wadispatch.send_message`` job of a recorded message; ``False`` if the broker
+    is down (the message stays pending)."""
+    return publish_jobs([Job(SEND_TASK, [message_id], (message_id,))]) == 1
+
+
+def publish_batches(
+    message_ids: Sequence[str], batch_size: int | None = None, *, raise_on_failure: bool = False
+) -> list[str]:
+    """Publish ``wadispatch.send_batch`` jobs of ``batch_size`` ids (default
+    ``WADISPATCH_SEND_BATCH_SIZE``) over one pooled broker connection; return the ids that went out.
+
+    With the broker down it stops at the first failure: the rest stay pending in the ledger.
+    """
+    size = batch_size or get_settings().send_batch_size
+    chunks = [list(message_ids[start : start + size]) for start in range(0, len(message_ids), size)]
+    sent = publish_jobs(
+        [Job(SEND_BATCH_TASK, [chunk], chunk) for chunk in chunks], raise_on_failure=raise_on_failure
+    )
+    return [message_id for chunk in chunks[:sent] for message_id in chunk]
+
+
+def publish_many(message_ids: list[str], batch_size: int | None = None) -> int:
+    """Publish send-batch jobs for recorded messages; return how many ids went out.
+
+    Publishes again messages whose job was lost (the reconciler).
+    """
+    return len(publish_batches(message_ids, batch_size))
+
+
+def publish_later(later: list[Later]) -> list[str]:
+    """Publish send-batch jobs for messages to try again, grouped by when they fall due; return
+    the ids that went out (the rest stay pending, for the reconciler)."""
+    groups = group_later(later, get_settings().send_batch_size)
+    sent = publish_jobs([Job(SEND_BATCH_TASK, [ids], ids, countdown) for countdown, ids in groups])
+    return [message_id for _, ids in groups[:sent] for message_id in ids]
+
+
+def _report(unsent: Sequence[Job], exc: Exception, about: str) -> PublishError:
+    """Log a broker failure once, with what stays unpublished; the error to raise if asked."""
+    messages = sum(len(job.message_ids) for job in unsent)
+    log.warning(
+        "could not publish %d job(s) of %s%s%s: %s",
+        len(unsent),
+        ", ".join(sorted({job.task for job in unsent})),
+        f" ({about})" if about else "",
+        f"; {messages} message(s) stay pending" if messages else "",
+        type(exc).__name__,
+    )
+    return PublishError(len(unsent), messages)
