@@ -8,6 +8,7 @@ from celery import Task
 from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
 from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
 from wadispatch.engine import BatchResult, send_batch
+from wadispatch.errors import WadispatchError
 from wadispatch.events import emit_window_closed
 from wadispatch.ledger import get_ledger
 from wadispatch.publishing import publish_later
@@ -19,7 +20,7 @@ from wadispatch.window import get_windows
 log = logging.getLogger("wadispatch.tasks")
 
 
-class SendDeferred(Exception):
+class SendDeferred(WadispatchError):
     """Why a send was put off; Flower shows it as the retry's reason."""
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger, get_ledger
 from wadispatch.messages import SendRequest, validate_send_request
-from wadispatch.publishing import publish_batches, publish_message
+from wadispatch.publishing import check_configuration, publish_batches, publish_message
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ def enqueue(request: SendRequest | dict[str, Any], *, ledger: Ledger | None = No
     With an ``idempotency_key`` already used, returns the first message's id and enqueues nothing.
     """
     validated = validate_send_request(request)
+    check_configuration()
     ledger = ledger or get_ledger()
     message_id, created = ledger.record_pending(validated)
     if not created:
@@ -72,6 +73,7 @@ def enqueue_many(
             errors.extend(FieldError(f"[{index}].{error.path}", error.rule) for error in exc.errors)
     if errors:
         raise MessageValidationError(errors)
+    check_configuration()
     ledger = ledger or get_ledger()
     recorded = ledger.record_pending_many(validated)
     new_ids = [message_id for message_id, created in recorded if created]
@@ -84,17 +86,3 @@ def enqueue_many(
         else EnqueueResult(message_id, states[message_id], duplicate=True)
         for message_id, created in recorded
     ]
-
-
-def __getattr__(name: str) -> Any:
-    # The CLI still imports these two from here; they moved to wadispatch.eager and
-    # wadispatch.publishing. Resolved on use, so that importing enqueue never loads the engine.
-    if name == "send_eagerly":
-        from wadispatch.eager import send_eagerly
-
-        return send_eagerly
-    if name == "publish_many":
-        from wadispatch.publishing import publish_many
-
-        return publish_many
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

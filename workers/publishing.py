@@ -7,7 +7,8 @@
     publish_job(task, args)             any other job: a campaign's fan-out task, a user's event
                                         task, a dead letter's replay
 
-A broker failure is reported one way: logged here, once, with how many jobs were not published
+A broken Celery setting raises :class:`~wadispatch.errors.ConfigurationError` (see
+:func:`check_configuration`). A broker failure is reported one way: logged here, once, with how many jobs were not published
 and how many messages they carried, which stay ``pending`` in the ledger and are published again
 later (the reconciler, ``wadispatch campaign resume``). The functions return what went out
 (``False``, or the ids published). A caller that must fail instead (the campaign fan-out task, so
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
-from wadispatch.errors import WadispatchError
+from wadispatch.errors import ConfigurationError, WadispatchError
 from wadispatch.later import Later, group_later
 from wadispatch.settings import get_settings
 
@@ -70,11 +71,23 @@ def publish_jobs(jobs: Sequence[Job], *, about: str = "", raise_on_failure: bool
                 options: dict[str, Any] = {"queue": job.queue} if job.queue else {}
                 app.send_task(job.task, args=job.args, countdown=job.countdown, producer=producer, **options)
                 sent += 1
+    except ConfigurationError:
+        raise  # a broken setting is the operator's to fix, not a broker outage to wait out
     except Exception as exc:  # kombu/redis raise many kinds
         error = _report(jobs[sent:], exc, about)
         if raise_on_failure:
             raise error from exc
     return sent
+
+
+def check_configuration() -> None:
+    """Load the Celery settings now: :class:`~wadispatch.errors.ConfigurationError` when a
+    ``WADISPATCH_CELERY_*`` value or the module ``WADISPATCH_CELERY_CONFIG`` names is broken.
+
+    Producers call it before they record anything, so that a broken setting is reported to the
+    caller instead of leaving messages pending that no job can ever carry.
+    """
+    _ = app.conf.broker_url
 
 
 def publish_job(

@@ -83,3 +83,32 @@ def test_the_campaign_api_is_importable_from_its_package() -> None:
     assert set(wadispatch.campaigns.__all__) == set(api.__all__)
     for name in api.__all__:
         assert getattr(wadispatch.campaigns, name) is getattr(api, name), name
+
+
+def test_a_broken_celery_setting_fails_enqueue_before_anything_is_recorded(tmp_path) -> None:
+    """Not a broker outage to wait out: the caller is told, and no message is left pending that
+    no job could ever carry."""
+    from tests.support import button_request
+
+    database = tmp_path / "ledger.sqlite3"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "WADISPATCH_DATABASE_URL": f"sqlite:///{database}",
+        "WADISPATCH_CELERY_CONFIG": str(tmp_path / "missing_celeryconfig.py"),
+    }
+    code = (
+        "import json, sys\n"
+        "from wadispatch import enqueue\n"
+        "from wadispatch.errors import ConfigurationError\n"
+        "try:\n"
+        f"    enqueue({button_request()!r})\n"
+        "except ConfigurationError as exc:\n"
+        "    print(json.dumps(str(exc)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    message = json.loads(done.stdout)
+    assert message.startswith("WADISPATCH_CELERY_CONFIG=") and "missing_celeryconfig.py" in message
+    assert not database.exists()  # the ledger was never opened

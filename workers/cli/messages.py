@@ -55,7 +55,8 @@ def send(
     ] = False,
 ) -> None:
     """Enqueue one interactive message and print its id (--eager: send it now, exit 1 unless sent)."""
-    from wadispatch.producer import enqueue, send_eagerly
+    from wadispatch import enqueue
+    from wadispatch.eager import send_eagerly
 
     settings = load_settings()
     request: dict[str, Any] = {

@@ -33,7 +33,7 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Republish pending messages whose job was lost; settle messages stuck in sending (by policy)."""
-    from wadispatch.producer import publish_many
+    from wadispatch.publishing import publish_many
     from wadispatch.reconcile import reconcile
 
     settings = load_settings()

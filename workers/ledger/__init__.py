@@ -5,7 +5,7 @@ SQLAlchemy Core on SQLite (WAL) by default, or PostgreSQL. One job per module:
 - :mod:`.schema`: every table (campaigns' included) and the SQL helpers that name their columns;
 - :mod:`.writer`: the one writer of message states and of the transitions log;
 - :mod:`.lifecycle`: messages recorded, claimed, settled and read back;
-- :mod:`.webhook_events`, :mod:`.api_keys`, :mod:`.recovery`, :mod:`.dead_letters`;
+- :mod:`.webhooks` (webhook events), :mod:`.apikeys`, :mod:`.recovery`, :mod:`.deadletters`;
 - :mod:`.database`: the engine and write transactions; :mod:`.records`: what the ledger returns.
 
 :class:`Ledger` joins them into the one object the rest of the product holds.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import threading
 
-from wadispatch.ledger.api_keys import ApiKeyRecord, ApiKeys
+from wadispatch.ledger.apikeys import ApiKeyRecord, ApiKeys
 from wadispatch.ledger.database import normalise_database_url
-from wadispatch.ledger.dead_letters import DeadLetter, DeadLetters
+from wadispatch.ledger.deadletters import DeadLetter, DeadLetters
 from wadispatch.ledger.lifecycle import MessageLifecycle
 from wadispatch.ledger.records import Change, MessageRecord, TransitionRecord, aware, utcnow
 from wadispatch.ledger.recovery import RecoveryQueries
@@ -37,7 +37,7 @@ from wadispatch.ledger.schema import (
     transitions,
     webhook_events,
 )
-from wadispatch.ledger.webhook_events import WebhookEvents, WebhookOutcome
+from wadispatch.ledger.webhooks import WebhookEvents, WebhookOutcome
 
 __all__ = [
     "RUNNING",
