@@ -86,7 +86,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-#: A campaign template (issue 5): reply buttons whose texts carry {name} and {order} placeholders.
+#: A campaign template: reply buttons whose texts carry {name} and {order} placeholders.
 CAMPAIGN_TEMPLATE: dict[str, object] = {
     "type": "button",
     "body": {"text": "Hi {name}, your order {order} is ready"},

@@ -100,7 +100,7 @@ def send_batch(
             result.later.append(Later(record.id, wait, "not_due", "not due yet"))
         else:
             due.append(record)
-    if windows is not None and due:  # the 24-hour window (issue 6)
+    if windows is not None and due:  # the 24-hour window
         due = _fail_closed_windows(due, windows, ledger, result, now)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
@@ -189,7 +189,7 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
     return Prepared(adapter, provider_request)
 
 
-# --- The 24-hour window (issue 6) ----------------------------------------------------------------
+# --- The 24-hour window ----------------------------------------------------------------
 
 
 def _fail_closed_windows(
@@ -424,7 +424,7 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counter.most_common())
 
 
-# --- campaigns (issue 5): a recipient the provider says opted out goes on the suppression list ---
+# --- campaigns: a recipient the provider says opted out goes on the suppression list ---
 def _suppress_opted_out(ledger: Ledger, claimed: list[MessageRecord], result: BatchResult) -> None:
     pairs = [
         (record.sender, record.recipient)

@@ -8,11 +8,12 @@
                                         task, a dead letter's replay
 
 A broken Celery setting raises :class:`~wadispatch.errors.ConfigurationError` (see
-:func:`check_configuration`). A broker failure is reported one way: logged here, once, with how many jobs were not published
-and how many messages they carried, which stay ``pending`` in the ledger and are published again
-later (the reconciler, ``wadispatch campaign resume``). The functions return what went out
-(``False``, or the ids published). A caller that must fail instead (the campaign fan-out task, so
-that Celery retries it) passes ``raise_on_failure=True`` and gets a :class:`PublishError`.
+:func:`check_configuration`). A broker failure is reported one way: logged here, once, with how
+many jobs were not published and how many messages they carried, which stay ``pending`` in the
+ledger and are published again later (the reconciler, ``wadispatch campaign resume``). The
+functions return what went out (``False``, or the ids published). A caller that must fail
+instead (the campaign fan-out task, so that Celery retries it) passes ``raise_on_failure=True``
+and gets a :class:`PublishError`.
 """
 
 from __future__ import annotations

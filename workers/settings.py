@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=100, ge=1, le=1000)
     """Message ids per job published by ``enqueue_many``."""
 
-    # Campaigns (issue 5)
+    # Campaigns
     campaign_batch_size: int = Field(default=2000, ge=1, le=50_000)
     """Rows of a campaign's file recorded per ledger transaction."""
     campaign_fanout_rows: int = Field(default=20_000, ge=1)
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     queue: str = "wadispatch"
 
-    # --- The HTTP API, webhooks, the 24-hour window and events to user code (issue 6) ---
+    # --- The HTTP API, webhooks, the 24-hour window and events to user code ---
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     """Celery task names called on events, e.g. ``{"reply": "myapp.tasks.on_reply"}``."""
     event_queue: str = "celery"
     """The queue event tasks are published to (Celery's default queue unless told otherwise)."""
-    # --- end of issue 6 settings ---
+    # --- end of the HTTP API settings ---
 
     # Recovery: the reconciler and dead letters (README "Recovery", "Dead letters")
     reconcile_interval_seconds: float = Field(default=60.0, gt=0)

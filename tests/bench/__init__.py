@@ -1,4 +1,4 @@
-"""The benchmark of issue 4: wadispatch against its references, side by side, in one run.
+"""The benchmark: wadispatch against its references, side by side, in one run.
 
     make bench                                     # everything; figures in bench-results/latest.json
     python -m tests.bench throughput storm       # some scenarios, in that order

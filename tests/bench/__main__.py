@@ -54,7 +54,7 @@ def bench_command(
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when a target is missed.")] = False,
 ) -> None:
-    """Benchmark wadispatch against its references on the simulator (issue 4); print tables, write JSON."""
+    """Benchmark wadispatch against its references on the simulator; print tables, write JSON."""
     chosen = tuple(scenarios or SCENARIOS)
     unknown = [name for name in chosen if name not in SCENARIOS]
     if unknown:

@@ -1,4 +1,4 @@
-"""The four scenarios of issue 4: the project and its references side by side, with ratios.
+"""The benchmark scenarios: the project and its references side by side, with ratios.
 
 Each scenario takes a :class:`Context` and returns a :class:`~tests.bench.results.ScenarioResult`;
 the simulator (one process for the whole run) is reconfigured and reset before each run.
@@ -415,7 +415,7 @@ def enqueue_scenario(ctx: Context, result: ScenarioResult) -> None:
     ]
 
 
-# --- 5. campaign (issue 5) -------------------------------------------------------------------------
+# --- 5. campaign -------------------------------------------------------------------------
 
 CAMPAIGN_RATE_TARGET = 10_000
 CAMPAIGN_RSS_TARGET_MB = 250

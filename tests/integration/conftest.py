@@ -105,7 +105,7 @@ def start_worker(tmp_path: Path, redis_url: str, queue_name: str, simulator: Sim
         worker.stop()
 
 
-# --- The HTTP API on loopback (issue 6) ----------------------------------------------------------
+# --- The HTTP API on loopback ----------------------------------------------------------
 
 
 @pytest.fixture

@@ -196,7 +196,7 @@ def test_two_reconcilers_at_once_never_act_on_the_same_message(database_url: str
         assert len(moves) == 1
 
 
-# --- campaigns (issue 5): paused and cancelled campaigns, long rate-limited backlogs -----------------
+# --- campaigns: paused and cancelled campaigns, long rate-limited backlogs -----------------
 
 
 def new_campaign(ledger: Ledger, tmp_path: Path, count: int, *, sender: str = CAMPAIGN_SENDER) -> str:
