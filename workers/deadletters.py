@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wadispatch.errors import UnknownDeadLetter
 from wadispatch.ledger import DeadLetter, Ledger
 from wadispatch.redaction import scrub_secrets
 from wadispatch.settings import Settings
@@ -118,13 +119,14 @@ class ReplayResult:
 def replay(ledger: Ledger, letter_ids: list[int]) -> ReplayResult:
     """Publish these dead letters' jobs again and mark them replayed.
 
-    Raises :class:`LookupError` naming an id that does not exist.
+    Raises :class:`~wadispatch.errors.UnknownDeadLetter` (a ``LookupError``) naming an id that
+    does not exist.
     """
     letters = []
     for letter_id in letter_ids:
         letter = ledger.get_dead_letter(letter_id)
         if letter is None:
-            raise LookupError(f"no dead letter #{letter_id}")
+            raise UnknownDeadLetter(f"no dead letter #{letter_id}")
         letters.append(letter)
     replayed, not_replayable, failed = [], [], []
     for letter in letters:

@@ -7,6 +7,7 @@ WadispatchError
 ├── MessageValidationError   bad send request: .errors lists every (path, rule); a ValueError
 ├── ConfigurationError       a missing or invalid setting (names the environment variable)
 ├── UnknownMessage           no message with that id in the ledger; a LookupError
+├── UnknownDeadLetter        no dead letter with that id; a LookupError
 ├── LedgerConflict           the ledger refused a state change
 │   ├── IllegalTransition    the state machine does not allow from → to
 │   └── StaleState           the message is no longer in the state the caller expected
@@ -63,6 +64,10 @@ class ConfigurationError(WadispatchError):
 
 class UnknownMessage(WadispatchError, LookupError):
     """No message with this id exists in the ledger."""
+
+
+class UnknownDeadLetter(WadispatchError, LookupError):
+    """No dead letter with this id exists in the ledger."""
 
 
 class LedgerConflict(WadispatchError):

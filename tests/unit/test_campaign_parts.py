@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from wadispatch.campaigns.api import estimate_eta
+from wadispatch.campaigns.api import estimate_eta, suppress
+from wadispatch.campaigns.errors import CampaignInputError
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template, parse_text
@@ -161,8 +162,13 @@ def test_bad_numbers_say_why(raw: object, rule: str) -> None:
 
 
 def test_an_unknown_region_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown region"):
+    with pytest.raises(CampaignInputError, match="region: unknown region 'XX'"):
         PhoneNormaliser("XX")
+
+
+def test_suppress_with_an_unknown_region_is_a_campaign_input_error() -> None:
+    with pytest.raises(CampaignInputError, match="region: unknown region"):
+        suppress(["+255712345678"], region="XX")
 
 
 def test_the_fast_path_agrees_with_the_full_parse_on_leading_zero_numbers() -> None:

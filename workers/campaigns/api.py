@@ -146,10 +146,7 @@ def create_campaign(
     ledger = ledger or get_ledger(settings.database_url)
     dispatch = dispatch or dispatch_fanout
     checked = Template.parse(template, provider=provider, sender=sender)
-    try:
-        normalise = PhoneNormaliser(region or settings.campaign_default_region)
-    except ValueError as exc:
-        raise CampaignInputError(f"region: {exc}") from None
+    normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
     try:
         file_format = file_format or detect_format(path)

@@ -7,23 +7,9 @@ task's whole body, callable directly (the benchmark times it that way).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from wadispatch.campaigns import store
 from wadispatch.ledger import RUNNING, Ledger
 from wadispatch.publishing import publish_batches
-
-Publish = Callable[[list[str], int], object]
-"""Publishes a page of pending ids as send jobs of at most ``job_size`` ids; raises if it cannot."""
-
-
-def publish_page(ids: list[str], job_size: int) -> None:
-    """Publish ``wadispatch.send_batch`` jobs for a page of ids over one pooled broker connection.
-
-    Raises :class:`~wadispatch.publishing.PublishError` when the broker is down, so that the
-    fan-out task fails and Celery retries it.
-    """
-    publish_batches(ids, job_size, raise_on_failure=True)
 
 
 def fan_out(
@@ -34,7 +20,6 @@ def fan_out(
     *,
     job_size: int,
     page_size: int,
-    publish: Publish = publish_page,
 ) -> int:
     """Publish a job per ``job_size`` pending messages of rows ``first_row..last_row``; how many ids.
 
@@ -46,6 +31,7 @@ def fan_out(
         campaign = store.get_campaign(ledger, campaign_id)
         if campaign is None or campaign.status != RUNNING:
             break
-        publish(ids, job_size)
+        # Raises PublishError when the broker is down, so that the fan-out task is retried.
+        publish_batches(ids, job_size, raise_on_failure=True)
         published += len(ids)
     return published

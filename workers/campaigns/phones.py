@@ -10,6 +10,7 @@ import re
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
+from wadispatch.campaigns.errors import CampaignInputError
 from wadispatch.errors import WadispatchError
 
 _SEPARATORS = re.compile(r"[\s\-().]")
@@ -24,15 +25,18 @@ class PhoneError(WadispatchError, ValueError):
 class PhoneNormaliser:
     """Normalises phone numbers to E.164 for one default region (``None``: only international form).
 
-    ``region`` is an ISO 3166 code such as ``TZ``; numbers written with a leading ``+`` or ``00``
-    never need it.
+    ``region`` is an ISO 3166 code such as ``TZ`` (another raises
+    :class:`~wadispatch.campaigns.errors.CampaignInputError`); numbers written with a leading ``+``
+    or ``00`` never need it.
     """
 
     def __init__(self, region: str | None = None) -> None:
         if region is not None:
             region = region.upper()
             if region not in phonenumbers.SUPPORTED_REGIONS:
-                raise ValueError(f"unknown region {region!r}: use an ISO 3166 code such as TZ or KE")
+                raise CampaignInputError(
+                    f"region: unknown region {region!r}: use an ISO 3166 code such as TZ or KE"
+                )
         self.region = region
 
     def __call__(self, raw: object) -> str:

@@ -175,11 +175,10 @@ class MessageLifecycle(Database):
         nothing is written). A message no longer in its change's ``from_state`` is left alone and
         its id returned; the others are applied, each exactly as in a batch with no stale one.
         """
-        writer.check_changes(changes)
         if not changes:
             return []
         now = now or utcnow()
-        with self.begin() as conn:
+        with self.begin() as conn:  # an illegal change raises in the writer: nothing is written
             if writer.apply_changes(conn, changes, now):
                 return []
             # Someone else moved some of them (rare): undo, then apply them one at a time.

@@ -162,7 +162,7 @@ _APPLY = (
 )
 
 
-def check_changes(changes: Iterable[Change]) -> None:
+def _check_changes(changes: Iterable[Change]) -> None:
     """Raise :class:`~wadispatch.errors.IllegalTransition` if any change breaks the state machine."""
     for change in changes:
         check_transition(change.from_state, change.to_state, change.reason)
@@ -172,7 +172,7 @@ def apply_changes(conn: Connection, changes: list[Change], now: datetime) -> boo
     """Apply a batch of changes with one UPDATE statement and log them; ``False`` when some
     message was not in its change's ``from_state``: then the caller rolls back and applies the
     changes one at a time (:func:`apply_change`)."""
-    check_changes(changes)
+    _check_changes(changes)
     if not changes:
         return True
     changed = conn.execute(_APPLY, [_apply_params(change, now) for change in changes]).rowcount
@@ -186,7 +186,7 @@ def apply_change(conn: Connection, change: Change, now: datetime) -> bool:
     """Apply one change exactly as :func:`apply_changes` does (the attempt given back when no
     request was made included) and log it; ``False`` when the message was not in its
     ``from_state`` (nothing written)."""
-    check_changes([change])
+    _check_changes([change])
     if conn.execute(_APPLY, _apply_params(change, now)).rowcount != 1:
         return False
     conn.execute(insert(transitions), _change_row(change, now))
