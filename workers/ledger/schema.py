@@ -50,6 +50,9 @@ messages = Table(
     Column("reason", String(32)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True)),
+    # Set just before the current attempt's request leaves; None while the claimed message waits
+    # for its slot. A crash then tells "never requested" (safe to send) from "on the wire".
+    Column("requested_at", DateTime(timezone=True)),
     Column("provider_message_id", String(255)),
     Column("provider_error_code", String(64)),
     Column("provider_error_message", Text),
