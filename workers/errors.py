@@ -6,6 +6,8 @@ callers that catch the built-in kind.
 WadispatchError
 ├── MessageValidationError   bad send request: .errors lists every (path, rule); a ValueError
 ├── ConfigurationError       a missing or invalid setting (names the environment variable)
+│   ├── LedgerBehind         the ledger's schema is older than this release: run `wadispatch db upgrade`
+│   └── UnknownLedgerSchema  the database holds tables or a revision this release cannot upgrade
 ├── UnknownMessage           no message with that id in the ledger; a LookupError
 ├── UnknownDeadLetter        no dead letter with that id; a LookupError
 ├── LedgerConflict           the ledger refused a state change
@@ -60,6 +62,15 @@ class MessageValidationError(WadispatchError, ValueError):
 
 class ConfigurationError(WadispatchError):
     """A setting needed for this operation is missing or invalid."""
+
+
+class LedgerBehind(ConfigurationError):
+    """The ledger's schema is older than this release: ``wadispatch db upgrade`` brings it up to date."""
+
+
+class UnknownLedgerSchema(ConfigurationError):
+    """The database's tables are not a ledger this release can upgrade, or carry a revision it does
+    not know (a newer release upgraded them)."""
 
 
 class UnknownMessage(WadispatchError, LookupError):

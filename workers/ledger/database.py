@@ -1,4 +1,4 @@
-"""The ledger's connection to its database: engine, write transactions, schema creation."""
+"""The ledger's connection to its database: engine, write transactions, its schema at the head revision."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from wadispatch.ledger.schema import add_missing_columns, messages, metadata, transitions
+from wadispatch.ledger.schema import messages, transitions
 
 log = logging.getLogger("wadispatch.ledger")
 
@@ -36,10 +35,14 @@ class Database:
             yield conn
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Self:
-        """A ledger on a database URL; the schema is created when missing.
+    def from_url(
+        cls, url: str, *, pool_size: int = 10, max_overflow: int = 10, upgrade: bool = False
+    ) -> Self:
+        """A ledger on a database URL; ``postgresql://`` URLs use the psycopg (3) driver.
 
-        ``postgresql://`` URLs use the psycopg (3) driver.
+        An empty database gets the schema at the head revision. A ledger behind this release
+        raises :class:`~wadispatch.errors.LedgerBehind` (naming ``wadispatch db upgrade``) unless
+        ``upgrade`` is true (the demo, tests): then it is upgraded in place.
         """
         url = normalise_database_url(url)
         if url.startswith("sqlite"):
@@ -47,19 +50,22 @@ class Database:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
-        ledger = cls(engine)
-        ledger.create_schema()
-        return ledger
+        # alembic (a tenth of a second to import) is loaded when a ledger opens, not with the package.
+        from wadispatch.ledger import revisions
+
+        try:
+            revisions.prepare(engine, upgrade_older=upgrade)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet (safe from several processes)."""
-        try:
-            add_missing_columns(self.engine)
-            metadata.create_all(self.engine)
-        except (IntegrityError, ProgrammingError, OperationalError):
-            # Another process created them between our check and our CREATE.
-            add_missing_columns(self.engine)
-            metadata.create_all(self.engine)
+        """Bring the schema to the head revision: create it, or upgrade an older ledger in place
+        (safe from several processes at once)."""
+        from wadispatch.ledger import revisions
+
+        revisions.upgrade(self.engine.url)
 
     def analyze_messages(self) -> None:
         """On PostgreSQL, refresh the planner's statistics of messages and transitions (after a

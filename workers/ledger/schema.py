@@ -1,8 +1,8 @@
 """The ledger's tables, every one of them, and the SQL helpers that name their columns.
 
 Messages and their transitions, webhook events, API keys, dead letters, campaigns with their
-skipped rows, and suppressions. :func:`add_missing_columns` lets a ledger made by an older
-version gain the nullable columns added since.
+skipped rows, and suppressions. A change here needs its revision in
+:mod:`wadispatch.ledger.migrations` (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -23,9 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    inspect,
     select,
-    text,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -213,24 +210,3 @@ def campaign_allows_sending(*, by_id: bool = False) -> Any:
     running = select(campaigns.c.id).where(campaigns.c.status == RUNNING)
     campaign_id = Unindexed(messages.c.campaign_id) if by_id else messages.c.campaign_id
     return campaign_id.is_(None) | campaign_id.in_(running.scalar_subquery())
-
-
-def add_missing_columns(engine: Engine) -> None:
-    """Add the nullable columns newer versions gave existing tables (``ALTER TABLE ... ADD COLUMN``).
-
-    A ledger created by an older wadispatch keeps working: its tables gain the new columns, empty.
-    """
-    inspector = inspect(engine)
-    for table in metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing = [column for column in table.columns if column.name not in present and column.nullable]
-        if not missing:
-            continue
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-        for index in table.indexes:  # create_all() adds no index to a table that exists
-            index.create(engine, checkfirst=True)

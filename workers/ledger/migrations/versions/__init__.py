@@ -1,0 +1,1 @@
+"""The ledger's revisions, oldest first: each module's ``down_revision`` is the one before."""
