@@ -2,12 +2,15 @@
 
 Its settings come from :mod:`wadispatch.celery_settings` (the package's defaults, the module that
 ``WADISPATCH_CELERY_CONFIG`` names, then ``WADISPATCH_CELERY_*``), read when the app is first
-configured, never from whatever ``celeryconfig`` the current folder holds.
+configured, never from whatever ``celeryconfig`` the current folder holds. A worker or beat
+refuses to start on a ledger behind this release (:func:`refuse_a_ledger_behind`).
 """
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, signals
 
 app = Celery(
     "wadispatch",
@@ -31,3 +34,21 @@ def point_app_at(broker_url: str, queue: str) -> None:
     # Celery's own reset of its connection and producer pools (as after a fork), so that the
     # next publish connects to the new broker.
     app._after_fork()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def refuse_a_ledger_behind(**_: Any) -> None:
+    """At a worker's or beat's start: create an empty ledger, or stop on one behind this release
+    with the error naming ``wadispatch db upgrade``.
+
+    Celery logs and swallows what a signal handler raises, so the refusal leaves as SystemExit.
+    """
+    from wadispatch.errors import ConfigurationError
+    from wadispatch.ledger.revisions import require_current
+    from wadispatch.settings import get_settings
+
+    try:
+        require_current(get_settings().database_url)
+    except ConfigurationError as exc:
+        raise SystemExit(f"wadispatch: not starting: {exc}") from None

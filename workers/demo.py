@@ -77,7 +77,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         with ExitStack() as stack:
             redis_url = _redis_url(stack, console)
             database_url = f"sqlite:///{workdir / 'ledger.sqlite3'}"
-            ledger = Ledger.from_url(database_url)
+            ledger = Ledger.from_url(database_url, upgrade=True)
             stack.callback(ledger.dispose)
             queue = f"wadispatch-demo-{uuid.uuid4().hex[:8]}"
             point_app_at(redis_url, queue)

@@ -35,6 +35,7 @@ COMMANDS = [
     "dead-letters",
     "campaign",
     "suppress",
+    "db",
 ]
 
 

@@ -4,7 +4,7 @@
 - :mod:`~wadispatch.cli.common` holds what the groups share (consoles, settings, ledger, exits);
 - ``messages`` (validate, send, status), ``worker`` (worker, flower), ``demo``, ``simulator``,
   ``api`` (api, api-key), ``recovery`` (reconcile, dead-letters), ``campaigns`` (campaign,
-  suppress): each exposes ``register(app)``.
+  suppress), ``db`` (upgrade, current, history): each exposes ``register(app)``.
 """
 
 from wadispatch.cli.root import app, main

@@ -176,17 +176,22 @@ def prepare(engine: Engine, *, upgrade_older: bool = False) -> None:
             f"the ledger ({where}) is at revision {status.revision}, which this release of wadispatch "
             f"does not know (its newest is {status.head}): a newer release upgraded it"
         )
-    revision = status.revision or "no revision (made by the release before migrations)"
+    standing = (
+        f"is at {status.revision}"
+        if status.revision
+        else "has no revision recorded (made by the release before migrations)"
+    )
     raise LedgerBehind(
-        f"the ledger ({where}) is at {revision}, behind this release's {status.head}: "
-        f"run `{UPGRADE_COMMAND}` first"
+        f"the ledger ({where}) {standing}, behind this release's {status.head}: run `{UPGRADE_COMMAND}` first"
     )
 
 
-def require_current(url: str | URL) -> None:
+def require_current(url: str) -> None:
     """The check at a worker's, beat's or the API's start: :func:`prepare` on a short-lived engine
     of its own (nothing pooled is left behind for forked processes)."""
-    engine = create_engine(url, poolclass=NullPool)
+    from wadispatch.ledger.database import normalise_database_url
+
+    engine = create_engine(normalise_database_url(str(url)), poolclass=NullPool)
     try:
         prepare(engine)
     finally:
