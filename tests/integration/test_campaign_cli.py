@@ -11,8 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from wadispatch.ledger import Ledger
 from wadispatch.simulator import SimulatorServer
 
 from tests.support import SECRETS
@@ -179,28 +177,3 @@ def test_unknown_campaign_ids_exit_1(tmp_path: Path, cli_env: dict[str, str]) ->
         result = run(cli_env, tmp_path, "campaign", command, "no-such-id")
         assert result.returncode == 1
         assert "no campaign no-such-id" in result.stderr
-
-
-def test_an_older_ledger_gains_the_new_columns_and_indexes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE TABLE messages (id VARCHAR(36) PRIMARY KEY, provider VARCHAR(16) NOT NULL, "
-                "sender VARCHAR(256), recipient VARCHAR(32), conversation_id VARCHAR(36), "
-                "request JSON NOT NULL, "
-                "idempotency_key VARCHAR(255) UNIQUE, state VARCHAR(16) NOT NULL, reason VARCHAR(32), "
-                "attempts INTEGER NOT NULL, next_attempt_at DATETIME, provider_message_id VARCHAR(255), "
-                "provider_error_code VARCHAR(64), provider_error_message TEXT, created_at DATETIME NOT NULL, "
-                "updated_at DATETIME NOT NULL)"
-            )
-        )
-    engine.dispose()
-    Ledger.from_url(url).dispose()
-    inspector = inspect(create_engine(url))
-    columns = {column["name"] for column in inspector.get_columns("messages")}
-    assert {"campaign_id", "campaign_row", "reply_id", "reply_title", "replied_at"} <= columns
-    indexes = {index["name"] for index in inspector.get_indexes("messages")}
-    assert {"ux_messages_campaign_recipient", "ix_messages_campaign_row"} <= indexes
-    assert {"campaigns", "campaign_row_errors", "suppressions"} <= set(inspector.get_table_names())
