@@ -14,13 +14,19 @@ from celery import Celery, signals
 
 app = Celery(
     "wadispatch",
-    include=["wadispatch.tasks.send", "wadispatch.tasks.reconcile", "wadispatch.tasks.campaigns"],
+    include=[
+        "wadispatch.tasks.send",
+        "wadispatch.tasks.reconcile",
+        "wadispatch.tasks.prune",
+        "wadispatch.tasks.campaigns",
+    ],
 )
 app.config_from_object("wadispatch.celery_settings:CONFIG")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"
 RECONCILE_TASK = "wadispatch.reconcile"
+PRUNE_TASK = "wadispatch.prune"
 CAMPAIGN_FANOUT_TASK = "wadispatch.campaign_fanout"
 
 

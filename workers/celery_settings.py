@@ -170,11 +170,16 @@ def defaults(settings: Settings) -> dict[str, Any]:
         # Beat runs the reconciler every WADISPATCH_RECONCILE_INTERVAL_SECONDS (README "Recovery").
         # Runs do not expire: one queued behind a long campaign's jobs still runs, and runs that
         # piled up while no worker was up find nothing left to do after the first.
+        # It also prunes the ledger every WADISPATCH_PRUNE_INTERVAL_SECONDS (README "Pruning").
         "beat_schedule": {
             "wadispatch-reconcile": {
                 "task": "wadispatch.reconcile",
                 "schedule": settings.reconcile_interval_seconds,
-            }
+            },
+            "wadispatch-prune": {
+                "task": "wadispatch.prune",
+                "schedule": settings.prune_interval_seconds,
+            },
         },
         # The worker's consumer stores poison jobs (undecodable, unknown task, invalid) as dead letters.
         "worker_consumer": "wadispatch.tasks.poison:DeadLetteringConsumer",

@@ -28,6 +28,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 DEFAULT_CONFIG_FILE = "wadispatch.toml"
 
+#: Meta redelivers a webhook for up to 7 days: its dedupe key must be kept at least that long.
+WEBHOOK_REDELIVERY_DAYS = 7
+
 
 class SenderLimit(BaseModel):
     """The throughput one sender (a WhatsApp business number) is allowed."""
@@ -118,6 +121,12 @@ class Settings(BaseSettings):
     """Provider requests in flight per worker process."""
     send_batch_size: int = Field(default=100, ge=1, le=1000)
     """Message ids per job published by ``enqueue_many``."""
+    record_flush_seconds: float = Field(default=0.005, gt=0, le=1)
+    """How long a worker gathers request marks and answers before writing them to the ledger
+    together: the most the ledger lags the provider."""
+    record_retry_seconds: float = Field(default=60.0, ge=0)
+    """How long a worker keeps trying to write marks and answers while the ledger's database is
+    unreachable (a restart) before it leaves them to the reconciler."""
 
     # Campaigns
     campaign_batch_size: int = Field(default=2000, ge=1, le=50_000)
@@ -184,6 +193,42 @@ class Settings(BaseSettings):
     """Messages the reconciler reads and updates per query."""
     dead_letter_max_body_bytes: int = Field(default=65536, ge=256)
     """Raw job bodies kept in the dead-letter store are cut to this size."""
+
+    # Pruning: how long the ledger keeps what would otherwise grow forever (README "Pruning").
+    # For each kind, 0 means never prune it.
+    prune_interval_seconds: float = Field(default=86_400.0, gt=0)
+    """How often Celery beat runs the prune (daily)."""
+    prune_batch_size: int = Field(default=2000, ge=1, le=10_000)
+    """Rows deleted per statement, each batch in its own short transaction, so a prune never holds
+    the ledger's write lock (SQLite) or many row locks (PostgreSQL) for long."""
+    prune_webhook_events_after_days: int = Field(default=14, ge=0)
+    """Days a webhook event's key (what makes a second delivery a no-op) is kept; 0: forever.
+    At least 7: providers redeliver an event for up to 7 days (Meta), and a redelivery must still
+    find its key, or a status or a reply would be applied twice."""
+    prune_transitions_after_days: int = Field(default=30, ge=0)
+    """Days the transitions of a settled message (``sent``, ``delivered``, ``read``, ``failed``)
+    are kept after its last change; 0: forever. The message row itself is kept, with its outcome
+    (state, reason, attempts, provider id and error, when it last changed), so ``status``, the
+    campaign reports and idempotency keys keep working; only the step-by-step history goes. Not
+    even the last transition is kept: one row per message would still grow with every message.
+    Transitions of messages not settled are never pruned."""
+    prune_dead_letters_after_days: int = Field(default=30, ge=0)
+    """Days a replayed dead letter is kept after its replay; 0: forever. One not replayed is never
+    pruned (``wadispatch dead-letters purge --all`` deletes those by hand)."""
+    prune_campaign_errors_after_days: int = Field(default=90, ge=0)
+    """Days the skipped rows (invalid, duplicate, suppressed) of an ended campaign are kept after
+    its last change; 0: forever. Its counts stay; its report then lists only the accepted rows."""
+
+    @field_validator("prune_webhook_events_after_days")
+    @classmethod
+    def _check_webhook_event_retention(cls, days: int) -> int:
+        if 0 < days < WEBHOOK_REDELIVERY_DAYS:
+            raise ValueError(
+                f"{days} is too short: keep webhook event keys at least {WEBHOOK_REDELIVERY_DAYS} days "
+                f"(providers redeliver events for up to {WEBHOOK_REDELIVERY_DAYS} days), or 0 never to "
+                "prune them"
+            )
+        return days
 
     @field_validator("senders")
     @classmethod

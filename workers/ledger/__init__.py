@@ -6,6 +6,7 @@ SQLAlchemy Core on SQLite (WAL) by default, or PostgreSQL. One job per module:
 - :mod:`.writer`: the one writer of message states and of the transitions log;
 - :mod:`.lifecycle`: messages recorded, claimed, settled and read back;
 - :mod:`.webhooks` (webhook events), :mod:`.apikeys`, :mod:`.recovery`, :mod:`.deadletters`;
+- :mod:`.pruning`: batched deletes of what is past its retention;
 - :mod:`.database`: the engine and write transactions; :mod:`.records`: what the ledger returns.
 
 :class:`Ledger` joins them into the one object the rest of the product holds.
@@ -20,6 +21,7 @@ from wadispatch.ledger.apikeys import ApiKeyRecord, ApiKeys
 from wadispatch.ledger.database import normalise_database_url
 from wadispatch.ledger.deadletters import DeadLetter, DeadLetters
 from wadispatch.ledger.lifecycle import MessageLifecycle
+from wadispatch.ledger.pruning import PruneKind, Pruning
 from wadispatch.ledger.records import Change, MessageRecord, TransitionRecord, aware, utcnow
 from wadispatch.ledger.recovery import RecoveryQueries
 from wadispatch.ledger.schema import (
@@ -47,6 +49,7 @@ __all__ = [
     "DeadLetter",
     "Ledger",
     "MessageRecord",
+    "PruneKind",
     "TransitionRecord",
     "WebhookOutcome",
     "api_keys",
@@ -67,9 +70,9 @@ __all__ = [
 ]
 
 
-class Ledger(MessageLifecycle, WebhookEvents, ApiKeys, RecoveryQueries, DeadLetters):
+class Ledger(MessageLifecycle, WebhookEvents, ApiKeys, RecoveryQueries, DeadLetters, Pruning):
     """The system of record: messages and their transitions, webhook events, API keys, the
-    reconciler's queries and dead letters, on one database."""
+    reconciler's queries, dead letters and pruning, on one database."""
 
 
 _ledgers: dict[tuple[int, str], Ledger] = {}
