@@ -31,6 +31,7 @@ COMMANDS = [
     "simulator",
     "api",
     "reconcile",
+    "prune",
     "api-key",
     "dead-letters",
     "campaign",

@@ -10,12 +10,12 @@ import sys
 from types import ModuleType
 
 import typer
-from wadispatch.cli import api, campaigns, db, demo, messages, recovery, simulator, worker
+from wadispatch.cli import api, campaigns, db, demo, messages, prune, recovery, simulator, worker
 from wadispatch.cli.common import err
 from wadispatch.errors import ConfigurationError
 
 #: In the order ``wadispatch --help`` lists them.
-GROUPS: tuple[ModuleType, ...] = (messages, worker, demo, simulator, api, recovery, campaigns, db)
+GROUPS: tuple[ModuleType, ...] = (messages, worker, demo, simulator, api, recovery, prune, campaigns, db)
 
 app = typer.Typer(
     name="wadispatch",
