@@ -3,9 +3,11 @@
 Shared by the Celery tasks and eager mode; no Celery here: the caller decides how to wait for the
 messages this returns as ``later`` (a Celery countdown, or a sleep in eager mode).
 
-Per batch the ledger sees one read, one claim (an UPDATE and an INSERT) and one settlement (an
-UPDATE and an INSERT), and Redis one pipelined round trip for all the slots, however many
-messages the batch holds. The sends themselves run concurrently on the process's event loop.
+Per batch the ledger sees one read and one claim (an UPDATE and an INSERT), and Redis one
+pipelined round trip for all the slots, however many messages the batch holds. The sends then
+run concurrently on the process's event loop, and each is recorded as it happens (see
+:mod:`wadispatch.recording`): marked requested just before its request leaves, settled as soon as
+its answer arrives, in writes the process's sends share every few milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
 from wadispatch.ratelimit import CooldownView, Limiter
+from wadispatch.recording import Recorder, recorder_for
 from wadispatch.redaction import mask_phone, scrub_secrets
 from wadispatch.settings import Settings
 from wadispatch.states import State
@@ -48,6 +51,8 @@ class BatchResult:
     """Not pending any more (another job took them, or they are settled)."""
     unknown: list[str] = field(default_factory=list)
     """Ids the ledger has never seen (a poison job: dead-lettered by the task)."""
+    unrecorded: list[str] = field(default_factory=list)
+    """Attempts whose result the ledger could not take (left ``sending`` for the reconciler)."""
     closed_windows: list[MessageRecord] = field(default_factory=list)
     """The messages that failed ``window_closed`` (for the ``window_closed`` event)."""
 
@@ -63,6 +68,8 @@ class BatchResult:
             parts.append(f"skipped {len(self.skipped)}")
         if self.unknown:
             parts.append(f"unknown {len(self.unknown)}")
+        if self.unrecorded:
+            parts.append(f"unrecorded {len(self.unrecorded)}")
         return ", ".join(parts)
 
 
@@ -126,21 +133,18 @@ def send_batch(
         return result
 
     prepared = [prepare(record, settings) for record in claimed]
-    outcomes = loop.run(_send_all(claimed, prepared, acquired_at, waits, limiter, loop, settings))
-    settled_at = utcnow()
-    changes: list[Change] = []
-    retries: dict[str, Later] = {}
-    for record, outcome in zip(claimed, outcomes, strict=True):
-        change, retry_in = decide(record, outcome, settings, rng, settled_at)
-        changes.append(change)
-        if retry_in is not None:
-            retries[record.id] = Later(record.id, retry_in, "retry", describe(outcome, retry_in))
-    stale = set(ledger.apply_many(changes, now=settled_at))
+    attempts = Attempts(
+        acquired_at, waits, limiter, loop, recorder_for(loop, ledger, settings), settings, rng
+    )
+    settled = loop.run(attempts.run_all(claimed, prepared))
 
     window_errors: list[MessageRecord] = []
-    for record, change in zip(claimed, changes, strict=True):
-        if record.id in stale:
+    for record, attempt in zip(claimed, settled, strict=True):
+        change = attempt.change
+        if change is None or attempt.stale:
             result.skipped.append(record.id)
+        elif not attempt.recorded:
+            result.unrecorded.append(record.id)
         elif change.to_state is State.SENT:
             result.sent.append(record.id)
         elif change.to_state is State.FAILED:
@@ -155,7 +159,8 @@ def send_batch(
                 change.reason,
             )
         else:
-            result.later.append(retries[record.id])
+            assert attempt.retry is not None
+            result.later.append(attempt.retry)
     result.closed_windows += window_errors
     if windows is not None and window_errors:
         _close_windows(windows, window_errors)
@@ -233,62 +238,106 @@ def _close_windows(windows: Windows, records: list[MessageRecord]) -> None:
         log.warning("could not mark 24-hour windows closed: %s", type(exc).__name__)
 
 
-async def _send_all(
-    records: list[MessageRecord],
-    prepared: list[Prepared | Outcome],
-    acquired_at: float,
-    waits: dict[str, float],
-    limiter: Limiter,
-    loop: SendLoop,
-    settings: Settings,
-) -> list[Outcome]:
-    return await asyncio.gather(
-        *(
-            _send_one(record, ready, acquired_at, waits[record.id], limiter, loop, settings)
-            for record, ready in zip(records, prepared, strict=True)
-        )
-    )
+@dataclass(frozen=True)
+class Settled:
+    """How one claimed message's attempt ended, as recorded."""
+
+    change: Change | None
+    """What was recorded; ``None`` when the claim was taken back before the request left."""
+    retry: Later | None = None
+    stale: bool = False
+    """The message had already moved on (another process settled it): nothing was written."""
+    recorded: bool = True
+    """``False`` when the ledger could not be written (the reconciler settles the message)."""
 
 
-async def _send_one(
-    record: MessageRecord,
-    prepared: Prepared | Outcome,
-    acquired_at: float,
-    wait: float,
-    limiter: Limiter,
-    loop: SendLoop,
-    settings: Settings,
-) -> Outcome:
-    if isinstance(prepared, Outcome):
-        return prepared
-    try:
-        held_back = await _wait_for_slot(
-            record, acquired_at, wait, limiter, loop.cooldowns(limiter), loop.loop, settings
+@dataclass
+class Attempts:
+    """The attempts of one batch on the send loop: each waits for its slot, is marked requested,
+    goes out, and has its answer recorded the moment it arrives (through the :class:`Recorder`)."""
+
+    acquired_at: float
+    waits: dict[str, float]
+    limiter: Limiter
+    loop: SendLoop
+    recorder: Recorder
+    settings: Settings
+    rng: random.Random
+
+    async def run_all(
+        self, records: list[MessageRecord], prepared: list[Prepared | Outcome]
+    ) -> list[Settled]:
+        """Run every attempt concurrently; each is recorded as soon as it ends."""
+        return await asyncio.gather(
+            *(self.run(record, ready) for record, ready in zip(records, prepared, strict=True))
         )
-    except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
-        log.exception("could not wait for the slot of %s", record.id)
-        return Outcome.transient("internal_error", message="waiting for a slot failed")
-    if held_back is not None:
-        return held_back
-    try:
-        async with loop.in_flight:
-            outcome = await loop.transport.send(prepared.request, prepared.adapter)
-    except Exception:  # a bug past the request: it may have gone out, so it is not retried
-        log.exception("could not read the answer for %s", record.id)
-        return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
-    if outcome.provider_message:
-        # A provider may echo the credential back in its error text: it must not reach the ledger.
-        scrubbed = scrub_secrets(outcome.provider_message, settings.secret_values())
-        outcome = replace(outcome, provider_message=scrubbed)
-    if outcome.kind == "rate_limited":
+
+    async def run(self, record: MessageRecord, prepared: Prepared | Outcome) -> Settled:
+        """One message's attempt, from its slot to its recorded result."""
+        outcome, requested = await self._outcome(record, prepared)
+        if outcome is None:
+            return Settled(change=None)
+        change, retry_in = decide(record, outcome, self.settings, self.rng, utcnow(), requested=requested)
+        retry = None if retry_in is None else Later(record.id, retry_in, "retry", describe(outcome, retry_in))
         try:
-            cooldown = await limiter.penalize(record.provider, record.sender, outcome.retry_after)
-        except Exception as exc:  # Redis trouble must not lose the outcome
-            log.warning("could not record a 429 for %s: %s", record.provider, type(exc).__name__)
-            cooldown = outcome.retry_after or settings.backoff_base_seconds
-        loop.cooldowns(limiter).note(record.provider, record.sender, cooldown)
-        outcome = replace(outcome, retry_after=max(outcome.retry_after or 0.0, cooldown))
-    return outcome
+            applied = await self.recorder.settle(change)
+        except Exception as exc:  # the database stayed away: the reconciler settles it later
+            log.error(
+                "could not record the result of %s (%s): %s", record.id, change.to_state, type(exc).__name__
+            )
+            return Settled(change, retry, recorded=False)
+        return Settled(change, retry, stale=not applied)
+
+    async def _outcome(
+        self, record: MessageRecord, prepared: Prepared | Outcome
+    ) -> tuple[Outcome | None, bool]:
+        """The attempt's outcome and whether its request left (``None``: the claim was lost)."""
+        if isinstance(prepared, Outcome):
+            return prepared, False
+        try:
+            held_back = await _wait_for_slot(
+                record,
+                self.acquired_at,
+                self.waits[record.id],
+                self.limiter,
+                self.loop.cooldowns(self.limiter),
+                self.loop.loop,
+                self.settings,
+            )
+        except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
+            log.exception("could not wait for the slot of %s", record.id)
+            return Outcome.transient("internal_error", message="waiting for a slot failed"), False
+        if held_back is not None:
+            return held_back, False
+        try:
+            if not await self.recorder.mark_requested(record):
+                return None, False
+        except Exception as exc:  # unrecorded, the request must not leave: try again later
+            log.warning("could not mark %s requested: %s", record.id, type(exc).__name__)
+            return Outcome.transient("ledger_unavailable", message=type(exc).__name__), False
+        return await self._send(record, prepared), True
+
+    async def _send(self, record: MessageRecord, prepared: Prepared) -> Outcome:
+        settings, limiter = self.settings, self.limiter
+        try:
+            async with self.loop.in_flight:
+                outcome = await self.loop.transport.send(prepared.request, prepared.adapter)
+        except Exception:  # a bug past the request: it may have gone out, so it is not retried
+            log.exception("could not read the answer for %s", record.id)
+            return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
+        if outcome.provider_message:
+            # A provider may echo the credential back in its error text: it must not reach the ledger.
+            scrubbed = scrub_secrets(outcome.provider_message, settings.secret_values())
+            outcome = replace(outcome, provider_message=scrubbed)
+        if outcome.kind == "rate_limited":
+            try:
+                cooldown = await limiter.penalize(record.provider, record.sender, outcome.retry_after)
+            except Exception as exc:  # Redis trouble must not lose the outcome
+                log.warning("could not record a 429 for %s: %s", record.provider, type(exc).__name__)
+                cooldown = outcome.retry_after or settings.backoff_base_seconds
+            self.loop.cooldowns(limiter).note(record.provider, record.sender, cooldown)
+            outcome = replace(outcome, retry_after=max(outcome.retry_after or 0.0, cooldown))
+        return outcome
 
 
 async def _wait_for_slot(
@@ -329,9 +378,19 @@ async def _wait_for_slot(
 
 
 def decide(
-    record: MessageRecord, outcome: Outcome, settings: Settings, rng: random.Random, now: datetime
+    record: MessageRecord,
+    outcome: Outcome,
+    settings: Settings,
+    rng: random.Random,
+    now: datetime,
+    *,
+    requested: bool = True,
 ) -> tuple[Change, float | None]:
-    """The state change an outcome calls for, and the retry delay when it is a retry. Pure."""
+    """The state change an outcome calls for, and the retry delay when it is a retry. Pure.
+
+    ``requested``: whether the attempt's request left. One that did not (held back by the
+    limiter, or stopped before the wire) gives its attempt back: attempts count requests.
+    """
     detail = _detail(outcome)
     base = {
         "message_id": record.id,
@@ -354,7 +413,7 @@ def decide(
         return Change(**base, to_state=State.FAILED, reason=outcome.reason, detail=detail), None
 
     delay = retry_delay(outcome, record.attempts, settings, rng)
-    give_up = _give_up_reason(record, outcome, now, delay, settings)
+    give_up = _give_up_reason(record, now, delay, settings, requested=requested)
     if give_up is not None:
         reason = give_up if give_up == "expired" else _exhausted_reason(outcome)
         detail = {**detail, "gave_up": give_up}
@@ -365,7 +424,7 @@ def decide(
         reason=outcome.reason,
         detail={**detail, "retry_in": round(delay, 3)},
         next_attempt_at=now + timedelta(seconds=delay),
-        request_made=outcome.provider_code != THROTTLED,
+        request_made=requested,
     )
     return change, delay
 
@@ -396,10 +455,10 @@ def describe(outcome: Outcome, retry_in: float | None = None) -> str:
 
 
 def _give_up_reason(
-    record: MessageRecord, outcome: Outcome, now: datetime, delay: float, settings: Settings
+    record: MessageRecord, now: datetime, delay: float, settings: Settings, *, requested: bool
 ) -> Literal["attempts", "expired"] | None:
-    # A hold-back by the limiter made no request: it does not use up the attempt budget.
-    if record.attempts >= settings.max_attempts and outcome.provider_code != THROTTLED:
+    # An attempt that made no request does not use up the attempt budget.
+    if record.attempts >= settings.max_attempts and requested:
         return "attempts"
     deadline = record.created_at + timedelta(seconds=settings.max_age_seconds)
     if now + timedelta(seconds=delay) > deadline:

@@ -13,10 +13,15 @@ without a job:
   queued before it (:func:`is_overdue`): a healthy backlog is not republished over and over.
 - ``pending`` in a cancelled campaign (a retry that came back after ``cancel`` swept): ``failed``
   with reason ``cancelled``, like the rest of the campaign.
-- ``sending`` for longer than any attempt can take (its worker died mid-send): nobody knows
-  whether the provider got it. ``stuck_sending_policy`` decides: ``fail`` (default) records
-  ``failed`` / ``unknown_outcome`` and never risks a second send; ``resend`` moves it back to
-  ``pending`` and publishes it again, never losing it but perhaps sending it twice.
+- ``sending`` for longer than any attempt can take (its worker died mid-send). A worker marks
+  each request just before it leaves and records each answer as it arrives (see
+  :mod:`wadispatch.recording`), so a crash leaves three cases apart: answered (already recorded:
+  not stuck), never requested (no ``requested_at``: moved back to ``pending``, its attempt given
+  back, and published again; safe, nothing reached the provider), and requested without an
+  answer, the only truly unknown outcome. For that one ``stuck_sending_policy`` decides: ``fail``
+  (default) records ``failed`` / ``unknown_outcome`` and never risks a second send; ``resend``
+  moves it back to ``pending`` and publishes it again, never losing it but perhaps sending it
+  twice.
 
 Safe on several machines at once: each change is one conditional UPDATE ... RETURNING, so a row
 is acted on by exactly one reconciler. Work goes in pages of ``reconcile_page_size`` ids.
@@ -38,6 +43,8 @@ from wadispatch.states import State
 log = logging.getLogger("wadispatch.reconcile")
 
 UNKNOWN_OUTCOME = "unknown_outcome"
+#: The reason of a claim taken back from a dead worker before its request left.
+NEVER_REQUESTED = "worker_lost"
 #: A run stops after this many pages of each kind (a bound, never reached in practice).
 MAX_PAGES = 10_000
 
@@ -53,10 +60,15 @@ class ReconcileReport:
     """Pending messages whose job was published again."""
     publish_failed: int = 0
     """Pending messages whose job could not be published (broker down): tried again next run."""
+    never_requested: int = 0
+    """Messages stuck in ``sending`` whose request never left, moved back to ``pending`` and
+    published (always safe)."""
     stuck_failed: int = 0
-    """Messages stuck in ``sending`` marked ``failed`` / ``unknown_outcome``."""
+    """Messages stuck in ``sending`` after their request left, marked ``failed`` /
+    ``unknown_outcome``."""
     stuck_requeued: int = 0
-    """Messages stuck in ``sending`` moved back to ``pending`` and published (policy ``resend``)."""
+    """Messages stuck in ``sending`` after their request left, moved back to ``pending`` and
+    published (policy ``resend``)."""
     cancelled: int = 0
     """``pending`` messages of cancelled campaigns marked ``failed`` / ``cancelled``."""
 
@@ -68,7 +80,10 @@ class ReconcileReport:
         parts = [f"{verb} {self.republished} pending"]
         if self.publish_failed:
             parts.append(f"{self.publish_failed} not published (broker down)")
-        parts.append(f"stuck sending: {self.stuck_failed} failed, {self.stuck_requeued} requeued")
+        parts.append(
+            f"stuck sending: {self.never_requested} never requested (requeued), "
+            f"{self.stuck_failed} failed, {self.stuck_requeued} requeued"
+        )
         parts.append(f"cancelled campaigns: {self.cancelled} pending failed")
         return ", ".join(parts)
 
@@ -102,7 +117,13 @@ def reconcile(
     for page in _overdue_pending(ledger, settings, now):
         won = ledger.touch_stale_pending(page, pending_cutoff, now)
         _publish(publish, won, report)
-    counts = (report.republished, report.publish_failed, report.stuck_failed, report.stuck_requeued)
+    counts = (
+        report.republished,
+        report.publish_failed,
+        report.never_requested,
+        report.stuck_failed,
+        report.stuck_requeued,
+    )
     if any(counts) or report.cancelled:
         log.warning("reconciler: %s", report.summary())
     return report
@@ -166,6 +187,16 @@ def _settle_stuck(
     now: datetime,
     report: ReconcileReport,
 ) -> None:
+    # A dead worker's claims whose request never left: nothing reached the provider.
+    never_requested = ledger.requeue_never_requested(
+        page,
+        cutoff,
+        now,
+        reason=NEVER_REQUESTED,
+        detail={"reconciled": "stuck_sending", "requested": False},
+    )
+    report.never_requested += len(never_requested)
+    _publish(publish, never_requested, report, count_as_republished=False)
     if settings.stuck_sending_policy == "resend":
         requeued = ledger.settle_stuck_sending(
             page,
@@ -208,7 +239,8 @@ def _dry_run(
     sending_cutoff: datetime,
     now: datetime,
 ) -> None:
-    stuck = ledger.count_stuck_sending(sending_cutoff)
+    report.never_requested = ledger.count_stuck_sending(sending_cutoff, requested=False)
+    stuck = ledger.count_stuck_sending(sending_cutoff, requested=True)
     if settings.stuck_sending_policy == "resend":
         report.stuck_requeued = stuck  # those out of attempts would be failed instead
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import time
 from collections import deque
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from wadispatch import engine
 from wadispatch.engine import BatchResult, retry_delay, send_batch
 from wadispatch.later import Later, group_later
 from wadispatch.ledger import Ledger, utcnow
@@ -264,6 +267,85 @@ def test_settled_messages_are_skipped_and_unknown_ids_told_apart(
     result = attempt(ledger, loop, transport, settings, [message_id, "no-such-message"])
     assert (result.skipped, result.unknown) == ([message_id], ["no-such-message"])
     assert len(transport.requests) == 1
+
+
+class WatchingTransport:
+    """Looks at the ledger as each request arrives. Answers the first request at once and holds
+    the second until the ledger shows the first one ``sent`` (or 5 s pass)."""
+
+    def __init__(self, ledger: Ledger, ids_by_recipient: dict[str, str]) -> None:
+        self.ledger, self.ids_by_recipient = ledger, ids_by_recipient
+        self.marked_when_requested: dict[str, bool] = {}
+        self.first_sent_while_batch_in_flight = False
+
+    async def send(self, request: ProviderRequest, adapter: ProviderAdapter) -> Outcome:
+        message_id = self.ids_by_recipient[json.loads(request.body)["to"]]
+        record = self.ledger.get(message_id)
+        self.marked_when_requested[message_id] = record.requested_at is not None
+        if len(self.marked_when_requested) == 1:
+            return Outcome.accepted(f"w-{message_id}", 200)
+        first = next(iter(self.marked_when_requested))
+        for _ in range(100):
+            if self.ledger.get(first).state is State.SENT:
+                self.first_sent_while_batch_in_flight = True
+                break
+            await asyncio.sleep(0.05)
+        return Outcome.accepted(f"w-{message_id}", 200)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_each_request_is_marked_before_it_leaves_and_each_answer_recorded_as_it_arrives(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    recipients = ["+255712000001", "+255712000002"]
+    ids = [pending_messages(ledger, to=recipient)[0] for recipient in recipients]
+    transport = WatchingTransport(ledger, dict(zip([r.lstrip("+") for r in recipients], ids, strict=True)))
+    result = attempt(ledger, loop, transport, settings, ids)  # type: ignore[arg-type]
+    assert sorted(result.sent) == sorted(ids)
+    assert transport.marked_when_requested == {message_id: True for message_id in ids}
+    assert transport.first_sent_while_batch_in_flight
+    for message_id in ids:
+        record = ledger.get(message_id)
+        assert record.requested_at is not None and record.requested_at <= record.updated_at
+
+
+def test_a_claim_taken_back_before_its_slot_is_not_sent(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    [message_id] = pending_messages(ledger)
+
+    class TakeBackOnWait(Unlimited):
+        """While the claimed message waits for its cooldown check, the reconciler takes it back."""
+
+        async def cooldown_left(self, provider: str, sender: str | None) -> float:
+            ledger.requeue_never_requested(
+                [message_id], utcnow() + timedelta(hours=1), utcnow(), reason="worker_lost", detail={}
+            )
+            return 0.0
+
+    transport = ScriptedTransport(Outcome.accepted("w", 200))
+    result = attempt(ledger, loop, transport, settings, [message_id], limiter=TakeBackOnWait())
+    assert (result.skipped, transport.requests) == ([message_id], [])
+    record = ledger.get(message_id)
+    assert (record.state, record.attempts, record.requested_at) == (State.PENDING, 0, None)
+
+
+def test_a_failure_before_the_request_left_gives_the_attempt_back(
+    ledger: Ledger, loop: SendLoop, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [message_id] = pending_messages(ledger)
+
+    async def limiter_lost(*args: object) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(engine, "_wait_for_slot", limiter_lost)
+    transport = ScriptedTransport(Outcome.accepted("w", 200))
+    result = attempt(ledger, loop, transport, settings, [message_id])
+    assert ([item.message_id for item in result.later], transport.requests) == ([message_id], [])
+    record = ledger.get(message_id)
+    assert (record.state, record.attempts, record.reason) == (State.PENDING, 0, "internal_error")
 
 
 def test_ledger_never_holds_the_credentials(ledger: Ledger, loop: SendLoop, settings: Settings) -> None:

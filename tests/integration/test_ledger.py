@@ -203,6 +203,7 @@ def test_batches_are_looked_up_by_primary_key_not_by_scanning_their_state(tmp_pa
     ledger.settle_stuck_sending(
         ids[:100], later, utcnow(), to_state=State.FAILED, reason="unknown_outcome", detail={}
     )
+    ledger.requeue_never_requested(ids[:100], later, utcnow(), reason="worker_lost", detail={})
     ledger.touch_stale_pending(ids[100:], later, utcnow())
     event.remove(ledger.engine, "before_cursor_execute", capture)
 

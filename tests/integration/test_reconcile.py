@@ -45,10 +45,15 @@ def new_messages(ledger: Ledger, count: int) -> list[str]:
     return [message_id for message_id, _ in ledger.record_pending_many(requests)]
 
 
-def stuck_sending(ledger: Ledger, count: int) -> list[str]:
+def stuck_sending(ledger: Ledger, count: int, *, requested: bool = True) -> list[str]:
+    """``count`` messages a worker claimed and then died with: after their request left
+    (``requested``), or while they waited for their slot."""
     ids = new_messages(ledger, count)
     claimed = ledger.claim_many(ledger.load_pending(ids))
     assert len(claimed) == count
+    if requested:
+        marked, _ = ledger.record_progress([(record.id, record.updated_at) for record in claimed], [])
+        assert marked == set(ids)
     return ids
 
 
@@ -144,6 +149,38 @@ def test_resend_fails_a_message_out_of_attempts(ledger: Ledger) -> None:
     assert ledger.get(message_id).state is State.FAILED
 
 
+@pytest.mark.parametrize("policy", ["fail", "resend"])
+def test_a_dead_workers_claim_that_never_left_is_sent_again_under_any_policy(
+    ledger: Ledger, policy: str
+) -> None:
+    ids = stuck_sending(ledger, 3, requested=False)
+    answered_unknown = stuck_sending(ledger, 1)
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, stuck_sending_policy=policy)
+    assert report.never_requested == 3
+    assert (report.stuck_failed, report.stuck_requeued) == ((1, 0) if policy == "fail" else (0, 1))
+    expected = ids if policy == "fail" else ids + answered_unknown
+    assert sorted(publish.published) == sorted(expected)
+    for message_id in ids:
+        record = ledger.get(message_id)
+        assert (record.state, record.attempts, record.reason) == (State.PENDING, 0, "worker_lost")
+        last = ledger.transitions(message_id)[-1]
+        assert (last.from_state, last.to_state, last.reason) == (State.SENDING, State.PENDING, "worker_lost")
+        assert last.detail == {"reconciled": "stuck_sending", "requested": False}
+
+
+def test_a_claim_taken_back_can_no_longer_be_marked_requested(ledger: Ledger) -> None:
+    [message_id] = new_messages(ledger, 1)
+    [first] = ledger.claim_many(ledger.load_pending([message_id]))
+    run(ledger, Publisher(), utcnow() + LATER)  # the first claim's worker looks dead
+    [second] = ledger.claim_many(ledger.load_pending([message_id]), now=utcnow() + timedelta(seconds=1))
+    # The first worker wakes up: its mark is refused, so its request never leaves.
+    assert ledger.record_progress([(first.id, first.updated_at)], []) == (set(), set())
+    assert ledger.record_progress([(second.id, second.updated_at)], []) == ({message_id}, set())
+    assert ledger.record_progress([(second.id, second.updated_at)], []) == (set(), set())  # once only
+    assert ledger.get(message_id).attempts == 1
+
+
 def test_settled_messages_are_never_touched(ledger: Ledger) -> None:
     [sent, failed] = stuck_sending(ledger, 2)
     ledger.transition(sent, State.SENDING, State.SENT, provider_message_id="p-1")
@@ -155,10 +192,15 @@ def test_settled_messages_are_never_touched(ledger: Ledger) -> None:
 
 def test_dry_run_counts_and_changes_nothing(ledger: Ledger) -> None:
     pending = new_messages(ledger, 3)
-    sending = stuck_sending(ledger, 2)
+    sending = stuck_sending(ledger, 2) + stuck_sending(ledger, 1, requested=False)
     publish = Publisher()
     report = reconcile(ledger, make_settings(), publish, now=utcnow() + LATER, dry_run=True)
-    assert (report.dry_run, report.republished, report.stuck_failed) == (True, 3, 2)
+    assert (report.dry_run, report.republished, report.stuck_failed, report.never_requested) == (
+        True,
+        3,
+        2,
+        1,
+    )
     assert publish.published == []
     assert {ledger.get(message_id).state for message_id in pending} == {State.PENDING}
     assert {ledger.get(message_id).state for message_id in sending} == {State.SENDING}

@@ -152,7 +152,7 @@ class MessageLifecycle(Database):
                 State.SENDING,
                 now=now,
                 where=[due, campaign_allows_sending(by_id=True)],
-                values={"next_attempt_at": None},
+                values={"next_attempt_at": None, "requested_at": None},
                 count_attempt=True,
             )
         attempts = {claim.message_id: claim.attempt for claim in moved}
@@ -162,6 +162,7 @@ class MessageLifecycle(Database):
                 state=State.SENDING,
                 attempts=attempts[record.id],
                 next_attempt_at=None,
+                requested_at=None,
                 updated_at=now,
             )
             for record in records
@@ -185,6 +186,27 @@ class MessageLifecycle(Database):
             conn.rollback()
         with self.begin() as conn:
             return [change.message_id for change in changes if not writer.apply_change(conn, change, now)]
+
+    def record_progress(
+        self, claims: list[tuple[str, datetime]], changes: list[Change], *, now: datetime | None = None
+    ) -> tuple[set[str], set[str]]:
+        """Mark requests about to leave and apply the answers that came, in one transaction.
+
+        ``claims`` are (message id, time of its claim) of messages whose request is about to
+        leave (:func:`~wadispatch.ledger.writer.mark_requested`); ``changes`` settle attempts
+        whose answer arrived. Returns the ids marked (only those may be sent) and the ids whose
+        change was stale (as :meth:`apply_many`).
+        """
+        now = now or utcnow()
+        with self.begin() as conn:
+            marked = writer.mark_requested(conn, claims, now)
+            if writer.apply_changes(conn, changes, now):
+                return marked, set()
+            conn.rollback()
+        with self.begin() as conn:
+            marked = writer.mark_requested(conn, claims, now)
+            stale = {change.message_id for change in changes if not writer.apply_change(conn, change, now)}
+        return marked, stale
 
     def transition(
         self,

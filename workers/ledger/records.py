@@ -45,6 +45,8 @@ class MessageRecord:
     reply_id: str | None = None
     reply_title: str | None = None
     replied_at: datetime | None = None
+    requested_at: datetime | None = None
+    """When the current attempt's request was about to leave (``None`` before that)."""
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -73,6 +75,7 @@ def message_record(row: Any) -> MessageRecord:
         reply_id=row.reply_id,
         reply_title=row.reply_title,
         replied_at=aware(row.replied_at),
+        requested_at=aware(row.requested_at),
     )
 
 

@@ -82,12 +82,34 @@ class RecoveryQueries(Database):
             )
             return list(conn.execute(query).scalars())
 
-    def count_stuck_sending(self, cutoff: datetime) -> int:
-        """How many messages are ``sending`` since before ``cutoff``."""
+    def count_stuck_sending(self, cutoff: datetime, *, requested: bool | None = None) -> int:
+        """How many messages are ``sending`` since before ``cutoff`` (``requested``: only those
+        whose request did, or did not, leave)."""
         with self.engine.connect() as conn:
             return conn.execute(
-                select(func.count()).select_from(messages).where(*_stuck_sending(cutoff))
+                select(func.count()).select_from(messages).where(*_stuck_sending(cutoff, requested=requested))
             ).scalar_one()
+
+    def requeue_never_requested(
+        self, message_ids: list[str], cutoff: datetime, now: datetime, *, reason: str, detail: dict[str, Any]
+    ) -> list[str]:
+        """Move these messages back to ``pending`` if they are still stuck in ``sending`` without
+        their request having left (a dead worker's claim); give their attempt back. Return those
+        moved: sending them is safe."""
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                message_ids,
+                State.SENDING,
+                State.PENDING,
+                now=now,
+                where=_claimed_before(cutoff, requested=False),
+                reason=reason,
+                detail=detail,
+                values={"next_attempt_at": None},
+                refund_attempt=True,
+            )
+        return [settled.message_id for settled in moved]
 
     def settle_stuck_sending(
         self,
@@ -100,11 +122,12 @@ class RecoveryQueries(Database):
         detail: dict[str, Any],
         max_attempts: int | None = None,
     ) -> list[str]:
-        """Move these messages, if still stuck in ``sending``, to ``to_state``; return those moved.
+        """Move these messages, if still stuck in ``sending`` with their request sent (its answer
+        unknown), to ``to_state``; return those moved.
 
         ``max_attempts`` limits the move to messages with fewer attempts (a resend's budget).
         """
-        conditions = [messages.c.updated_at < cutoff]
+        conditions = _claimed_before(cutoff, requested=True)
         if max_attempts is not None:
             conditions.append(messages.c.attempts < max_attempts)
         with self.begin() as conn:
@@ -134,5 +157,16 @@ def _stale_pending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
     ]
 
 
-def _stuck_sending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
-    return [in_state(State.SENDING, by_id=by_id), messages.c.updated_at < cutoff]
+def _stuck_sending(cutoff: datetime, *, requested: bool | None = None) -> list[Any]:
+    return [in_state(State.SENDING), *_claimed_before(cutoff, requested=requested)]
+
+
+def _claimed_before(cutoff: datetime, *, requested: bool | None = None) -> list[Any]:
+    """Claimed before ``cutoff`` and not settled since; ``requested``: its request did (or did
+    not) leave (the caller checks the state)."""
+    conditions = [messages.c.updated_at < cutoff]
+    if requested is True:
+        conditions.append(messages.c.requested_at.is_not(None))
+    elif requested is False:
+        conditions.append(messages.c.requested_at.is_(None))
+    return conditions

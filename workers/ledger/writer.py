@@ -22,7 +22,13 @@ from wadispatch.states import State, check_transition
 
 #: Message columns a transition may set besides state, reason and updated_at.
 TRANSITION_FIELDS = frozenset(
-    {"next_attempt_at", "provider_message_id", "provider_error_code", "provider_error_message"}
+    {
+        "next_attempt_at",
+        "requested_at",
+        "provider_message_id",
+        "provider_error_code",
+        "provider_error_message",
+    }
 )
 
 
@@ -96,12 +102,14 @@ def move(
     detail: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
     count_attempt: bool = False,
+    refund_attempt: bool = False,
 ) -> list[Moved]:
     """Move those of these messages that are in ``from_state`` (and match ``where``) to
     ``to_state`` in one conditional UPDATE, and log each move; return the messages moved.
 
     ``values`` sets more columns (:data:`TRANSITION_FIELDS`); ``count_attempt`` adds one to the
-    attempts (a claim). Of two processes moving the same message, only one moves it.
+    attempts (a claim), ``refund_attempt`` takes one back (a claim whose request never left). Of
+    two processes moving the same message, only one moves it.
     """
     check_transition(from_state, to_state, reason)
     fields = _checked_fields(values or {})
@@ -110,6 +118,8 @@ def move(
         return []
     if count_attempt:
         fields["attempts"] = messages.c.attempts + 1
+    elif refund_attempt:
+        fields["attempts"] = messages.c.attempts - 1
     moved = conn.execute(
         update(messages)
         .where(messages.c.id.in_(ids), in_state(from_state, by_id=True), *where)
@@ -144,6 +154,45 @@ def move_one(
         conn, [message_id], from_state, to_state, now=now, reason=reason, detail=detail, values=values
     )
     return moved[0].attempt if moved else None
+
+
+_MARK_REQUESTED = (
+    update(messages)
+    .where(
+        messages.c.id == bindparam("b_id"),
+        messages.c.state == State.SENDING.value,
+        messages.c.requested_at.is_(None),
+        # The claim's own time: a message the reconciler took back and another worker claimed
+        # again is not this claim's to send any more.
+        messages.c.updated_at == bindparam("b_claimed_at"),
+    )
+    .values(requested_at=bindparam("b_now"))
+)
+
+
+def mark_requested(conn: Connection, claims: Sequence[tuple[str, datetime]], now: datetime) -> set[str]:
+    """Record that these claimed messages' requests are about to leave; return the ids marked.
+
+    ``claims`` are (message id, the time of its claim). A message is marked only if it is still
+    ``sending`` under that very claim and not marked yet; its request may go out only if it was.
+    Writes neither state nor attempts: the claim counted the attempt.
+    """
+    if not claims:
+        return set()
+    params = [{"b_id": message_id, "b_claimed_at": at, "b_now": now} for message_id, at in claims]
+    if conn.execute(_MARK_REQUESTED, params).rowcount == len(claims):
+        return {message_id for message_id, _ in claims}
+    # Some claim was taken back meanwhile (rare): the others now carry exactly this time.
+    ids = [message_id for message_id, _ in claims]
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(
+            conn.execute(
+                select(messages.c.id).where(messages.c.id.in_(chunk), messages.c.requested_at == now)
+            ).scalars()
+        )
+    return found
 
 
 _APPLY = (
