@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, signals
+from wadispatch import kombufix
+
+# A worker must not exit on an ack that meets a lost broker connection (see wadispatch.kombufix).
+kombufix.install()
 
 app = Celery(
     "wadispatch",

@@ -109,6 +109,9 @@ def _override(name: str, value: Any, environ: Mapping[str, str]) -> Any:
     if raw is None:
         return value
     try:
+        if value is None:
+            # A setting whose default is None (no limit) takes JSON: a number, or null for none.
+            return json.loads(raw)
         if isinstance(value, bool):
             if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ValueError("expected true or false")
@@ -129,6 +132,10 @@ def defaults(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
+        # A worker whose broker is gone keeps trying to reconnect however long it takes (Celery's
+        # default gives up after 100 tries, about 50 minutes, and exits): Redis being down for a
+        # while is an outage to ride out, not a reason for every worker to stop.
+        "broker_connection_max_retries": None,
         # Jobs carry only message ids; JSON keeps them readable in Flower and safe to decode.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -145,10 +152,14 @@ def defaults(settings: Settings) -> dict[str, Any]:
         # Redis redelivers an unacked job after visibility_timeout. Retry countdowns are capped well
         # below it (WADISPATCH_BACKOFF_CAP_SECONDS, default 300 s) and the claim guards against the
         # duplicate anyway. Short socket timeouts keep a producer from hanging when Redis is down.
+        # Keepalive and a 10 s health check find a half-open broker connection (a Redis that went
+        # away without closing it) within about 20 s rather than the default 51 s.
         "broker_transport_options": {
             "visibility_timeout": 3600,
             "socket_connect_timeout": 5,
             "socket_timeout": 10,
+            "socket_keepalive": True,
+            "health_check_interval": 10,
         },
         # A producer whose broker is down gives up publishing quickly: the message stays pending in
         # the ledger and is published again later, so the caller never waits long.

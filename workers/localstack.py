@@ -7,6 +7,7 @@ its own process group so that nothing is left behind.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,8 @@ class WorkerProcess:
 
     The app is wadispatch's (``wadispatch.celery``) unless ``app`` names another module (the benchmark's
     naive reference); ``task_events=False`` omits ``--task-events`` (the app's own setting applies).
+    ``supervised=True`` runs ``wadispatch worker`` instead: a supervisor that restarts its Celery
+    worker child when it dies (:meth:`celery_pids` lists the children it started).
     """
 
     def __init__(
@@ -89,26 +92,38 @@ class WorkerProcess:
         log_dir: Path | None = None,
         app: str = "wadispatch",
         task_events: bool = True,
+        supervised: bool = False,
     ) -> None:
         self.name = name
         self.env = {**os.environ, **env}
         self.log_path = (log_dir or Path(tempfile.mkdtemp(prefix="wadispatch-worker-"))) / f"{name}.log"
-        self.command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            app,
-            "worker",
+        options = [
             f"--pool={pool}",
             f"--concurrency={concurrency}",
-            f"--queues={queue}",
             f"--hostname={name}@%h",
             f"--loglevel={loglevel}",
-            *(["--task-events"] if task_events else []),
             "--without-gossip",
             "--without-mingle",
         ]
+        self.supervised = supervised
+        if supervised:
+            # ``wadispatch worker``: a supervisor whose child is the Celery worker (events always on).
+            if app != "wadispatch":
+                raise ConfigurationError("a supervised worker runs the wadispatch app only")
+            self.env["WADISPATCH_QUEUE"] = queue
+            self.command = [sys.executable, "-m", "wadispatch", "worker", *options]
+        else:
+            self.command = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                f"--queues={queue}",
+                *options,
+                *(["--task-events"] if task_events else []),
+            ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, ready_timeout: float = 60.0) -> WorkerProcess:
@@ -131,6 +146,12 @@ class WorkerProcess:
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"worker {self.name} not ready after {ready_timeout}s:\n{self.log_tail()}")
+
+    def celery_pids(self) -> list[int]:
+        """The pids of the Celery worker processes a supervised worker started, in order (its log)."""
+        return [
+            int(pid) for pid in re.findall(rb"started the worker \(pid (\d+)\)", self.log_path.read_bytes())
+        ]
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once (a crash, for fault tests)."""

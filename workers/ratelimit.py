@@ -40,6 +40,7 @@ from typing import Protocol
 
 import redis
 import redis.asyncio
+from wadispatch.redisretry import retry_options
 from wadispatch.settings import Settings
 
 # KEYS: sender hash, pair key (or "" for none)
@@ -186,12 +187,21 @@ class RedisLimiter:
     def __init__(self, redis_url: str, settings: Settings, *, prefix: str | None = None) -> None:
         self.settings = settings
         self.prefix = prefix or settings.limiter_prefix
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        # A connection lost to a Redis restart is retried (see wadispatch.redisretry), never
+        # reported as a failed take: a send must not count an attempt for it.
+        self.redis = redis.Redis.from_url(
+            redis_url, socket_timeout=5, socket_connect_timeout=5, **retry_options()
+        )
         # Many sends of one event loop ask at once: they wait for a pooled connection rather
         # than fail when all are busy.
         self.async_redis = redis.asyncio.Redis(
             connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
-                redis_url, max_connections=32, timeout=5, socket_timeout=5, socket_connect_timeout=5
+                redis_url,
+                max_connections=32,
+                timeout=5,
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                **retry_options(asynchronous=True),
             )
         )
         self._acquire = self.redis.register_script(ACQUIRE)

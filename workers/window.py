@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import redis
+from wadispatch.redisretry import retry_options
 from wadispatch.settings import Settings
 
 OPEN = b"open"
@@ -64,7 +65,8 @@ class RedisWindows:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> RedisWindows:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), settings)
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, **retry_options())
+        return cls(client, settings)
 
     def key(self, pair: Pair) -> str:
         provider, sender, recipient = pair

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -24,21 +25,39 @@ def worker(
         int | None, typer.Option("-c", "--concurrency", help="Jobs at once (their sends run concurrently).")
     ] = None,
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            help="Run the Celery worker as a child process and restart it when it exits with an error "
+            "(--no-supervise: run it in this process)."
+        ),
+    ] = True,
+    max_restarts: Annotated[
+        int, typer.Option(min=0, help="Restarts allowed within --restart-window before giving up.")
+    ] = 5,
+    restart_window: Annotated[float, typer.Option(min=1.0, help="Seconds (see --max-restarts).")] = 60.0,
 ) -> None:
-    """Start a Celery worker tuned for I/O-bound sends (threads pool). Extra args go to Celery."""
-    from wadispatch.celery import app as celery_app
+    """Start a Celery worker tuned for I/O-bound sends (threads pool). Extra args go to Celery.
 
+    By default it runs supervised: restarted with backoff when it dies (README "Recovery").
+    """
     settings = load_settings()
-    argv = [
-        "worker",
+    options = [
         f"--pool={pool or settings.worker_pool}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
-        f"--queues={settings.queue}",
         f"--loglevel={loglevel}",
-        "--task-events",
-        *ctx.args,
     ]
-    celery_app.worker_main(argv)
+    if supervise:
+        from wadispatch.supervisor import RestartPolicy, configure_logging
+        from wadispatch.supervisor import supervise as run_supervised
+
+        configure_logging(loglevel)
+        child = [sys.executable, "-m", "wadispatch", "worker", "--no-supervise", *options, *ctx.args]
+        raise typer.Exit(run_supervised(child, RestartPolicy(max_restarts, restart_window)))
+
+    from wadispatch.celery import app as celery_app
+
+    celery_app.worker_main(["worker", *options, f"--queues={settings.queue}", "--task-events", *ctx.args])
 
 
 def flower(
