@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from wadispatch import engine
 from wadispatch.engine import BatchResult, retry_delay, send_batch
 from wadispatch.later import Later, group_later
@@ -309,6 +310,32 @@ def test_each_request_is_marked_before_it_leaves_and_each_answer_recorded_as_it_
     for message_id in ids:
         record = ledger.get(message_id)
         assert record.requested_at is not None and record.requested_at <= record.updated_at
+
+
+def test_marks_and_answers_of_concurrent_sends_share_their_writes(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    ids = pending_messages(ledger, 50)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement: str, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE MESSAGES"):
+            statements.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
+    try:
+        transport = ScriptedTransport(*(Outcome.accepted(f"w{index}", 200) for index in range(50)))
+        result = attempt(ledger, loop, transport, settings, ids)
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", count)
+    assert sorted(result.sent) == sorted(ids)
+    marks = [
+        statement for statement in statements if statement.startswith("UPDATE messages SET requested_at")
+    ]
+    others = [statement for statement in statements if statement not in marks]
+    # One claim, then the marks and the answers in a few flushes, not one write per message.
+    assert 1 <= len(marks) <= 5
+    assert 2 <= len(others) <= 1 + 5
 
 
 def test_a_claim_taken_back_before_its_slot_is_not_sent(
