@@ -86,16 +86,20 @@ def worker_env(redis_url: str, database_url: str, queue: str, simulator: Simulat
 
 @pytest.fixture
 def start_worker(tmp_path: Path, redis_url: str, queue_name: str, simulator: SimulatorServer):
-    """Start real worker processes on a database URL; all are stopped after the test."""
+    """Start real worker processes on a database URL (``supervised``: through ``wadispatch worker``);
+    all are stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(database_url: str, *, name: str = "w1", concurrency: int = 8, **env: str) -> WorkerProcess:
+    def start(
+        database_url: str, *, name: str = "w1", concurrency: int = 8, supervised: bool = False, **env: str
+    ) -> WorkerProcess:
         worker = WorkerProcess(
             {**worker_env(redis_url, database_url, queue_name, simulator), **env},
             name=f"{name}-{uuid.uuid4().hex[:6]}",
             concurrency=concurrency,
             queue=queue_name,
             log_dir=tmp_path,
+            supervised=supervised,
         )
         started.append(worker)
         return worker.start()

@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from wadispatch import enqueue_many
 from wadispatch.campaigns import api as campaigns
 from wadispatch.celery import point_app_at
-from wadispatch.ledger import Ledger, MessageRecord, messages
+from wadispatch.ledger import Ledger, MessageRecord, messages, utcnow
 from wadispatch.localstack import EmbeddedRedis, stop_process_group
 from wadispatch.simulator import SimulatorConfig, SimulatorServer
 from wadispatch.states import State
@@ -211,27 +212,43 @@ def test_kill_9_of_one_of_two_workers_loses_nothing_and_sends_nothing_twice(
     start_beat({**worker_env(redis_url, database_url, queue_name, provider.server), **FAULT_ENV})
     campaign_id = real_campaign(ledger, tmp_path, 1000)
     wait_for(sent_at_least(ledger, 250), timeout=60)
+    killed_at = utcnow()
     victim.kill()
+    time.sleep(0.5)  # let the database finish what the victim had already sent it (a COMMIT)
     at_kill = ledger.count_by_state()
     # The requests on the wire at the kill: marked requested, no answer recorded. The survivor's
     # are among them too, so this bounds the victim's from above.
     on_the_wire = set(requested_without_answer(ledger))
     wait_for(lambda: all_terminal(ledger), timeout=120)
     records, figures = outcome(ledger, provider, 1000)
+    accepted = provider.accepted_per_recipient()
     unknown = [record for record in records if record.reason == "unknown_outcome"]
-    print({"at_kill": at_kill, "on_the_wire_at_kill": len(on_the_wire), "unknown_outcome": len(unknown)})
+    reached = [record for record in unknown if accepted[record.recipient.lstrip("+")] == 1]
+    print(
+        {
+            "at_kill": at_kill,
+            "on_the_wire_at_kill": len(on_the_wire),
+            "unknown_outcome": len(unknown),
+            "of_which_reached_the_provider": len(reached),
+        }
+    )
     assert {record.state for record in records} <= TERMINAL
-    # The only failures are requests the crash cut off on the wire, settled by the default policy:
-    # none that never reached the provider, and no more than were on the wire.
+    # The only failures are requests the crash cut off on the wire, settled by the default policy,
+    # and no more than were on the wire.
     assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
     assert {record.id for record in unknown} <= on_the_wire
-    accepted = provider.accepted_per_recipient()
-    assert [record.id for record in unknown if accepted[record.recipient.lstrip("+")] != 1] == []
+    # Each reached the provider, unless it was marked in the very last instant: a request leaves
+    # once its mark is committed, and a kill can fall in between.
+    last_instant = killed_at - timedelta(seconds=0.25)
+    reached_ids = {record.id for record in reached}
+    not_reached = [record for record in unknown if record.id not in reached_ids]
+    assert [record.id for record in not_reached if record.requested_at < last_instant] == []
     # Nothing sent twice; everything the provider took is recorded sent or unknown, nothing lost.
     assert figures["received_twice"] == 0
     sent = [record for record in records if record.state is State.SENT]
     assert all(accepted[record.recipient.lstrip("+")] == 1 for record in sent)
-    assert sum(accepted.values()) == len(sent) + len(unknown) == 1000
+    assert sum(accepted.values()) == len(sent) + len(reached)
+    assert len(sent) + len(unknown) == 1000
     check_report_agrees_with_ledger(ledger, tmp_path, campaign_id, 1000)
 
 
@@ -266,6 +283,58 @@ def test_redis_lost_and_restarted_empty_mid_campaign_loses_nothing(
     assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
     assert figures["received_twice"] == 0
     check_report_agrees_with_ledger(ledger, tmp_path, campaign_id, 1000)
+
+
+def test_workers_outlive_three_redis_restarts_and_attempts_count_only_requests(
+    database_url: str,
+    ledger: Ledger,
+    producer_app,
+    queue_name: str,
+    start_worker,
+    start_beat,
+    provider,
+    redis_url,
+) -> None:
+    """Redis restarted empty three times under two supervised workers: neither Celery process
+    exits (the supervisor never has to restart one), every message ends terminal, none twice, and
+    no message counts an attempt for a Redis error (attempts <= the requests the provider saw)."""
+    broker = EmbeddedRedis().start()
+    try:
+        point_app_at(broker.url, queue_name)
+        env = {**provider.server.base_urls(), **FAULT_ENV, "WADISPATCH_REDIS_URL": broker.url}
+        workers = [
+            start_worker(database_url, name=name, concurrency=4, supervised=True, **env)
+            for name in ("w1", "w2")
+        ]
+        celery_pids = [worker.celery_pids() for worker in workers]
+        start_beat({**worker_env(broker.url, database_url, queue_name, provider.server), **FAULT_ENV})
+        campaign(ledger, 1500)
+        at_restarts = []
+        for sent, down_seconds in ((250, 1.0), (600, 0.5), (950, 1.5)):
+            wait_for(sent_at_least(ledger, sent), timeout=60)
+            broker.restart_empty(down_seconds=down_seconds)
+            at_restarts.append(ledger.count_by_state())
+        wait_for(lambda: all_terminal(ledger), timeout=90)
+    finally:
+        point_app_at(redis_url, queue_name)
+        broker.stop()
+    records, figures = outcome(ledger, provider, 1500)
+    print({"at_restarts": at_restarts, "celery_pids": celery_pids})
+    for worker, pids in zip(workers, celery_pids, strict=True):
+        assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+        assert len(pids) == 1 and worker.celery_pids() == pids, worker.log_tail()
+        os.kill(pids[0], 0)  # the same Celery process, still there
+        assert b"Unrecoverable error" not in worker.log_path.read_bytes()
+    assert {record.state for record in records} <= TERMINAL
+    assert set(figures["failed_reasons"]) <= {"unknown_outcome"}
+    assert figures["received_twice"] == 0
+    # The simulator accepted every request it got (nothing scripted), so the accepted log counts
+    # each message's requests.
+    answers = provider.server.stats(include_log=False)["answers_total"]
+    assert {kind: count for kind, count in answers.items() if count and kind != "accepted"} == {}
+    accepted = provider.accepted_per_recipient()
+    over = [(r.id, r.attempts) for r in records if r.attempts > accepted[r.recipient.lstrip("+")]]
+    assert over == []
 
 
 def test_provider_unreachable_for_10_s_ends_all_sent_within_the_retry_budget(
