@@ -192,7 +192,8 @@ def test_the_guard_sees_a_column_missing_from_the_revisions(empty_url: str) -> N
     finally:
         engine.dispose()
     differences = schema_differences(empty_url)
-    assert [(kind, column.name) for kind, *_, column in differences] == [("add_column", "requested_at")]
+    added = [(diff[2], diff[3].name) for diff in differences if diff[0] == "add_column"]
+    assert ("messages", "requested_at") in added
 
 
 def test_an_empty_database_is_created_once_by_processes_opening_it_together(empty_url: str) -> None:
