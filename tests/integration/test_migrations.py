@@ -342,6 +342,11 @@ def test_a_ledger_behind_stops_the_ledger_the_api_and_a_worker_naming_the_comman
     )
     assert api.returncode == 2
     assert "wadispatch db upgrade" in api.stderr
+    supervised = subprocess.run(
+        [WADISPATCH, "worker"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert supervised.returncode == 2
+    assert "wadispatch db upgrade" in supervised.stderr
     worker = WorkerProcess(env, name=f"behind-{uuid.uuid4().hex[:6]}", concurrency=1, log_dir=tmp_path)
     with pytest.raises(ConfigurationError, match="exited at start") as caught:
         worker.start(ready_timeout=30)

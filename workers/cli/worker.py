@@ -48,7 +48,11 @@ def worker(
         f"--loglevel={loglevel}",
     ]
     if supervise:
+        from wadispatch.ledger.revisions import require_current
         from wadispatch.supervisor import RestartPolicy, configure_logging
+
+        # A ledger behind this release is refused here, once, not by children restarted in a loop.
+        require_current(settings.database_url)
         from wadispatch.supervisor import supervise as run_supervised
 
         configure_logging(loglevel)
