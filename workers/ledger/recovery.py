@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, tuple_, update
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.records import aware
@@ -26,9 +26,17 @@ class RecoveryQueries(Database):
             return set(conn.execute(select(messages.c.id).where(messages.c.id.in_(message_ids))).scalars())
 
     def stale_pending_senders(self, cutoff: datetime) -> list[tuple[str, str | None]]:
-        """The (provider, sender) pairs that have ``pending`` messages due and untouched since ``cutoff``."""
+        """The (provider, sender) pairs that have ``pending`` messages untouched since ``cutoff``
+        (perhaps not due, or in a paused campaign: :meth:`stale_pending_page` tells).
+
+        Only columns of ``ix_messages_state_sender_updated_at``: one pass over the index, no row read.
+        """
         with self.engine.connect() as conn:
-            query = select(messages.c.provider, messages.c.sender).where(*_stale_pending(cutoff)).distinct()
+            query = (
+                select(messages.c.provider, messages.c.sender)
+                .where(in_state(State.PENDING), messages.c.updated_at < cutoff)
+                .distinct()
+            )
             return [(provider, sender) for provider, sender in conn.execute(query).all()]
 
     def stale_pending_page(
@@ -40,14 +48,18 @@ class RecoveryQueries(Database):
         limit: int,
     ) -> list[tuple[str, datetime]]:
         """Up to ``limit`` (id, updated_at) of the sender's stale ``pending`` messages, in the order
-        they were last touched (queued); ``after``: the last (updated_at, id) of the previous page."""
+        they were last touched (queued); ``after``: the last (updated_at, id) of the previous page.
+
+        A range of ``ix_messages_state_sender_updated_at`` read in its order: the keyset is one
+        row-value comparison, which both databases seek to (an ``OR`` of two comparisons is not).
+        """
         sender_is = messages.c.sender.is_(None) if sender is None else messages.c.sender == sender
         conditions = [*_stale_pending(cutoff), messages.c.provider == provider, sender_is]
         if after is not None:
-            conditions.append(
-                (messages.c.updated_at > after[0])
-                | ((messages.c.updated_at == after[0]) & (messages.c.id > after[1]))
+            last = tuple_(
+                literal(after[0], messages.c.updated_at.type), literal(after[1], messages.c.id.type)
             )
+            conditions.append(tuple_(messages.c.updated_at, messages.c.id) > last)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(messages.c.id, messages.c.updated_at)
@@ -71,12 +83,13 @@ class RecoveryQueries(Database):
                 ).scalars()
             )
 
-    def stuck_sending_ids(self, cutoff: datetime, limit: int) -> list[str]:
-        """Up to ``limit`` messages ``sending`` since before ``cutoff``, oldest first."""
+    def stuck_sending_ids(self, cutoff: datetime, limit: int, *, requested: bool | None = None) -> list[str]:
+        """Up to ``limit`` messages ``sending`` since before ``cutoff``, oldest first (``requested``:
+        only those whose request did, or did not, leave)."""
         with self.engine.connect() as conn:
             query = (
                 select(messages.c.id)
-                .where(*_stuck_sending(cutoff))
+                .where(*_stuck_sending(cutoff, requested=requested))
                 .order_by(messages.c.updated_at)
                 .limit(limit)
             )

@@ -62,6 +62,8 @@ messages = Table(
     Column("campaign_id", String(36)),
     Column("campaign_row", Integer),
     Index("ix_messages_state_updated_at", "state", "updated_at"),
+    # The reconciler pages through one sender's stale pending messages in queue order.
+    Index("ix_messages_state_sender_updated_at", "state", "provider", "sender", "updated_at", "id"),
     Index("ix_messages_provider_message_id", "provider", "provider_message_id"),
     Index("ux_messages_campaign_recipient", "campaign_id", "recipient", unique=True),
     Index("ix_messages_campaign_row", "campaign_id", "campaign_row"),
