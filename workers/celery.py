@@ -26,6 +26,8 @@ app = Celery(
     ],
 )
 app.config_from_object("wadispatch.celery_settings:CONFIG")
+# Each worker's heartbeat in Redis: the reconciler republishes only while someone consumes.
+app.steps["consumer"].add("wadispatch.liveness:Heartbeat")
 
 SEND_TASK = "wadispatch.send_message"
 SEND_BATCH_TASK = "wadispatch.send_batch"

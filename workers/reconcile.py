@@ -25,6 +25,16 @@ without a job:
 
 Safe on several machines at once: each change is one conditional UPDATE ... RETURNING, so a row
 is acted on by exactly one reconciler. Work goes in pages of ``reconcile_page_size`` ids.
+
+No flood: given the queue's state (``queue``, see :mod:`wadispatch.liveness`), a run holds back
+republishing while no worker is alive or the queue already holds more than
+``reconcile_max_queued_jobs`` jobs, and stops republishing once its own jobs reach that bound. The
+held-back messages are left untouched, so the first run that finds a consumer republishes them.
+What needs no consumer goes on: a cancelled campaign's pending fail, and under ``fail`` stuck
+requests are settled ``failed`` (a ledger write; no job). A stuck claim that would be sent again
+(never requested, or ``resend``) stays ``sending`` until then: moved back to ``pending`` without
+its job, it would wait for the pending threshold once more. :mod:`wadispatch.reconciler` runs it
+under a lock, one run at a time.
 """
 
 from __future__ import annotations
@@ -33,10 +43,12 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from wadispatch.campaigns import store as campaign_store
 from wadispatch.campaigns.api import CANCELLED, CANCELLED_REASON
 from wadispatch.ledger import Ledger, utcnow
+from wadispatch.liveness import QueueState
 from wadispatch.settings import Settings
 from wadispatch.states import State
 
@@ -71,13 +83,42 @@ class ReconcileReport:
     published (policy ``resend``)."""
     cancelled: int = 0
     """``pending`` messages of cancelled campaigns marked ``failed`` / ``cancelled``."""
+    held_back: int = 0
+    """Overdue ``pending`` messages not republished (see ``hold_reason``), left for a later run."""
+    held_back_stuck: int = 0
+    """Messages stuck in ``sending`` that would be published again, left ``sending`` for a later run."""
+    hold_reason: str | None = None
+    """Why republishing held back (no worker alive, a queue over its bound, the broker down)."""
+    workers_alive: int | None = None
+    """Workers with a fresh heartbeat (None: not looked at)."""
+    last_heartbeat_seconds: float | None = None
+    """Seconds since a worker of the queue was last heard from."""
+    queued_jobs: int | None = None
+    """Jobs waiting in the queue when the run began."""
+    unacked_jobs: int | None = None
+    """Jobs reserved by workers or waiting for their countdown (every queue of the Redis database)."""
+    locked_out: bool = False
+    """Another run held the lock: this one did nothing."""
+    lock_holder: str | None = None
+    """Who held it (host:pid:nonce), or why no lock was taken."""
+    seconds: float | None = None
+    """How long the run took."""
 
-    def as_dict(self) -> dict[str, int | bool]:
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, for ``--json`` and the beat task's result."""
         return asdict(self)
 
     def summary(self) -> str:
+        """One line for people."""
+        if self.locked_out:
+            return f"skipped: another reconciler run holds the lock ({self.lock_holder})"
         verb = "would republish" if self.dry_run else "republished"
         parts = [f"{verb} {self.republished} pending"]
+        if self.hold_reason:
+            held = f"held back: {self.hold_reason}, {self.held_back:,} pending overdue"
+            if self.held_back_stuck:
+                held += f", {self.held_back_stuck:,} stuck sending to send again"
+            parts.append(held)
         if self.publish_failed:
             parts.append(f"{self.publish_failed} not published (broker down)")
         parts.append(
@@ -95,38 +136,120 @@ def reconcile(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
+    queue: QueueState | None = None,
+    hold: str | None = None,
+    keep_alive: Callable[[], object] | None = None,
 ) -> ReconcileReport:
     """One reconciler run: fail the ``pending`` messages of cancelled campaigns, settle stuck
-    ``sending`` messages, then republish lost ``pending`` ones."""
+    ``sending`` messages, then republish lost ``pending`` ones.
+
+    ``queue``: the queue's state, to hold back republishing when nobody consumes it (None: not
+    looked at, never held back); ``hold``: a reason to hold back found by the caller (the broker
+    unreachable); ``keep_alive``: called after every page (the caller renews its lock).
+    """
     now = now or utcnow()
     report = ReconcileReport(dry_run=dry_run)
+    _note_queue(report, queue)
+    report.hold_reason = hold or hold_reason(queue, settings)
     sending_cutoff = now - timedelta(seconds=settings.reconcile_sending_after_seconds)
     pending_cutoff = now - timedelta(seconds=settings.reconcile_pending_after_seconds)
     page_size = settings.reconcile_page_size
+    tick = keep_alive or (lambda: None)
     if dry_run:
         _dry_run(ledger, settings, report, sending_cutoff, now)
         return report
 
     for campaign_id in campaign_store.pending_by_status(ledger, CANCELLED):
         report.cancelled += campaign_store.fail_pending(ledger, campaign_id, CANCELLED_REASON, page_size)
-    for _ in range(MAX_PAGES):
-        page = ledger.stuck_sending_ids(sending_cutoff, page_size)
-        _settle_stuck(ledger, settings, publish, page, sending_cutoff, now, report)
-        if len(page) < page_size:
-            break
+    budget = _JobBudget(settings, queue)
+    if report.hold_reason:
+        _settle_stuck_without_publishing(ledger, settings, sending_cutoff, now, report, tick)
+    else:
+        for _ in range(MAX_PAGES):
+            page = ledger.stuck_sending_ids(sending_cutoff, page_size)
+            _settle_stuck(ledger, settings, budget.counting(publish), page, sending_cutoff, now, report)
+            tick()
+            if len(page) < page_size:
+                break
     for page in _overdue_pending(ledger, settings, now):
-        won = ledger.touch_stale_pending(page, pending_cutoff, now)
-        _publish(publish, won, report)
+        if not report.hold_reason:
+            allowed = budget.allows(len(page))
+            won = ledger.touch_stale_pending(page[:allowed], pending_cutoff, now)
+            _publish(budget.counting(publish), won, report)
+            if allowed < len(page):
+                report.hold_reason = budget.reason()
+            page = page[allowed:]
+        report.held_back += len(page)
+        tick()
+    _log(report)
+    return report
+
+
+def hold_reason(queue: QueueState | None, settings: Settings) -> str | None:
+    """Why republishing should hold back, given the queue's state; None to go on. Pure."""
+    if queue is None:
+        return None
+    if settings.reconcile_requires_workers and queue.workers_alive == 0:
+        if queue.last_heartbeat_seconds is None:
+            return "no worker alive (none heard from)"
+        return f"no worker alive (last heartbeat {queue.last_heartbeat_seconds:,.0f} s ago)"
+    bound = settings.reconcile_max_queued_jobs
+    if bound and queue.queued_jobs > bound:
+        return f"queue holds {queue.queued_jobs:,} jobs, over its bound of {bound:,}"
+    return None
+
+
+class _JobBudget:
+    """The jobs a run may still add to the queue before it reaches ``reconcile_max_queued_jobs``."""
+
+    def __init__(self, settings: Settings, queue: QueueState | None) -> None:
+        self.bound = settings.reconcile_max_queued_jobs if queue is not None else 0
+        self.left = self.bound - queue.queued_jobs if queue is not None else 0
+        self.per_job = settings.send_batch_size
+
+    def allows(self, count: int) -> int:
+        """How many of ``count`` messages may be published."""
+        if not self.bound:
+            return count
+        return max(0, min(count, self.left * self.per_job))
+
+    def counting(self, publish: Publish) -> Publish:
+        """``publish``, counting the jobs it makes against the budget."""
+
+        def counted(message_ids: list[str]) -> int:
+            self.left -= -(-len(message_ids) // self.per_job)
+            return publish(message_ids)
+
+        return counted
+
+    def reason(self) -> str:
+        return f"queue reached its bound of {self.bound:,} jobs"
+
+
+def _note_queue(report: ReconcileReport, queue: QueueState | None) -> None:
+    if queue is None:
+        return
+    report.workers_alive = queue.workers_alive
+    report.last_heartbeat_seconds = (
+        None if queue.last_heartbeat_seconds is None else round(queue.last_heartbeat_seconds, 1)
+    )
+    report.queued_jobs = queue.queued_jobs
+    report.unacked_jobs = queue.unacked_jobs
+
+
+def _log(report: ReconcileReport) -> None:
     counts = (
         report.republished,
         report.publish_failed,
         report.never_requested,
         report.stuck_failed,
         report.stuck_requeued,
+        report.cancelled,
+        report.held_back,
+        report.held_back_stuck,
     )
-    if any(counts) or report.cancelled:
+    if any(counts):
         log.warning("reconciler: %s", report.summary())
-    return report
 
 
 def is_overdue(
@@ -221,6 +344,38 @@ def _settle_stuck(
     report.stuck_failed += len(failed)
 
 
+def _settle_stuck_without_publishing(
+    ledger: Ledger,
+    settings: Settings,
+    cutoff: datetime,
+    now: datetime,
+    report: ReconcileReport,
+    tick: Callable[[], object],
+) -> None:
+    """While republishing holds back: under ``fail``, settle the requests that left (a ledger
+    write, no job); count the claims that would be sent again, left ``sending`` for a later run."""
+    report.held_back_stuck = ledger.count_stuck_sending(cutoff, requested=False)
+    if settings.stuck_sending_policy == "resend":
+        report.held_back_stuck += ledger.count_stuck_sending(cutoff, requested=True)
+        return
+    page_size = settings.reconcile_page_size
+    for _ in range(MAX_PAGES):
+        page = ledger.stuck_sending_ids(cutoff, page_size, requested=True)
+        report.stuck_failed += len(
+            ledger.settle_stuck_sending(
+                page,
+                cutoff,
+                now,
+                to_state=State.FAILED,
+                reason=UNKNOWN_OUTCOME,
+                detail={"reconciled": "stuck_sending", "policy": settings.stuck_sending_policy},
+            )
+        )
+        tick()
+        if len(page) < page_size:
+            break
+
+
 def _publish(
     publish: Publish, message_ids: list[str], report: ReconcileReport, *, count_as_republished: bool = True
 ) -> None:
@@ -239,11 +394,17 @@ def _dry_run(
     sending_cutoff: datetime,
     now: datetime,
 ) -> None:
-    report.never_requested = ledger.count_stuck_sending(sending_cutoff, requested=False)
+    never_requested = ledger.count_stuck_sending(sending_cutoff, requested=False)
     stuck = ledger.count_stuck_sending(sending_cutoff, requested=True)
-    if settings.stuck_sending_policy == "resend":
-        report.stuck_requeued = stuck  # those out of attempts would be failed instead
+    resend = settings.stuck_sending_policy == "resend"
+    overdue = sum(len(page) for page in _overdue_pending(ledger, settings, now))
+    if report.hold_reason:
+        report.held_back, report.held_back_stuck = overdue, never_requested + (stuck if resend else 0)
+        report.stuck_failed = 0 if resend else stuck
     else:
-        report.stuck_failed = stuck
-    report.republished = sum(len(page) for page in _overdue_pending(ledger, settings, now))
+        report.never_requested, report.republished = never_requested, overdue
+        if resend:
+            report.stuck_requeued = stuck  # those out of attempts would be failed instead
+        else:
+            report.stuck_failed = stuck
     report.cancelled = sum(campaign_store.pending_by_status(ledger, CANCELLED).values())

@@ -189,8 +189,24 @@ class Settings(BaseSettings):
     stuck_sending_policy: Literal["fail", "resend"] = "fail"
     """``fail``: ``failed`` with reason ``unknown_outcome`` (never sent twice); ``resend``: back to
     ``pending`` and sent again (never lost, but the provider may get it twice)."""
-    reconcile_page_size: int = Field(default=1000, ge=1, le=10000)
-    """Messages the reconciler reads and updates per query."""
+    reconcile_page_size: int = Field(default=5000, ge=1, le=10000)
+    """Messages the reconciler reads and updates per query, each page of updates one short
+    transaction (larger pages write each ledger page fewer times; on SQLite a page of 5,000 holds
+    the write lock for about a tenth of a second)."""
+    reconcile_lock_seconds: float = Field(default=60.0, gt=0)
+    """The reconciler's lock in Redis (one run at a time per queue) lasts this long unless its run
+    renews it, which it does after every page: a run that died frees it within this time."""
+    reconcile_max_queued_jobs: int = Field(default=1000, ge=0)
+    """Jobs waiting in the queue above which the reconciler holds back republishing (nobody takes
+    them fast enough: more would only pile up); a run also stops republishing once its own jobs
+    bring the queue to this bound. 0: no bound."""
+    reconcile_requires_workers: bool = True
+    """Hold back republishing while no worker's heartbeat is fresh (nobody would take the jobs).
+    Off for workers that run without wadispatch's Celery app (no heartbeat)."""
+    heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
+    """How often each worker records in Redis that it is alive and consuming its queues."""
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    """A worker not heard from this long counts as gone (keep it a few intervals long)."""
     dead_letter_max_body_bytes: int = Field(default=65536, ge=256)
     """Raw job bodies kept in the dead-letter store are cut to this size."""
 

@@ -32,16 +32,22 @@ def reconcile_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Republish pending messages whose job was lost; settle messages stuck in sending (by policy)."""
+    """Republish pending messages whose job was lost; settle messages stuck in sending (by policy).
+
+    One run at a time per queue: a run that finds another holding the lock says so and exits.
+    Republishing holds back while no worker is alive or the queue is over its bound.
+    """
     from wadispatch.publishing import publish_many
-    from wadispatch.reconcile import reconcile
+    from wadispatch.reconciler import run_once
 
     settings = load_settings()
-    report = reconcile(open_ledger(), settings, publish_many, dry_run=dry_run)
+    report = run_once(open_ledger(), settings, publish_many, dry_run=dry_run)
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
         return
     out.print(report.summary())
+    if report.hold_reason:
+        err.print(f"[yellow]held back[/]: {report.hold_reason}; republished once a worker takes jobs")
     if report.publish_failed:
         err.print("[yellow]broker unreachable[/]: those messages stay pending and are tried again next run")
 
