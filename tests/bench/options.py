@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCENARIOS = ("throughput", "precision", "storm", "enqueue", "campaign")
+SCENARIOS = ("throughput", "precision", "storm", "enqueue", "campaign", "reconcile")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class Sizes:
     """Recipients the naive ``.delay()`` loop is timed on (its rate is per recipient)."""
     campaign_memory: int = 1_000_000
     """Rows of the memory check (the target: peak RSS under 250 MB)."""
+    reconcile: int = 100_000
+    """Overdue pending messages of the reconciler run."""
+    reconcile_senders: int = 5
+    reconcile_stuck: int = 1000
+    """Claims of a dead worker stuck in ``sending`` (half of them after their request left)."""
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -40,6 +45,8 @@ class Sizes:
             campaign=10_000,
             campaign_naive=2000,
             campaign_memory=50_000,
+            reconcile=10_000,
+            reconcile_stuck=100,
         )
 
 

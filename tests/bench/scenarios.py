@@ -17,6 +17,7 @@ from wadispatch.celery import point_app_at
 
 from tests.bench import campaign as campaign_bench
 from tests.bench import naive
+from tests.bench import reconcile as reconcile_bench
 from tests.bench.figures import cpu_seconds, rate, ratio
 from tests.bench.options import BenchOptions
 from tests.bench.project import Progress, ProjectRun, run_project
@@ -516,4 +517,5 @@ SCENARIO_FUNCTIONS: dict[str, Scenario] = {
     "storm": storm,
     "enqueue": enqueue_scenario,
     "campaign": campaign_scenario,
+    "reconcile": reconcile_bench.reconcile_scenario,
 }

@@ -160,3 +160,18 @@ def test_campaign_quick_accepts_every_row_and_queues_every_job(tmp_path: Path) -
     expected = runs["project"]["per_s"] / runs["naive_delay"]["per_s"]
     assert ratios["project_vs_naive"]["value"] == pytest.approx(expected)
     assert "recipients/s" in done.stdout
+
+
+@pytest.mark.timeout(180)
+def test_reconcile_quick_times_a_run_and_its_database_time_per_10000_rows(tmp_path: Path) -> None:
+    done, data = bench(tmp_path, "reconcile")
+    assert done.returncode == 0, done.stdout + done.stderr
+    scenario = data["scenarios"]["reconcile"]
+    assert scenario["error"] is None, scenario["error"]
+    sizes = data["sizes"]
+    [sqlite] = scenario["runs"].values()  # PostgreSQL only with --database-url
+    assert "error" not in sqlite, sqlite["check"]
+    assert sqlite["rows"] == sizes["reconcile"] + sizes["reconcile_stuck"]
+    assert 0 < sqlite["db_s"] <= sqlite["full_s"] and sqlite["per_10k_s"] > 0
+    assert set(scenario["ratios"]) == {"sqlite_per_10k"}  # a figure, not a timed test: met or not
+    assert "db per 10,000" in done.stdout
