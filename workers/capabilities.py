@@ -23,6 +23,8 @@ class Capabilities:
     conversation_id: bool
     section_title_always_required: bool = False
     sender_max_length: int = 256
+    bsuid_recipients: bool = False
+    """Whether ``to`` may be a business-scoped user id: only where the provider's docs show one."""
 
 
 CAPABILITIES: dict[ProviderName, Capabilities] = {
@@ -56,10 +58,12 @@ CAPABILITIES: dict[ProviderName, Capabilities] = {
         conversation_id=False,
         section_title_always_required=True,
     ),
+    # Sends to a BSUID as `recipient` instead of `to` (Meta's business-scoped user ids).
     "meta": Capabilities(
         button_headers=ALL_HEADERS,
         list_headers=frozenset({"text"}),
         sender_required=True,
         conversation_id=False,
+        bsuid_recipients=True,
     ),
 }

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 from wadispatch.errors import FieldError, MessageValidationError
+from wadispatch.recipients import BSUID_RULE, is_bsuid, looks_like_bsuid
 from wadispatch.settings import PROVIDER_NAMES, ProviderName
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
@@ -106,13 +107,21 @@ class Interactive(_Strict):
 class SendRequest(_Strict):
     """One interactive message to send through one provider.
 
-    ``to`` is normalised to ``+<digits>``. Briq alone can target an existing ``conversation_id``
-    instead of ``to``.
+    ``to`` is an E.164 phone number, normalised to ``+<digits>``, or a WhatsApp business-scoped
+    user id (BSUID, e.g. ``US.13491208655302741918``), kept as given; only providers that document
+    BSUIDs take one (see :mod:`wadispatch.capabilities`). Briq alone can target an existing
+    ``conversation_id`` instead of ``to``.
     """
 
     provider: ProviderName
     sender: str | None = Field(default=None, min_length=1)
-    to: str | None = None
+    to: str | None = Field(
+        default=None,
+        description="The recipient: an E.164 phone number (`+255712345678`; spaces, dashes, dots and "
+        "brackets are removed) or a WhatsApp business-scoped user id, BSUID (`US.13491208655302741918`, "
+        "or a parent BSUID `US.ENT.11815799212886844830`), for providers that document BSUIDs (Meta).",
+        examples=["+255712345678", "US.13491208655302741918"],
+    )
     conversation_id: UUID | None = None
     interactive: Interactive
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
@@ -125,14 +134,14 @@ class SendRequest(_Strict):
 
     @field_validator("to", mode="before")
     @classmethod
-    def _normalise_phone(cls, value: Any) -> Any:
+    def _normalise_recipient(cls, value: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             value = str(value)
         if not isinstance(value, str):
             raise PydanticCustomError("phone_type", "must be a string of digits")
-        return normalise_phone(value)
+        return normalise_recipient(value)
 
     @model_validator(mode="after")
     def _check_rules(self) -> SendRequest:
@@ -148,9 +157,24 @@ class SendRequest(_Strict):
         return self
 
     @property
+    def to_is_bsuid(self) -> bool:
+        """Whether ``to`` is a business-scoped user id rather than a phone number."""
+        return is_bsuid(self.to)
+
+    @property
     def recipient_digits(self) -> str | None:
-        """``to`` without its ``+``, as Zixflow and Meta want it."""
-        return self.to[1:] if self.to else None
+        """A phone number ``to`` without its ``+``, as Zixflow and Meta want it (``None`` for a BSUID)."""
+        return self.to[1:] if self.to and not self.to_is_bsuid else None
+
+
+def normalise_recipient(value: str) -> str:
+    """A phone number as ``+<digits>``, or a BSUID as given (less surrounding spaces); else a rule error."""
+    if looks_like_bsuid(value):
+        bsuid = value.strip()
+        if not is_bsuid(bsuid):
+            raise PydanticCustomError("bsuid", BSUID_RULE)
+        return bsuid
+    return normalise_phone(value)
 
 
 def normalise_phone(value: str) -> str:
@@ -242,5 +266,6 @@ __all__ = [
     "SendRequest",
     "Text",
     "normalise_phone",
+    "normalise_recipient",
     "validate_send_request",
 ]

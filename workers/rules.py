@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 from wadispatch.capabilities import CAPABILITIES
 from wadispatch.errors import FieldError
+from wadispatch.recipients import is_bsuid
 
 if TYPE_CHECKING:
     from wadispatch.messages import Action, Header, Interactive, Media, SendRequest
+    from wadispatch.settings import ProviderName
 
 MAX_BUTTONS = 3
 BUTTON_ID_MAX = 256
@@ -73,6 +75,9 @@ def provider_errors(request: SendRequest) -> list[FieldError]:
         errors.append(FieldError("conversation_id", "give either conversation_id or to"))
     if not uses_conversation and request.to is None:
         errors.append(FieldError("to", "required"))
+    refused = recipient_rule(name, request.to)
+    if refused is not None:
+        errors.append(FieldError("to", refused))
 
     if request.sender is None:
         if capabilities.sender_required and not uses_conversation:
@@ -99,6 +104,24 @@ def provider_errors(request: SendRequest) -> list[FieldError]:
             if not section.title:
                 errors.append(FieldError(f"{_ACTION}.sections[{index}].title", f"required by {name}"))
     return errors
+
+
+def recipient_rule(provider: ProviderName, to: str | None) -> str | None:
+    """Why this provider cannot take ``to`` (a BSUID where its docs show only phone numbers), or ``None``."""
+    if is_bsuid(to) and not CAPABILITIES[provider].bsuid_recipients:
+        return f"{provider} does not document BSUID recipients (business-scoped user ids); use a phone number"
+    return None
+
+
+def id_rule(text: str) -> str | None:
+    """Why a button or row id with this text is refused beyond its length, or ``None``.
+
+    WhatsApp forbids leading and trailing spaces in these ids and returns the id trimmed in the
+    reply, which would then name an id that was never sent. Any whitespace counts.
+    """
+    if text != text.strip():
+        return "must not start or end with whitespace (WhatsApp returns ids trimmed in replies)"
+    return None
 
 
 def _text_errors(path: str, text: str, limit: int) -> list[FieldError]:
@@ -172,7 +195,7 @@ def _button_action_errors(action: Action) -> list[FieldError]:
 
     ids = [(f"{_ACTION}.buttons[{i}].reply.id", b.reply.id) for i, b in enumerate(action.buttons)]
     titles = [(f"{_ACTION}.buttons[{i}].reply.title", b.reply.title) for i, b in enumerate(action.buttons)]
-    errors += _each_text(ids, BUTTON_ID_MAX)
+    errors += _each_id(ids, BUTTON_ID_MAX)
     errors += _each_text(titles, BUTTON_TITLE_MAX)
     errors += _duplicates(ids, "button ids must be unique")
     errors += _duplicates(titles, "button titles must be unique")
@@ -215,7 +238,7 @@ def _list_action_errors(action: Action) -> list[FieldError]:
             errors += _text_errors(f"{at}.rows[{r}].title", row.title, ROW_TITLE_MAX)
             if row.description is not None:
                 errors += _text_errors(f"{at}.rows[{r}].description", row.description, ROW_DESCRIPTION_MAX)
-    errors += _each_text(row_ids, ROW_ID_MAX)
+    errors += _each_id(row_ids, ROW_ID_MAX)
     errors += _duplicates(row_ids, "row ids must be unique across sections")
     return errors
 
@@ -228,6 +251,17 @@ def _each_text(items: Iterable[tuple[str, str]], limit: int) -> list[FieldError]
     errors: list[FieldError] = []
     for path, text in items:
         errors += _text_errors(path, text, limit)
+    return errors
+
+
+def _each_id(items: Iterable[tuple[str, str]], limit: int) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for path, text in items:
+        found = _text_errors(path, text, limit)
+        rule = id_rule(text) if text.strip() else None
+        if rule is not None:
+            found.append(FieldError(path, rule))
+        errors += found
     return errors
 
 

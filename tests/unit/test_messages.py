@@ -924,3 +924,66 @@ def test_metadata_defaults_to_empty() -> None:
 )
 def test_metadata_must_be_a_json_object(metadata: Any, path: str) -> None:
     assert only_error(request(metadata=metadata)).path == path
+
+
+# --- ids with surrounding spaces -------------------------------------------------------------------
+# WhatsApp forbids them and returns the id trimmed in the reply, which would name an id never sent.
+
+ID_SPACES = "must not start or end with whitespace (WhatsApp returns ids trimmed in replies)"
+
+
+@pytest.mark.parametrize("given", [" yes", "yes ", " yes ", "\tyes", "yes\n", "yes\u00a0"])
+def test_button_id_with_surrounding_whitespace_is_refused(given: str) -> None:
+    interactive = button_message(
+        action={
+            "buttons": [
+                {"type": "reply", "reply": {"id": "no", "title": "No"}},
+                {"type": "reply", "reply": {"id": given, "title": "Yes"}},
+            ]
+        }
+    )
+    assert only_error(request(interactive)) == FieldError(f"{ACTION}.buttons[1].reply.id", ID_SPACES)
+
+
+@pytest.mark.parametrize("given", [" r1", "r1 "])
+def test_row_id_with_surrounding_whitespace_is_refused(given: str) -> None:
+    interactive = list_message(action={"button": "Menu", "sections": sections(1, 2)})
+    interactive["action"]["sections"][1]["rows"][0]["id"] = given
+    path = f"{ACTION}.sections[1].rows[0].id"
+    assert only_error(request(interactive)) == FieldError(path, ID_SPACES)
+
+
+def test_ids_with_inner_spaces_pass() -> None:
+    interactive = button_message(
+        action={"buttons": [{"type": "reply", "reply": {"id": "change seat", "title": "Change"}}]}
+    )
+    sent = validate_send_request(request(interactive))
+    assert sent.interactive.action.buttons is not None
+    assert sent.interactive.action.buttons[0].reply.id == "change seat"
+
+
+def test_a_blank_id_is_empty_not_spaced() -> None:
+    interactive = button_message(action={"buttons": [{"type": "reply", "reply": {"id": "  ", "title": "A"}}]})
+    assert only_error(request(interactive)) == FieldError(
+        f"{ACTION}.buttons[0].reply.id", "must not be empty"
+    )
+
+
+def test_a_spaced_id_that_is_also_too_long_gets_both_errors() -> None:
+    long_id = "x" * 256 + " "
+    interactive = button_message(
+        action={"buttons": [{"type": "reply", "reply": {"id": long_id, "title": "A"}}]}
+    )
+    path = f"{ACTION}.buttons[0].reply.id"
+    assert errors_of(request(interactive)) == [
+        FieldError(path, "at most 256 characters (has 257)"),
+        FieldError(path, ID_SPACES),
+    ]
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_titles_keep_their_own_rules_spaces_around_a_title_pass(provider: str) -> None:
+    interactive = button_message(
+        action={"buttons": [{"type": "reply", "reply": {"id": "a", "title": " A "}}]}
+    )
+    validate_send_request(request(interactive, provider=provider))

@@ -267,6 +267,22 @@ SEND_REQUESTS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    # Meta Cloud API, to a business-scoped user id (BSUID): sent as `recipient`, not `to`.
+    "meta_button_bsuid": {
+        "provider": "meta",
+        "to": "US.13491208655302741918",
+        "sender": "106540352242922",
+        "interactive": {
+            "type": "button",
+            "body": {"text": "Your order is ready. Pick it up today?"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "pickup-today", "title": "Yes, today"}},
+                    {"type": "reply", "reply": {"id": "pickup-later", "title": "Later"}},
+                ]
+            },
+        },
+    },
     # Meta Cloud API: the "Shipping Options" list message.
     "meta_list": {
         "provider": "meta",
@@ -757,6 +773,23 @@ BIRD_CASES = [
         Expect("permanent", "opted_out", "131050", "User has stopped marketing messages"),
     ),
     Case(
+        "code_131049_recipient_limited",
+        400,
+        bird_error(131049, "This message was not delivered to maintain healthy ecosystem engagement."),
+        Expect(
+            "permanent",
+            "recipient_limited",
+            "131049",
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+        ),
+    ),
+    Case(
+        "code_131049_recipient_limited_even_with_a_5xx",
+        500,
+        bird_error(131049, "Not delivered"),
+        Expect("permanent", "recipient_limited", "131049", "Not delivered"),
+    ),
+    Case(
         "400_invalid",
         400,
         bird_error(9, "no (correct) recipients found", "to"),
@@ -848,6 +881,26 @@ ZIXFLOW_CASES = [
         Expect("permanent", "opted_out", message="Contact is on the opt-out list"),
     ),
     Case(
+        "400_131049_recipient_limited",
+        400,
+        zixflow_error("(#131049) This message was not delivered to maintain healthy ecosystem engagement."),
+        Expect(
+            "permanent",
+            "recipient_limited",
+            message="(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
+        ),
+    ),
+    Case(
+        "500_healthy_ecosystem_recipient_limited",
+        500,
+        zixflow_error("Not delivered to maintain healthy ecosystem engagement"),
+        Expect(
+            "permanent",
+            "recipient_limited",
+            message="Not delivered to maintain healthy ecosystem engagement",
+        ),
+    ),
+    Case(
         "400_invalid",
         400,
         zixflow_error("recipient is required"),
@@ -920,6 +973,20 @@ WACR_CASES = [
         500,
         wacr_error("MESSAGE_SEND_FAILED", "(#131047) Re-engagement message"),
         Expect("permanent", "window_closed", "MESSAGE_SEND_FAILED", "(#131047) Re-engagement message"),
+    ),
+    Case(
+        "500_send_failed_131049",
+        500,
+        wacr_error(
+            "MESSAGE_SEND_FAILED",
+            "(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
+        ),
+        Expect(
+            "permanent",
+            "recipient_limited",
+            "MESSAGE_SEND_FAILED",
+            "(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
+        ),
     ),
     Case(
         "500_send_failed_24_hour_window",
@@ -1088,9 +1155,13 @@ META_CASES = [
     meta_code(131008, "permanent", "invalid"),
     meta_code(131009, "permanent", "invalid"),
     meta_code(131051, "permanent", "invalid"),
+    # recipient_limited (never retried: Meta asks to wait at least 24 hours)
+    meta_code(131049, "permanent", "recipient_limited"),
+    meta_code(131049, "permanent", "recipient_limited", status=200),
+    # recipient_unsupported (a BSUID where this message needs a phone number)
+    meta_code(131062, "permanent", "recipient_unsupported"),
     # provider_rejected
     meta_code(131026, "permanent", "provider_rejected"),
-    meta_code(131049, "permanent", "provider_rejected"),
     meta_code(131048, "permanent", "provider_rejected"),
     meta_code(368, "permanent", "provider_rejected", status=403),
     meta_code(131031, "permanent", "provider_rejected", status=403),

@@ -18,6 +18,7 @@ from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
 from wadispatch.ledger import Ledger, utcnow
+from wadispatch.rules import recipient_rule
 
 
 @dataclass
@@ -105,6 +106,9 @@ def ingest(
             raw_phone = value[target.phone_column]
             try:
                 recipient = target.normalise(raw_phone)
+                refused = recipient_rule(target.provider, recipient)
+                if refused is not None:
+                    raise PhoneError(f"phone: {refused}")
                 interactive = target.template.fill(value)
             except (PhoneError, RowError) as exc:
                 skipped.append(store.Skipped(row_number, "invalid", str(exc), raw_phone))

@@ -2,6 +2,7 @@
 
 ``+255 712 345 678``, ``00255712345678`` and, with a default region of ``TZ``, ``0712 345 678``
 all become ``+255712345678``. A number that is not a valid number of its country is refused.
+A business-scoped user id (BSUID, :mod:`wadispatch.recipients`) is kept as it is written.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 from wadispatch.campaigns.errors import CampaignInputError
 from wadispatch.errors import WadispatchError
+from wadispatch.recipients import BSUID_RULE, is_bsuid, looks_like_bsuid
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -40,11 +42,16 @@ class PhoneNormaliser:
         self.region = region
 
     def __call__(self, raw: object) -> str:
-        """``raw`` as ``+<digits>``, or :class:`PhoneError`."""
+        """``raw`` as ``+<digits>`` (a BSUID as written, less surrounding spaces), or :class:`PhoneError`."""
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = f"+{raw}"
         if not isinstance(raw, str):
             raise PhoneError("phone: must be a string of digits")
+        if looks_like_bsuid(raw):
+            bsuid = raw.strip()
+            if not is_bsuid(bsuid):
+                raise PhoneError(f"phone: {BSUID_RULE}")
+            return bsuid
         compact = _SEPARATORS.sub("", raw)
         if not compact:
             raise PhoneError("phone: missing")

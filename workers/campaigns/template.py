@@ -50,6 +50,8 @@ _UNIQUE = (
     (re.compile(r"action\.sections\[\d+\]\.rows\[\d+\]\.id"), "row ids must be unique across sections"),
 )
 
+_ID = re.compile(r"action\.buttons\[\d+\]\.reply\.id|action\.sections\[\d+\]\.rows\[\d+\]\.id")
+
 Part = str | tuple[str]
 """A literal piece of text, or ``(column,)``: the value of that column."""
 
@@ -65,6 +67,8 @@ class Slot:
     limit: int
     unique: str | None
     """The uniqueness rule of its kind of text, when there is one."""
+    is_id: bool = False
+    """A button or row id: WhatsApp's rules on ids apply once filled (no surrounding spaces)."""
 
     def fill(self, row: Mapping[str, str]) -> str:
         return "".join(part if isinstance(part, str) else row[part[0]] for part in self.parts)
@@ -107,7 +111,7 @@ class Template:
             if limit is None:
                 errors.append(FieldError(path, "placeholders are allowed only in texts and ids"))
                 continue
-            slots.append(Slot(path, keys, tuple(parts), limit, _unique_rule(path)))
+            slots.append(Slot(path, keys, tuple(parts), limit, _unique_rule(path), _is_id(path)))
         if errors:
             raise MessageValidationError(errors)
         sample = copy.deepcopy(interactive)
@@ -140,6 +144,9 @@ class Template:
                 raise RowError(f"{slot.path}: must not be empty once filled")
             if len(text) > slot.limit:
                 raise RowError(f"{slot.path}: at most {slot.limit} characters once filled (has {len(text)})")
+            rule = rules.id_rule(text) if slot.is_id else None
+            if rule is not None:
+                raise RowError(f"{slot.path}: {rule} once filled")
         for rule, paths in self._uniques.items():
             seen: dict[str, str] = {}
             for path in paths:
@@ -224,6 +231,10 @@ def _replaced(root: dict[str, Any], changes: list[tuple[tuple[str | int, ...], s
 def _limit(path: str) -> int | None:
     relative = path.removeprefix("interactive.")
     return next((limit for pattern, limit in _LIMITS if pattern.fullmatch(relative)), None)
+
+
+def _is_id(path: str) -> bool:
+    return _ID.fullmatch(path.removeprefix("interactive.")) is not None
 
 
 def _unique_rule(path: str) -> str | None:

@@ -13,6 +13,7 @@ provider's shapes and the assumptions made where its documentation is silent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,25 @@ from wadispatch.messages import SendRequest
 from wadispatch.settings import ProviderName, Settings
 
 OutcomeKind = Literal["accepted", "rate_limited", "transient", "permanent"]
-PermanentReason = Literal["invalid", "auth", "opted_out", "window_closed", "provider_rejected", "config"]
+PermanentReason = Literal[
+    "invalid",
+    "auth",
+    "opted_out",
+    "window_closed",
+    "recipient_limited",
+    "recipient_unsupported",
+    "provider_rejected",
+    "config",
+    "unknown_outcome",
+]
+"""Why a message failed for good. ``recipient_limited``: the person reached WhatsApp's per-user
+marketing message limit for now (Meta's 131049; Meta asks to wait at least 24 hours, and sends
+inside that time can block the user for a day), so it is never retried. ``recipient_unsupported``:
+the provider does not take this kind of recipient for this message (Meta's 131062: no BSUID)."""
+
+
+#: Meta's per-user marketing limit (131049) in the text of a provider that passes Meta's errors on.
+RECIPIENT_LIMITED_TEXT = re.compile(r"\b131049\b|healthy ecosystem engagement", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from wadispatch.settings import ProviderName, Settings
 PATH = "/v1/send"
 WINDOW_CODES = frozenset({"470", "131047"})
 OPTED_OUT_CODES = frozenset({"131050"})
+RECIPIENT_LIMITED_CODES = frozenset({"131049"})
 AUTH_CODES = frozenset({"2"})
 
 
@@ -58,6 +59,9 @@ class BirdAdapter:
         code = text_or_none(error.get("code"))
         message = text_or_none(error.get("description"))
         status = answer.status_code
+        if code in RECIPIENT_LIMITED_CODES:
+            # Whatever the status: a retry within 24 hours can block the person for a day.
+            return Outcome.permanent("recipient_limited", status_code=status, code=code, message=message)
         if status != 429 and status < 500:
             if code in WINDOW_CODES:
                 return Outcome.permanent("window_closed", status_code=status, code=code, message=message)

@@ -1,6 +1,13 @@
-"""Meta WhatsApp Cloud API: ``POST /{phone-number-id}/messages``, classified by ``error.code``."""
+"""Meta WhatsApp Cloud API: ``POST /{phone-number-id}/messages``, classified by ``error.code``.
+
+A phone number goes out as ``to`` (digits); a business-scoped user id as ``recipient`` (Meta's
+answer then names the contact by ``contacts[].user_id`` instead of ``wa_id``; the message id in
+``messages[0].id`` is what is recorded either way).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from wadispatch.errors import ConfigurationError
 from wadispatch.messages import SendRequest
@@ -22,6 +29,8 @@ PERMANENT_CODES: dict[int, PermanentReason] = {
     131047: "window_closed",
     470: "window_closed",
     131050: "opted_out",
+    131049: "recipient_limited",
+    131062: "recipient_unsupported",
     0: "auth",
     10: "auth",
     190: "auth",
@@ -40,16 +49,18 @@ class MetaAdapter:
     def build_request(self, request: SendRequest, settings: Settings, message_id: str) -> ProviderRequest:
         if settings.meta_access_token is None:
             raise ConfigurationError("WADISPATCH_META_ACCESS_TOKEN is not set")
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        # Meta reads `to` first when both are given: a BSUID send carries `recipient` alone.
+        if request.to_is_bsuid:
+            body["recipient"] = request.to
+        else:
+            body["to"] = request.recipient_digits
+        body["type"] = "interactive"
+        body["interactive"] = interactive_json(request)
         return ProviderRequest(
             method="POST",
             url=join_url(settings.meta_base_url, f"{request.sender}/messages"),
-            json={
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": request.recipient_digits,
-                "type": "interactive",
-                "interactive": interactive_json(request),
-            },
+            json=body,
             headers={
                 "Authorization": f"Bearer {settings.meta_access_token.get_secret_value()}",
                 "Content-Type": "application/json",

@@ -8,6 +8,7 @@ from typing import Any
 from wadispatch.errors import ConfigurationError
 from wadispatch.messages import SendRequest
 from wadispatch.providers.base import (
+    RECIPIENT_LIMITED_TEXT,
     Outcome,
     ProviderAnswer,
     ProviderRequest,
@@ -64,6 +65,9 @@ class WacrAdapter:
         if code == "RATE_LIMIT_EXCEEDED" or status == 429:
             wait = parse_retry_after(answer.headers.get("retry-after"), answer.received_at)
             return Outcome.rate_limited(wait, status_code=status, code=code, message=message)
+        if message and RECIPIENT_LIMITED_TEXT.search(message):
+            # Whatever the status (WA.cr reports Meta's failures as a 500): never retried.
+            return Outcome.permanent("recipient_limited", status_code=status, code=code, message=message)
         if code == "MESSAGE_SEND_FAILED" and message and _WINDOW_TEXT.search(message):
             return Outcome.permanent("window_closed", status_code=status, code=code, message=message)
         if code in _PERMANENT_CODES:

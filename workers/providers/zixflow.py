@@ -8,6 +8,7 @@ from typing import Any
 from wadispatch.errors import ConfigurationError
 from wadispatch.messages import SendRequest
 from wadispatch.providers.base import (
+    RECIPIENT_LIMITED_TEXT,
     Outcome,
     ProviderAnswer,
     ProviderRequest,
@@ -65,6 +66,8 @@ class ZixflowAdapter:
             if payload.get("success") is True and payload.get("request_id"):
                 return Outcome.accepted(str(payload["request_id"]), status)
             return Outcome.permanent("invalid", status_code=status, message=message)
+        if status != 429 and message and RECIPIENT_LIMITED_TEXT.search(message):
+            return Outcome.permanent("recipient_limited", status_code=status, message=message)
         if status != 429 and status < 500 and message:
             if _WINDOW_TEXT.search(message):
                 return Outcome.permanent("window_closed", status_code=status, message=message)

@@ -1,17 +1,19 @@
 """Meta WhatsApp Cloud API: ``POST /{version}/{phone_number_id}/messages``, ``Bearer`` token.
 
 Answers (docs/providers.md): 200 ``{"messaging_product": "whatsapp", "contacts": [{"input",
-"wa_id"}], "messages": [{"id": "wamid..."}]}``; refusals ``{"error": {"message", "type", "code",
-"error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with Meta's codes (130429 and
-131056 with HTTP 429). Webhooks: Meta's own ``whatsapp_business_account`` notifications
-(``entry[].changes[].value.statuses[]`` and ``messages[]``), signed with
-``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>``.
+"wa_id"}], "messages": [{"id": "wamid..."}]}`` (``user_id`` instead of ``wa_id`` for a send to a
+business-scoped user id, given as ``recipient`` instead of ``to``); refusals ``{"error":
+{"message", "type", "code", "error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with
+Meta's codes (130429 and 131056 with HTTP 429). Webhooks: Meta's own
+``whatsapp_business_account`` notifications (``entry[].changes[].value.statuses[]`` and
+``messages[]``), signed with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>``.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,6 +87,16 @@ _PAIR_LIMIT = (
 )
 
 
+# Meta's business-scoped user id (or parent id), sent as `recipient` instead of `to`.
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+
+
+def _check_bsuid(value: Any) -> str:
+    if not isinstance(value, str) or not _BSUID.fullmatch(value):
+        raise InvalidRequest("recipient", "must be a business-scoped user id, e.g. US.13491208655302741918")
+    return value
+
+
 def _error(spec: tuple[int, int, str, str, str], details: str | None = None) -> Answer:
     status, code, kind, message, default_details = spec
     error = {
@@ -114,7 +126,10 @@ class Meta(Dialect):
             raise InvalidRequest("messaging_product", "must be whatsapp")
         if data.get("recipient_type", "individual") != "individual":
             raise InvalidRequest("recipient_type", "must be individual")
-        recipient = check_phone(data.get("to"), "to")
+        if data.get("to") is None and data.get("recipient") is not None:
+            recipient = _check_bsuid(data["recipient"])
+        else:
+            recipient = check_phone(data.get("to"), "to")
         if data.get("type") != "interactive":
             raise InvalidRequest("type", "must be interactive")
         kind, choices = check_interactive(data.get("interactive"))
@@ -122,9 +137,11 @@ class Meta(Dialect):
 
     def accepted(self, info: SendInfo, now: float) -> tuple[Answer, Sent]:
         wamid = new_wamid()
+        recipient = info.recipient or ""
+        contact_key = "user_id" if _BSUID.fullmatch(recipient) else "wa_id"
         body = {
             "messaging_product": "whatsapp",
-            "contacts": [{"input": info.recipient, "wa_id": info.recipient}],
+            "contacts": [{"input": info.recipient, contact_key: info.recipient}],
             "messages": [{"id": wamid}],
         }
         return Answer(200, body), Sent(self.name, info, wamid, now)
