@@ -9,7 +9,11 @@ TEST_DATABASE_URL is set, on PostgreSQL.
 from __future__ import annotations
 
 import csv
+import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +31,12 @@ from wadispatch.simulator import SimulatorServer
 from wadispatch.states import State
 from wadispatch.transport import SendLoop
 
-from tests.support import button_request, make_settings, wait_for
+from tests.api_support import Api
+from tests.support import SECRETS, button_request, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
+WADISPATCH = str(Path(sys.executable).with_name("wadispatch"))
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "meta"
 SENDER = "1107264639145282"
 BSUID = "US.13491208655302741918"
@@ -218,3 +224,76 @@ def test_a_bsuid_row_in_a_campaign_for_a_provider_without_bsuids_is_a_row_error(
     [refused] = [line for line in lines if line["state"] == "invalid"]
     assert refused["row"] == "2"
     assert "bird does not document BSUID recipients" in refused["reason"]
+
+
+# --- the same rule at the HTTP API and the command line ---------------------------------------------
+
+
+def test_the_api_takes_a_bsuid_for_meta_and_names_field_and_provider_otherwise(api: Api) -> None:
+    accepted = api.client.post(
+        "/v1/messages/interactive", json=button_request("meta", sender=SENDER, to=BSUID)
+    )
+    assert accepted.status_code == 202, accepted.text
+    assert api.client.get(f"/v1/messages/{accepted.json()['message_id']}").json()["to"] == BSUID
+    refused = api.client.post(
+        "/v1/messages/interactive", json=button_request("bird", sender="channel-1", to=BSUID)
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {
+            "path": "to",
+            "rule": "bird does not document BSUID recipients (business-scoped user ids); use a phone number",
+        }
+    ]
+    spaced = button_request("meta", sender=SENDER)
+    spaced["interactive"]["action"]["buttons"][0]["reply"]["id"] = "yes "  # type: ignore[index]
+    answer = api.client.post("/v1/messages/interactive", json=spaced)
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {
+            "path": "interactive.action.buttons[0].reply.id",
+            "rule": "must not start or end with whitespace (WhatsApp returns ids trimmed in replies)",
+        }
+    ]
+
+
+def test_the_openapi_schema_describes_to_as_phone_or_bsuid(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    to = schema["components"]["schemas"]["InteractiveMessageRequest"]["properties"]["to"]
+    assert "BSUID" in to["description"] and "E.164" in to["description"]
+    assert "US.13491208655302741918" in to["examples"]
+
+
+def test_the_cli_sends_to_a_bsuid_and_refuses_one_for_a_provider_without_them(
+    tmp_path: Path, simulator: SimulatorServer, redis_url: str, queue_name: str, sim: httpx.Client
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WADISPATCH_")}
+    env |= {
+        "WADISPATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "WADISPATCH_REDIS_URL": redis_url,
+        "WADISPATCH_QUEUE": queue_name,
+        **simulator.base_urls(),
+        **SECRETS,
+    }
+    interactive = tmp_path / "interactive.json"
+    interactive.write_text(json.dumps(TEMPLATE | {"body": {"text": "Ready?"}}), encoding="utf-8")
+
+    def send(provider: str, sender: str) -> subprocess.CompletedProcess[str]:
+        args = ["send", "--provider", provider, "--sender", sender, "--to", BSUID]
+        return subprocess.run(
+            [WADISPATCH, *args, "--interactive", str(interactive), "--eager"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    sent = send("meta", SENDER)
+    assert sent.returncode == 0, sent.stderr
+    [accepted] = sim.get("/_sim/stats").json()["accepted_log"]
+    assert accepted["recipient"] == BSUID
+    refused = send("zixflow", "phone-1")
+    assert refused.returncode == 1
+    assert "to: zixflow does not document BSUID recipients" in refused.stderr

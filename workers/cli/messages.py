@@ -46,7 +46,9 @@ def validate(
 def send(
     provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDER_NAMES)}.")],
     interactive: Annotated[Path, typer.Option(help="JSON file with the WhatsApp interactive object.")],
-    to: Annotated[str | None, typer.Option(help="Recipient phone number, E.164.")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Recipient: an E.164 phone number, or a BSUID (US.1349...) for meta.")
+    ] = None,
     sender: Annotated[str | None, typer.Option(help="The provider's sender handle.")] = None,
     conversation_id: Annotated[str | None, typer.Option(help="Briq only: an existing thread.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message: sent once.")] = None,
