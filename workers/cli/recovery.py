@@ -46,7 +46,7 @@ def reconcile_command(
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
         return
     out.print(report.summary())
-    if report.hold_reason:
+    if report.held_back or report.held_back_stuck:
         err.print(f"[yellow]held back[/]: {report.hold_reason}; republished once a worker takes jobs")
     if report.publish_failed:
         err.print("[yellow]broker unreachable[/]: those messages stay pending and are tried again next run")
