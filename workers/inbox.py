@@ -2,7 +2,11 @@
 
 The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per event:
 
-* an inbound message or a reply opens the window of its (provider, sender, recipient);
+* an inbound message or a reply opens the window of its (provider, sender, recipient) until 24
+  hours after the person wrote, under their phone number and their business-scoped user id
+  (each that the webhook names; one that names neither opens nothing, and is logged);
+* a system message (a changed number or user id, a changed identity) opens nothing; a changed
+  number or user id moves an open window to the new one;
 * a reply is recorded on the message it answers (``reply_id``, ``reply_title``, ``replied_at``);
 * a status moves the message through the state machine (never backwards; a stale or repeated
   status changes nothing); ``failed`` keeps the provider's code and message, and a failure for the
@@ -24,8 +28,8 @@ from wadispatch.ledger import Ledger, WebhookOutcome
 from wadispatch.redaction import mask_phone
 from wadispatch.settings import Settings
 from wadispatch.states import State
-from wadispatch.webhooks.events import Inbound, Reply, Status, Unknown, WebhookEvent
-from wadispatch.window import Pair, Windows
+from wadispatch.webhooks.events import Inbound, Reply, Status, SystemMessage, Unknown, WebhookEvent
+from wadispatch.window import Opening, Pair, Windows
 
 log = logging.getLogger("wadispatch.webhooks")
 
@@ -63,15 +67,24 @@ def apply_events(
 ) -> InboxResult:
     """Apply one webhook's events, in order."""
     result = InboxResult()
-    opened: list[Pair] = []
+    opened: list[Opening] = []
+    moved: list[tuple[Pair, Pair]] = []
     closed: list[Pair] = []
     for event in events:
         if isinstance(event, Unknown):
             log.info("ignored a %s webhook event: %s", event.provider, event.description)
             result.counts["ignored"] += 1
             continue
+        if isinstance(event, SystemMessage):
+            log.info("a %s system message: %s", event.provider, event.kind)
+            moved += [
+                ((event.provider, event.sender, old), (event.provider, event.sender, new))
+                for old, new in event.moves
+            ]
+            result.counts["system"] += 1
+            continue
         if isinstance(event, Inbound):
-            opened.append((event.provider, event.sender, event.phone))
+            opened += _openings(event)
         if isinstance(event, Reply):
             outcome = ledger.apply_webhook_reply(
                 event.provider,
@@ -91,7 +104,7 @@ def apply_events(
             result.counts["inbound"] += 1
         elif isinstance(event, Status):
             closed += _apply_status(event, ledger, settings, result)
-    _update_windows(windows, opened, closed)
+    _update_windows(windows, opened, closed, moved)
     return result
 
 
@@ -129,10 +142,20 @@ def _count(outcome: WebhookOutcome, kind: str) -> str:
     return kind if outcome.changed else "unchanged"
 
 
-def _update_windows(windows: Windows, opened: list[Pair], closed: list[Pair]) -> None:
+def _openings(event: Inbound) -> list[Opening]:
+    if not event.recipients:
+        log.info("an inbound %s message names no phone number or user id: no window opened", event.provider)
+    return [((event.provider, event.sender, recipient), event.at) for recipient in event.recipients]
+
+
+def _update_windows(
+    windows: Windows, opened: list[Opening], closed: list[Pair], moved: list[tuple[Pair, Pair]] | None = None
+) -> None:
     try:
+        if moved:
+            windows.move(moved)
         if opened:
-            windows.open(opened)
+            windows.open_at(opened)
         if closed:
             windows.close(closed)
     except Exception as exc:  # the ledger holds the events; only the send shortcut is lost

@@ -3,10 +3,16 @@
 An interactive message is a session message: it reaches only someone who wrote to that sender in
 the last 24 hours. What wadispatch knows of a pair:
 
-* ``open`` — an inbound message arrived (a webhook): the key expires after ``window_seconds``;
+* ``open`` — the recipient wrote: the key expires ``window_seconds`` after the time they wrote
+  (the message's own time, not the webhook's arrival: a late redelivery of an old message opens
+  nothing once its 24 hours are over, and never extends a window a newer message opened);
 * ``closed`` — the provider refused a send with its window error: the key stays
   ``window_closed_ttl_seconds`` (30 days) unless an inbound message reopens the pair first;
 * unknown (no key) — the send is tried, and the provider decides.
+
+The recipient of a pair is a phone number (``+<digits>``) or a WhatsApp business-scoped user id
+(``US.13491208655302741918``): a message naming both opens the window under each, so a send by
+either finds it. When a user changes number (or user id), an open window moves to the new one.
 
 Before a batch is sent, :meth:`RedisWindows.closed_among` looks every pair up in ONE round trip
 (``MGET``); the messages to pairs known closed fail fast as ``window_closed`` with no request.
@@ -18,7 +24,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 import redis
@@ -28,7 +36,53 @@ from wadispatch.settings import Settings
 OPEN = b"open"
 CLOSED = b"closed"
 Pair = tuple[str, str | None, str | None]
-"""(provider, sender, recipient ``+<digits>``)"""
+"""(provider, sender, recipient: ``+<digits>`` or a business-scoped user id)"""
+Opening = tuple[Pair, datetime | None]
+"""A pair and when its recipient wrote (``None``: now)."""
+
+# KEYS: the windows to open; ARGV: now (ms), the window's length (ms), then for each key when
+# its recipient wrote (ms). A window is set to expire at written + length, unless that is past
+# or the key already holds a later expiry (an open window is never shortened). Expiries within a
+# second count as the same: message times are whole seconds, and a redelivery must not re-set one.
+_OPEN = """
+local now = tonumber(ARGV[1])
+local length = tonumber(ARGV[2])
+local opened = 0
+for i, key in ipairs(KEYS) do
+  local remaining = math.min(tonumber(ARGV[2 + i]), now) + length - now
+  if remaining > 0 then
+    local later = false
+    if redis.call('GET', key) == 'open' then
+      local ttl = redis.call('PTTL', key)
+      later = ttl == -1 or ttl >= remaining - 1000
+    end
+    if not later then
+      redis.call('SET', key, 'open', 'PX', remaining)
+      opened = opened + 1
+    end
+  end
+end
+return opened
+"""
+
+# KEYS: old1, new1, old2, new2, ...: an open old window becomes the new one's (same expiry,
+# unless the new one is already open for longer) and the old key goes.
+_MOVE = """
+local moved = 0
+for i = 1, #KEYS, 2 do
+  local old, new = KEYS[i], KEYS[i + 1]
+  local ttl = redis.call('PTTL', old)
+  if redis.call('GET', old) == 'open' and ttl > 0 then
+    local current = redis.call('PTTL', new)
+    if not (redis.call('GET', new) == 'open' and (current == -1 or current >= ttl)) then
+      redis.call('SET', new, 'open', 'PX', ttl)
+    end
+    redis.call('DEL', old)
+    moved = moved + 1
+  end
+end
+return moved
+"""
 
 
 class Windows(Protocol):
@@ -36,7 +90,11 @@ class Windows(Protocol):
 
     def closed_among(self, pairs: list[Pair]) -> list[bool]: ...
 
-    def open(self, pairs: Iterable[Pair]) -> None: ...
+    def open(self, pairs: Iterable[Pair], at: datetime | None = None) -> None: ...
+
+    def open_at(self, openings: Iterable[Opening], *, now: float | None = None) -> None: ...
+
+    def move(self, moves: Iterable[tuple[Pair, Pair]]) -> None: ...
 
     def close(self, pairs: Iterable[Pair]) -> None: ...
 
@@ -47,7 +105,13 @@ class NoWindows:
     def closed_among(self, pairs: list[Pair]) -> list[bool]:
         return [False] * len(pairs)
 
-    def open(self, pairs: Iterable[Pair]) -> None:
+    def open(self, pairs: Iterable[Pair], at: datetime | None = None) -> None:
+        return None
+
+    def open_at(self, openings: Iterable[Opening], *, now: float | None = None) -> None:
+        return None
+
+    def move(self, moves: Iterable[tuple[Pair, Pair]]) -> None:
         return None
 
     def close(self, pairs: Iterable[Pair]) -> None:
@@ -62,6 +126,8 @@ class RedisWindows:
         self.prefix = settings.window_prefix
         self.open_ms = int(settings.window_seconds * 1000)
         self.closed_ms = int(settings.window_closed_ttl_seconds * 1000)
+        self._open_script = client.register_script(_OPEN)
+        self._move_script = client.register_script(_MOVE)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> RedisWindows:
@@ -83,9 +149,31 @@ class RedisWindows:
             closed[index] = value == CLOSED
         return closed
 
-    def open(self, pairs: Iterable[Pair]) -> None:
-        """Inbound messages from these recipients: their windows are open for ``window_seconds``."""
-        self._set(pairs, OPEN, self.open_ms)
+    def open(self, pairs: Iterable[Pair], at: datetime | None = None) -> None:
+        """These recipients wrote at ``at`` (``None``: now): see :meth:`open_at`."""
+        self.open_at((pair, at) for pair in pairs)
+
+    def open_at(self, openings: Iterable[Opening], *, now: float | None = None) -> None:
+        """Each pair's recipient wrote at its time (``None``: now; a time ahead of ``now`` counts as
+        now): its window is open until that time + ``window_seconds``. A message whose window is
+        already over opens nothing, and a window open until later is left as it is. One round trip.
+        """
+        now_ms = int((time.time() if now is None else now) * 1000)
+        keys: list[str] = []
+        written: list[int] = []
+        for pair, at in openings:
+            if pair[2]:
+                keys.append(self.key(pair))
+                written.append(now_ms if at is None else int(at.timestamp() * 1000))
+        if keys:
+            self._open_script(keys=keys, args=[now_ms, self.open_ms, *written])
+
+    def move(self, moves: Iterable[tuple[Pair, Pair]]) -> None:
+        """The recipient of each ``(old, new)`` is now known as the new one: an open window of the
+        old pair becomes the new pair's, with the same expiry. One round trip."""
+        keys = [self.key(pair) for move in moves if move[0][2] and move[1][2] for pair in move]
+        if keys:
+            self._move_script(keys=keys)
 
     def close(self, pairs: Iterable[Pair]) -> None:
         """The provider said these windows are closed."""

@@ -58,6 +58,10 @@ SENDER = {
     "wacr": None,
     "zixflow": "phone-1",
 }
+#: What each provider's failed sample says went wrong (Meta: ``error_data.details``, not the title).
+FAILURE_MESSAGE = dict.fromkeys(SENDER, "Message undeliverable") | {
+    "meta": "Message could not be delivered to the recipient."
+}
 FAILURE_CODE = {
     "bird": "131026",
     "briq": "UNDELIVERABLE",
@@ -97,7 +101,7 @@ def test_each_sample_parses_to_one_event_about_the_right_message(provider: str, 
         if event.status == "failed":
             assert (event.error_code, event.error_message) == (
                 FAILURE_CODE[provider],
-                "Message undeliverable",
+                FAILURE_MESSAGE[provider],
             )
         else:
             assert event.error_code is None

@@ -1,7 +1,8 @@
 """Provider webhooks: check the signature, then parse the body into typed events. Pure: no I/O.
 
     verify(provider, headers, raw, url=..., url_secret=..., settings=..., now=...)  # or SignatureError
-    events = parse(provider, raw)   # [Inbound | Reply | Status | Unknown], or MalformedWebhook
+    events = parse(provider, raw)   # [Inbound | Reply | Status | SystemMessage | Unknown],
+                                    # or MalformedWebhook
 
 Applying the events (ledger, window, user tasks) is :mod:`wadispatch.inbox`'s job.
 """
@@ -22,6 +23,7 @@ from wadispatch.webhooks.events import (
     MessageRef,
     Reply,
     Status,
+    SystemMessage,
     Unknown,
     WebhookEvent,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "Reply",
     "SignatureError",
     "Status",
+    "SystemMessage",
     "Unknown",
     "WebhookEvent",
     "parse",

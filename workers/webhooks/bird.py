@@ -7,13 +7,18 @@ A received message (``direction: "received"``) of type ``interactive`` whose
 replies). The message resource may come bare, as in the docs, or wrapped as
 ``{"type": "message.created" | "message.updated", "message": {...}}`` as Bird's webhook
 subscriptions send it.
+
+The writer is ``from`` (a phone number); when WhatsApp withholds it (users with a username, from
+mid-2026) Bird names them by their business-scoped user id in
+``meta.extraInformation.whatsappbsuid`` (Bird's BSUID page; assumed to apply here too). The
+message was written at ``createdDatetime``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from wadispatch.webhooks.common import digest, obj, phone, require_object, status_name, text
+from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "bird"
@@ -53,6 +58,9 @@ def parse(body: Any) -> list[WebhookEvent]:
 def _received(key: str, message: dict[str, Any]) -> Inbound:
     sender = text(message.get("channelId"))
     source = phone(message.get("from"))
+    extra = obj(obj(message.get("meta")).get("extraInformation"))
+    source_id = user_id(extra.get("whatsappbsuid")) or user_id(message.get("from"))
+    at = instant(message.get("createdDatetime"))
     interactive = obj(obj(message.get("content")).get("interactive"))
     kind = interactive.get("type")
     if message.get("type") == "interactive" and kind in REPLY_TYPES:
@@ -67,5 +75,7 @@ def _received(key: str, message: dict[str, Any]) -> Inbound:
             text(choice.get("id")) or "",
             text(choice.get("text")) or text(choice.get("title")),
             kind,
+            user_id=source_id,
+            at=at,
         )
-    return Inbound(PROVIDER, key, sender, source)
+    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at)

@@ -4,14 +4,17 @@ message ... via a webhook"). Pure.
 ``{"event_id", "event", "created_at", "data"}``: ``whatsapp.inbound`` is an inbound message, a reply
 when ``data.interactive`` holds a ``button_reply`` / ``list_reply`` and ``data.context`` names the
 message answered (Briq's ``message_id`` and the WhatsApp id); ``whatsapp.sent`` / ``.delivered`` /
-``.read`` / ``.failed`` are statuses of the message ``data.message_id``.
+``.read`` / ``.failed`` are statuses of the message ``data.message_id``. An inbound message was
+written at ``created_at``. A ``data.from`` that is a business-scoped user id rather than a number
+(WhatsApp may withhold numbers from mid-2026) names the writer by that id.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from wadispatch.webhooks.common import digest, obj, phone, require_object, status_name, text
+from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "briq"
@@ -24,7 +27,7 @@ def parse(body: Any) -> list[WebhookEvent]:
     event = text(envelope.get("event")) or ""
     key = text(envelope.get("event_id")) or digest(envelope)
     if event == "whatsapp.inbound":
-        return [_inbound(key, data)]
+        return [_inbound(key, data, instant(envelope.get("created_at")))]
     name = status_name(event.removeprefix("whatsapp.")) if event.startswith("whatsapp.") else None
     ids = tuple(
         value for value in (text(data.get("message_id")), text(data.get("provider_message_id"))) if value
@@ -44,9 +47,10 @@ def parse(body: Any) -> list[WebhookEvent]:
     ]
 
 
-def _inbound(key: str, data: dict[str, Any]) -> Inbound:
+def _inbound(key: str, data: dict[str, Any], at: datetime | None) -> Inbound:
     sender = text(data.get("sender"))
     source = phone(data.get("from"))
+    source_id = user_id(data.get("from"))
     interactive = obj(data.get("interactive"))
     kind = interactive.get("type")
     if kind in REPLY_TYPES:
@@ -66,5 +70,7 @@ def _inbound(key: str, data: dict[str, Any]) -> Inbound:
             text(choice.get("id")) or "",
             text(choice.get("title")),
             kind,
+            user_id=source_id,
+            at=at,
         )
-    return Inbound(PROVIDER, key, sender, source)
+    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at)

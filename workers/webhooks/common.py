@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from wadispatch.errors import MalformedWebhook
+from wadispatch.recipients import is_bsuid
 from wadispatch.webhooks.events import STATUS_NAMES, StatusName
 
 
@@ -41,13 +43,52 @@ def text(value: Any) -> str | None:
     return result or None
 
 
+#: Unix times above this are milliseconds (as seconds it would be the year 5138).
+_MILLISECONDS_FROM = 100_000_000_000
+
+
 def phone(value: Any) -> str | None:
-    """A phone number as ``+<digits>`` (providers send ``255712345678`` or ``+255712345678``)."""
+    """A phone number as ``+<digits>`` (providers send ``255712345678`` or ``+255712345678``).
+
+    ``None`` for a value with letters in it: a business-scoped user id is not a number, and its
+    digits alone would name someone else's phone.
+    """
     raw = text(value)
-    if raw is None:
+    if raw is None or any(ch.isalpha() for ch in raw):
         return None
     digits = "".join(ch for ch in raw if ch.isdigit())
     return f"+{digits}" if digits else None
+
+
+def user_id(value: Any) -> str | None:
+    """A WhatsApp business-scoped user id (BSUID, or a parent BSUID) as the provider gave it (see
+    :mod:`wadispatch.recipients`), else ``None``."""
+    raw = text(value)
+    return raw if is_bsuid(raw) else None
+
+
+def instant(value: Any) -> datetime | None:
+    """When something happened, as an aware UTC datetime: Unix seconds (or milliseconds), as a
+    number or a string, or ISO 8601 (a time without a zone is taken as UTC). ``None`` when missing
+    or unreadable."""
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if number != number or number <= 0:  # NaN, or no time at all
+        return None
+    seconds = number / 1000 if number >= _MILLISECONDS_FROM else number
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def status_name(value: Any) -> StatusName | None:

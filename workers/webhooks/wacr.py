@@ -3,14 +3,15 @@
 ``{"event": "message.received", "message_id", "phone", "type", "interactive": {"type":
 "button_reply" | "list_reply", "id", "title"}, "reply_to": <the answered message id>}`` and
 ``{"event": "message.status", "message_id", "phone", "status", "error": {"code", "message"}}``.
-WA.cr sends from the account: there is no sender handle.
+WA.cr sends from the account: there is no sender handle. A received message was written at
+``timestamp``; a ``phone`` that is a business-scoped user id names the writer by that id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from wadispatch.webhooks.common import digest, obj, phone, require_object, status_name, text
+from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "wacr"
@@ -26,12 +27,14 @@ def parse(body: Any) -> list[WebhookEvent]:
         interactive = obj(data.get("interactive"))
         kind = interactive.get("type")
         source = phone(data.get("phone"))
+        source_id, at = user_id(data.get("phone")), instant(data.get("timestamp"))
         if kind in REPLY_TYPES:
             answered = text(data.get("reply_to"))
             ref = MessageRef(provider_message_ids=(answered,) if answered else ())
             reply_id = text(interactive.get("id")) or ""
-            return [Reply(PROVIDER, key, None, source, ref, reply_id, text(interactive.get("title")), kind)]
-        return [Inbound(PROVIDER, key, None, source)]
+            title = text(interactive.get("title"))
+            return [Reply(PROVIDER, key, None, source, ref, reply_id, title, kind, user_id=source_id, at=at)]
+        return [Inbound(PROVIDER, key, None, source, user_id=source_id, at=at)]
     name = status_name(data.get("status"))
     if event == "message.status" and name is not None and message_id is not None:
         error = obj(data.get("error"))

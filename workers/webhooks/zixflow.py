@@ -5,14 +5,15 @@ POSTed to the ``post_back_url`` of the send. wadispatch sends its own message id
 ``post_back_data``, so a notification names our message directly (and Zixflow's ``request_id``,
 which the ledger keeps as the provider message id, as a fallback). ``status`` is ``delivered``,
 ``read`` or ``failed``; a reply is ``"status": "replied"`` with ``"interactive": {"type":
-"button_reply" | "list_reply", "<type>": {"id", "title"}}``.
+"button_reply" | "list_reply", "<type>": {"id", "title"}}``, written at ``timestamp``; a
+``recipient`` that is a business-scoped user id rather than a number names the writer by that id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from wadispatch.webhooks.common import digest, obj, phone, require_object, status_name, text
+from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
 from wadispatch.webhooks.events import MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "zixflow"
@@ -40,6 +41,8 @@ def parse(body: Any) -> list[WebhookEvent]:
                 reply_id,
                 text(choice.get("title")),
                 kind,
+                user_id=user_id(data.get("recipient")),
+                at=instant(data.get("timestamp")),
             )
         ]
     name = status_name(data.get("status"))
