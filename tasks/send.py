@@ -10,6 +10,7 @@ from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dea
 from wadispatch.engine import BatchResult, send_batch
 from wadispatch.errors import WadispatchError
 from wadispatch.events import emit_window_closed
+from wadispatch.inbox import apply_early
 from wadispatch.ledger import get_ledger
 from wadispatch.publishing import publish_later
 from wadispatch.ratelimit import get_limiter
@@ -39,6 +40,10 @@ def _attempt(task: Task, message_ids: list[str]) -> BatchResult:
     )
     if result.closed_windows:
         emit_window_closed(result.closed_windows, settings)
+    if result.early_events:
+        apply_early(
+            result.early_events, ledger=get_ledger(), windows=get_windows(settings), settings=settings
+        )
     if result.skipped:
         log.info("skipped %d message(s) no longer pending (already handled)", len(result.skipped))
     if result.unknown:

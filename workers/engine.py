@@ -24,6 +24,7 @@ from typing import Literal
 from wadispatch.errors import ConfigurationError, MessageValidationError
 from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
+from wadispatch.ledger.webhooks import EarlyApplied
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
 from wadispatch.ratelimit import CooldownView, Limiter
 from wadispatch.recording import Recorder, recorder_for
@@ -55,6 +56,9 @@ class BatchResult:
     """Attempts whose result the ledger could not take (left ``sending`` for the reconciler)."""
     closed_windows: list[MessageRecord] = field(default_factory=list)
     """The messages that failed ``window_closed`` (for the ``window_closed`` event)."""
+    early_events: list[EarlyApplied] = field(default_factory=list)
+    """Webhook events that had come before their sends were recorded, applied with them (the
+    task gives them the effects a webhook's events have)."""
 
     def summary(self) -> str:
         """e.g. ``sent 95, failed 2 (window_closed 2), later 3 (retry 3)`` (what Flower shows)."""
@@ -140,6 +144,7 @@ def send_batch(
 
     window_errors: list[MessageRecord] = []
     for record, attempt in zip(claimed, settled, strict=True):
+        result.early_events += attempt.early
         change = attempt.change
         if change is None or attempt.stale:
             result.skipped.append(record.id)
@@ -249,6 +254,8 @@ class Settled:
     """The message had already moved on (another process settled it): nothing was written."""
     recorded: bool = True
     """``False`` when the ledger could not be written (the reconciler settles the message)."""
+    early: list[EarlyApplied] = field(default_factory=list)
+    """Webhook events that had come before the send was recorded, applied with it."""
 
 
 @dataclass
@@ -280,13 +287,13 @@ class Attempts:
         change, retry_in = decide(record, outcome, self.settings, self.rng, utcnow(), requested=requested)
         retry = None if retry_in is None else Later(record.id, retry_in, "retry", describe(outcome, retry_in))
         try:
-            applied = await self.recorder.settle(change)
+            settlement = await self.recorder.settle(change)
         except Exception as exc:  # the database stayed away: the reconciler settles it later
             log.error(
                 "could not record the result of %s (%s): %s", record.id, change.to_state, type(exc).__name__
             )
             return Settled(change, retry, recorded=False)
-        return Settled(change, retry, stale=not applied)
+        return Settled(change, retry, stale=not settlement.applied, early=settlement.early)
 
     async def _outcome(
         self, record: MessageRecord, prepared: Prepared | Outcome

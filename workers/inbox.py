@@ -9,11 +9,12 @@ The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per
   number or user id moves an open window to the new one;
 * a reply is recorded on the message it answers (``reply_id``, ``reply_title``, ``replied_at``);
 * a status moves the message through the state machine (never backwards; a stale or repeated
-  status changes nothing); ``failed`` keeps the provider's code and message, and a failure for the
-  24-hour window marks the pair closed;
+  status changes nothing); ``failed`` keeps the provider's code and message, a failure for the
+  24-hour window marks the pair closed, and an opt-out puts the recipient on the suppression list;
 * an event seen before (same provider and event key) changes nothing;
-* a status for a message whose send is not recorded yet (still ``pending`` or ``sending``) is not
-  recorded either: the webhook is answered 503 so that the provider delivers it again;
+* a status or reply for a message whose send is not recorded yet (the provider called back
+  before the worker recorded its answer) is kept in the ledger and applied, with these same
+  effects (:func:`apply_early`), the moment the send is recorded; the webhook is answered 200;
 * unknown events are logged (phone numbers masked) and acknowledged.
 """
 
@@ -24,7 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from wadispatch.events import emit, reply_event, status_event, window_closed_event
-from wadispatch.ledger import Ledger, WebhookOutcome
+from wadispatch.ledger import Ledger, MessageRecord, WebhookOutcome
+from wadispatch.ledger.webhooks import EarlyApplied
 from wadispatch.redaction import mask_phone
 from wadispatch.settings import Settings
 from wadispatch.states import State
@@ -36,7 +38,10 @@ log = logging.getLogger("wadispatch.webhooks")
 #: Provider codes of a delivery failure because the 24-hour window was closed.
 WINDOW_CLOSED_CODES = frozenset({"131047", "470", "WINDOW_CLOSED"})
 #: Provider codes of a recipient who stopped messages from the business.
-OPTED_OUT_CODES = frozenset({"131050", "131049", "OPTED_OUT", "CONTACT_OPTED_OUT"})
+OPTED_OUT_CODES = frozenset({"131050", "OPTED_OUT", "CONTACT_OPTED_OUT"})
+#: Meta's per-user limit of marketing messages: not an opt-out; that person may be written to
+#: again after a day (a retry sooner can block them for longer).
+RECIPIENT_LIMITED_CODES = frozenset({"131049"})
 
 
 @dataclass
@@ -45,20 +50,18 @@ class InboxResult:
 
     counts: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def retry_later(self) -> bool:
-        """Some event came before its message's send was recorded: the provider should retry."""
-        return self.counts["too_early"] > 0
-
 
 def failure_reason(status: Status) -> str:
-    """The ledger's reason for a ``failed`` status: ``window_closed``, ``opted_out`` or
-    ``undeliverable`` (any other failure the provider reports after accepting the message)."""
+    """The ledger's reason for a ``failed`` status: ``window_closed``, ``opted_out``,
+    ``recipient_limited`` or ``undeliverable`` (any other failure the provider reports after
+    accepting the message)."""
     code = (status.error_code or "").upper()
     if code in WINDOW_CLOSED_CODES:
         return "window_closed"
     if code in OPTED_OUT_CODES:
         return "opted_out"
+    if code in RECIPIENT_LIMITED_CODES:
+        return "recipient_limited"
     return "undeliverable"
 
 
@@ -94,7 +97,7 @@ def apply_events(
                 reply_title=event.reply_title,
             )
             result.counts[_count(outcome, "replies")] += 1
-            if outcome.message is None and not outcome.duplicate:
+            if outcome.message is None and not outcome.duplicate and not outcome.kept:
                 log.info(
                     "a %s reply from %s answers no known message", event.provider, mask_phone(event.phone)
                 )
@@ -125,16 +128,54 @@ def _apply_status(event: Status, ledger: Ledger, settings: Settings, result: Inb
     record = outcome.message
     if record is None or not outcome.changed:
         return []
+    return status_effects(record, reason, ledger=ledger, settings=settings)
+
+
+def status_effects(
+    record: MessageRecord, reason: str | None, *, ledger: Ledger, settings: Settings
+) -> list[Pair]:
+    """What a status that changed a message means beyond the ledger: the user's ``status`` event;
+    for an opt-out, the recipient on the suppression list (source ``provider``); for a closed
+    window, the ``window_closed`` event. Returns the pairs whose window is now known closed."""
     emit("status", record, status_event(record), settings)
+    if reason == "opted_out":
+        _suppress(ledger, record)
     if reason != "window_closed":
         return []
     emit("window_closed", record, window_closed_event(record), settings)
     return [(record.provider, record.sender, record.recipient)]
 
 
+def apply_early(applied: list[EarlyApplied], *, ledger: Ledger, windows: Windows, settings: Settings) -> None:
+    """Give the webhook events kept until their sends were recorded (and applied then, by a
+    worker) the effects they would have had on arrival."""
+    closed: list[Pair] = []
+    for event in applied:
+        if not event.changed:
+            continue
+        if event.kind == "reply":
+            emit("reply", event.message, reply_event(event.message), settings)
+        else:
+            closed += status_effects(event.message, event.reason, ledger=ledger, settings=settings)
+    _update_windows(windows, [], closed)
+
+
+def _suppress(ledger: Ledger, record: MessageRecord) -> None:
+    if not record.recipient:
+        return
+    from wadispatch.campaigns.store import suppress
+
+    try:
+        suppress(
+            ledger, [(record.sender, record.recipient)], reason="opted out (provider)", source="provider"
+        )
+    except Exception as exc:  # the status is recorded; only the list's entry is lost (logged)
+        log.warning("could not add an opt-out to the suppression list: %s", type(exc).__name__)
+
+
 def _count(outcome: WebhookOutcome, kind: str) -> str:
-    if outcome.too_early:
-        return "too_early"
+    if outcome.kept:
+        return "kept"
     if outcome.duplicate:
         return "duplicates"
     if outcome.message is None:

@@ -13,6 +13,9 @@ without a job:
   queued before it (:func:`is_overdue`): a healthy backlog is not republished over and over.
 - ``pending`` in a cancelled campaign (a retry that came back after ``cancel`` swept): ``failed``
   with reason ``cancelled``, like the rest of the campaign.
+- a webhook event kept because it named a message whose send was not recorded yet: applied (with
+  its effects) if the send has been recorded since without applying it (they crossed), dropped
+  and logged once older than ``early_events_keep_seconds``.
 - ``sending`` for longer than any attempt can take (its worker died mid-send). A worker marks
   each request just before it leaves and records each answer as it arrives (see
   :mod:`wadispatch.recording`), so a crash leaves three cases apart: answered (already recorded:
@@ -40,6 +43,7 @@ under a lock, one run at a time.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -47,10 +51,12 @@ from typing import Any
 
 from wadispatch.campaigns import store as campaign_store
 from wadispatch.campaigns.api import CANCELLED, CANCELLED_REASON
+from wadispatch.inbox import apply_early
 from wadispatch.ledger import Ledger, utcnow
 from wadispatch.liveness import QueueState
 from wadispatch.settings import Settings
 from wadispatch.states import State
+from wadispatch.window import get_windows
 
 log = logging.getLogger("wadispatch.reconcile")
 
@@ -103,6 +109,10 @@ class ReconcileReport:
     """Who held it (host:pid:nonce), or why no lock was taken."""
     seconds: float | None = None
     """How long the run took."""
+    early_events_applied: int = 0
+    """Kept webhook events whose message's send was recorded meanwhile, applied by this run."""
+    early_events_dropped: int = 0
+    """Kept webhook events older than ``early_events_keep_seconds`` whose message never appeared."""
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, for ``--json`` and the beat task's result."""
@@ -126,6 +136,9 @@ class ReconcileReport:
             f"{self.stuck_failed} failed, {self.stuck_requeued} requeued"
         )
         parts.append(f"cancelled campaigns: {self.cancelled} pending failed")
+        if self.early_events_applied or self.early_events_dropped:
+            applied, dropped = self.early_events_applied, self.early_events_dropped
+            parts.append(f"early webhook events: {applied} applied, {dropped} dropped")
         return ", ".join(parts)
 
 
@@ -161,6 +174,7 @@ def reconcile(
 
     for campaign_id in campaign_store.pending_by_status(ledger, CANCELLED):
         report.cancelled += campaign_store.fail_pending(ledger, campaign_id, CANCELLED_REASON, page_size)
+    _sweep_early_events(ledger, settings, now, report)
     budget = _JobBudget(settings, queue)
     if report.hold_reason:
         _settle_stuck_without_publishing(ledger, settings, sending_cutoff, now, report, tick)
@@ -183,6 +197,25 @@ def reconcile(
         tick()
     _log(report)
     return report
+
+
+def _sweep_early_events(ledger: Ledger, settings: Settings, now: datetime, report: ReconcileReport) -> None:
+    """Apply the kept webhook events a send's recording just missed (with their effects), and drop
+    those whose message never appeared, saying so in the log."""
+    applied = ledger.apply_matched_early_events(now=now)
+    if applied:
+        apply_early(applied, ledger=ledger, windows=get_windows(settings), settings=settings)
+    report.early_events_applied = len(applied)
+    dropped = ledger.drop_early_events(now - timedelta(seconds=settings.early_events_keep_seconds))
+    report.early_events_dropped = len(dropped)
+    for (provider, kind), count in Counter(dropped).items():
+        log.warning(
+            "dropped %d %s webhook %s event(s) kept for %.0f s: their message never appeared",
+            count,
+            provider,
+            kind,
+            settings.early_events_keep_seconds,
+        )
 
 
 def hold_reason(queue: QueueState | None, settings: Settings) -> str | None:

@@ -21,6 +21,8 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
+from wadispatch.ledger.lifecycle import Progress
+from wadispatch.ledger.webhooks import EarlyApplied
 from wadispatch.settings import Settings
 from wadispatch.transport import SendLoop
 
@@ -30,11 +32,21 @@ log = logging.getLogger("wadispatch.recording")
 MAX_RETRY_PAUSE_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """How recording one attempt's result went."""
+
+    applied: bool
+    """``False`` when the message had already moved on (stale): nothing was written."""
+    early: list[EarlyApplied]
+    """Webhook events that had come for it before its send was recorded, applied now."""
+
+
 @dataclass
 class _Flush:
     claims: list[tuple[str, datetime]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    done: asyncio.Future[tuple[set[str], set[str]]] | None = None
+    done: asyncio.Future[Progress] | None = None
 
 
 class Recorder:
@@ -59,15 +71,16 @@ class Recorder:
         was taken back meanwhile (then the request must not leave). Call on the loop."""
         flush = self._gathering_flush()
         flush.claims.append((record.id, record.updated_at))
-        marked, _ = await asyncio.shield(flush.done)  # type: ignore[arg-type]
-        return record.id in marked
+        progress = await asyncio.shield(flush.done)  # type: ignore[arg-type]
+        return record.id in progress.marked
 
-    async def settle(self, change: Change) -> bool:
-        """Record an attempt's result; ``False`` when the message had already moved on (stale)."""
+    async def settle(self, change: Change) -> Settlement:
+        """Record an attempt's result, with the webhook events that had come for it early."""
         flush = self._gathering_flush()
         flush.changes.append(change)
-        _, stale = await asyncio.shield(flush.done)  # type: ignore[arg-type]
-        return change.message_id not in stale
+        progress = await asyncio.shield(flush.done)  # type: ignore[arg-type]
+        early = [event for event in progress.early if event.message.id == change.message_id]
+        return Settlement(applied=change.message_id not in progress.stale, early=early)
 
     def close(self) -> None:
         """Wait for the flush being written, then stop the writing thread."""
@@ -85,7 +98,7 @@ class Recorder:
         written = self._loop.run_in_executor(self._executor, self._write, flush.claims, flush.changes)
         written.add_done_callback(lambda result: _pass_on(result, flush.done))  # type: ignore[arg-type]
 
-    def _write(self, claims: list[tuple[str, datetime]], changes: list[Change]) -> tuple[set[str], set[str]]:
+    def _write(self, claims: list[tuple[str, datetime]], changes: list[Change]) -> Progress:
         """One flush, tried again while the database cannot be reached (runs on the writing thread).
 
         A try that failed at COMMIT may have been written after all; trying again is still safe:
@@ -131,9 +144,7 @@ def _is_connection_trouble(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
 
 
-def _pass_on(
-    result: asyncio.Future[tuple[set[str], set[str]]], done: asyncio.Future[tuple[set[str], set[str]]]
-) -> None:
+def _pass_on(result: asyncio.Future[Progress], done: asyncio.Future[Progress]) -> None:
     if done.cancelled():
         return
     error = result.exception()

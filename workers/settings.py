@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     record_retry_seconds: float = Field(default=60.0, ge=0)
     """How long a worker keeps trying to write marks and answers while the ledger's database is
     unreachable (a restart) before it leaves them to the reconciler."""
+    early_events_keep_seconds: float = Field(default=3600.0, gt=0)
+    """How long a webhook status or reply naming a message not recorded yet is kept for its send
+    to be recorded; older ones are dropped (logged) by the reconciler."""
 
     # Campaigns
     campaign_batch_size: int = Field(default=2000, ge=1, le=50_000)

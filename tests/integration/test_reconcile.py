@@ -15,6 +15,7 @@ from wadispatch.ledger import Ledger, messages, utcnow
 from wadispatch.messages import validate_send_request
 from wadispatch.reconcile import ReconcileReport, reconcile
 from wadispatch.states import State
+from wadispatch.webhooks.events import MessageRef
 
 from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings
 
@@ -52,8 +53,8 @@ def stuck_sending(ledger: Ledger, count: int, *, requested: bool = True) -> list
     claimed = ledger.claim_many(ledger.load_pending(ids))
     assert len(claimed) == count
     if requested:
-        marked, _ = ledger.record_progress([(record.id, record.updated_at) for record in claimed], [])
-        assert marked == set(ids)
+        progress = ledger.record_progress([(record.id, record.updated_at) for record in claimed], [])
+        assert progress.marked == set(ids)
     return ids
 
 
@@ -175,9 +176,9 @@ def test_a_claim_taken_back_can_no_longer_be_marked_requested(ledger: Ledger) ->
     run(ledger, Publisher(), utcnow() + LATER)  # the first claim's worker looks dead
     [second] = ledger.claim_many(ledger.load_pending([message_id]), now=utcnow() + timedelta(seconds=1))
     # The first worker wakes up: its mark is refused, so its request never leaves.
-    assert ledger.record_progress([(first.id, first.updated_at)], []) == (set(), set())
-    assert ledger.record_progress([(second.id, second.updated_at)], []) == ({message_id}, set())
-    assert ledger.record_progress([(second.id, second.updated_at)], []) == (set(), set())  # once only
+    assert ledger.record_progress([(first.id, first.updated_at)], []).marked == set()
+    assert ledger.record_progress([(second.id, second.updated_at)], []).marked == {message_id}
+    assert ledger.record_progress([(second.id, second.updated_at)], []).marked == set()  # once only
     assert ledger.get(message_id).attempts == 1
 
 
@@ -341,3 +342,27 @@ def test_a_backlog_behind_the_rate_limit_is_republished_only_once_overdue(
     assert set(other) <= set(publish.published)
     assert Counter(publish.published).most_common(1)[0][1] == 1  # none twice
     assert set(publish.published) - set(other) == set(campaign_ids(ledger, campaign_id, State.PENDING))
+
+
+# --- webhook events kept until their sends are recorded -------------------------------------
+
+
+def test_a_kept_status_the_sends_recording_missed_is_applied_and_an_old_one_dropped(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    [crossed, never] = stuck_sending(ledger, 2)
+    now = utcnow()
+    for wamid, at in (("wamid.crossed", now), ("wamid.never", now - LATER)):
+        outcome = ledger.apply_webhook_status(
+            "meta", f"{wamid}:delivered", MessageRef(provider_message_ids=(wamid,)), State.DELIVERED, now=at
+        )
+        assert outcome.kept
+    # The send was recorded in the instant the status was kept, so it was not applied with it.
+    ledger.transition(crossed, State.SENDING, State.SENT, provider_message_id="wamid.crossed")
+    report = run(ledger, Publisher(), now, early_events_keep_seconds=600)
+    assert (report.early_events_applied, report.early_events_dropped) == (1, 1)
+    assert ledger.get(crossed).state is State.DELIVERED
+    assert ledger.get(never).state is State.SENDING  # its id never appeared: nothing applied
+    assert ledger.count_early_events() == 0
+    assert "dropped 1 meta webhook status event(s) kept for 600 s" in caplog.text
+    assert run(ledger, Publisher(), now).early_events_applied == 0

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from wadispatch.ledger import Ledger, webhook_events
+from wadispatch.campaigns.store import list_suppressions
+from wadispatch.ledger import Change, Ledger, webhook_events
 from wadispatch.messages import validate_send_request
 from wadispatch.states import State
 
@@ -137,6 +138,31 @@ def test_a_failed_status_keeps_the_providers_reason(provider: str, api: Api) -> 
     assert "255712345678" not in json.dumps(events)
 
 
+def test_an_opt_out_in_a_status_puts_the_recipient_on_the_suppression_list(api: Api) -> None:
+    raw = sample("meta", "failures/opted_out")
+    wamid = json.loads(raw)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
+    message_id = sent_message(api.ledger, "meta", wamid)
+    assert post(api, "meta", raw).json()["outcomes"] == {"statuses": 1}
+    record = api.ledger.get(message_id)
+    assert (record.state, record.reason, record.provider_error_code) == (State.FAILED, "opted_out", "131050")
+    [entry] = list_suppressions(api.ledger)
+    assert (entry.sender, entry.recipient, entry.source) == (SENDERS["meta"], record.recipient, "provider")
+
+
+def test_meta_131049_is_a_recipient_limit_not_an_opt_out(api: Api) -> None:
+    raw = sample("meta", "failures/recipient_limited")
+    wamid = json.loads(raw)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
+    message_id = sent_message(api.ledger, "meta", wamid)
+    assert post(api, "meta", raw).json()["outcomes"] == {"statuses": 1}
+    record = api.ledger.get(message_id)
+    assert (record.state, record.reason, record.provider_error_code) == (
+        State.FAILED,
+        "recipient_limited",
+        "131049",
+    )
+    assert list_suppressions(api.ledger) == []
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api: Api) -> None:
     message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])
@@ -175,19 +201,84 @@ def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api
     assert api.ledger.get(message_id).state is State.READ
 
 
-def test_a_status_before_the_send_is_recorded_is_left_for_the_providers_retry(api: Api) -> None:
+def test_a_status_before_the_send_is_recorded_is_kept_and_applied_when_it_is(api: Api) -> None:
     request = validate_send_request(button_request("zixflow", sender=SENDERS["zixflow"]))
     message_id, _ = api.ledger.record_pending(request)
-    api.ledger.transition(message_id, State.PENDING, State.SENDING)
+    [claimed] = api.ledger.claim_many(api.ledger.load_pending([message_id]))
     body = json.loads(sample("zixflow", "status_delivered"))
     raw = json.dumps({**body, "post_back_data": message_id}).encode()
     answer = post(api, "zixflow", raw)
-    assert (answer.status_code, answer.json()["error"]) == (503, "retry_later")
-    assert answer.headers["Retry-After"] == "5"
-    assert api.ledger.get(message_id).state is State.SENDING and stored_events(api.ledger) == 0
-    api.ledger.transition(message_id, State.SENDING, State.SENT, provider_message_id=body["request_id"])
-    assert post(api, "zixflow", raw).json()["outcomes"] == {"statuses": 1}  # the redelivery
+    assert (answer.status_code, answer.json()["outcomes"]) == (200, {"kept": 1})
+    assert post(api, "zixflow", raw).json()["outcomes"] == {"duplicates": 1}  # a redelivery
+    assert api.ledger.get(message_id).state is State.SENDING
+    assert api.ledger.count_early_events() == 1
+    # The worker records the send's answer: the kept status is applied in the same write.
+    sent = Change(
+        message_id=message_id,
+        from_state=State.SENDING,
+        to_state=State.SENT,
+        attempt=claimed.attempts,
+        provider_message_id=body["request_id"],
+    )
+    progress = api.ledger.record_progress([], [sent])
+    assert [(event.kind, event.message.state, event.changed) for event in progress.early] == [
+        ("status", State.DELIVERED, True)
+    ]
     assert api.ledger.get(message_id).state is State.DELIVERED
+    states = [transition.to_state for transition in api.ledger.transitions(message_id)]
+    assert states == [State.PENDING, State.SENDING, State.SENT, State.DELIVERED]
+    assert api.ledger.count_early_events() == 0
+
+
+@pytest.fixture
+def early_failures(sim: httpx.Client, api: Api) -> Iterator[dict[str, Any]]:
+    """The simulator fails every message in a status callback posted long before it answers the
+    send (callbacks 30 ms apart, answers after 700 ms); its config is restored after."""
+    saved = sim.get("/_sim/config").json()
+    changes = {
+        "callbacks": True,
+        "webhook_urls": {provider: webhook_url(api.url, provider) for provider in PROVIDERS},
+        "failed_share": 1.0,
+        "callback_delay_ms": 30,
+        "latency": "fixed",
+        "latency_ms": 700,
+    }
+    sim.put("/_sim/config", json=changes).raise_for_status()
+    yield changes
+    sim.put("/_sim/config", json=saved).raise_for_status()
+
+
+def test_a_failed_status_posted_while_the_send_is_in_flight_ends_it_failed(
+    api: Api, early_failures: dict[str, Any], sim: httpx.Client, start_worker, database_url: str
+) -> None:
+    start_worker(
+        database_url,
+        **api.worker_env,
+        WADISPATCH_ZIXFLOW_POST_BACK_URL=early_failures["webhook_urls"]["zixflow"],
+    )
+    ids: dict[str, str] = {}
+    for provider in PROVIDERS:
+        body = {
+            key: value for key, value in button_request(provider, sender=SENDERS[provider]).items() if value
+        }
+        answer = api.client.post("/v1/messages/interactive", json=body)
+        assert answer.status_code == 202, answer.text
+        ids[provider] = answer.json()["message_id"]
+
+    def all_failed() -> bool:
+        return all(api.ledger.get(message_id).state is State.FAILED for message_id in ids.values())
+
+    wait_for(all_failed, timeout=60, interval=0.2)
+    for provider, message_id in ids.items():
+        record = api.ledger.get(message_id)
+        assert record.provider_error_code, provider
+        transitions = api.ledger.transitions(message_id)
+        assert [t.to_state for t in transitions][-2:] == [State.SENT, State.FAILED], provider
+        # The failure was posted before the worker had the send's answer: kept, then applied in
+        # the very write that recorded the send.
+        assert transitions[-1].at == transitions[-2].at, provider
+    assert api.ledger.count_early_events() == 0
+    assert sim.get("/_sim/stats").json()["callbacks"].get("failed", 0) == 0
 
 
 def test_unknown_events_malformed_bodies_and_unknown_providers(api: Api) -> None:
@@ -207,7 +298,8 @@ def test_unknown_events_malformed_bodies_and_unknown_providers(api: Api) -> None
     big = b'{"object": "' + b"x" * 5000 + b'"}'
     assert post(api, "meta", big).status_code == 413
     a_reply_to_nothing = sample("meta", "reply_button")
-    assert post(api, "meta", a_reply_to_nothing).json()["outcomes"] == {"unmatched": 1}
+    # It may answer a message whose send is not recorded yet: kept (until its send, or expiry).
+    assert post(api, "meta", a_reply_to_nothing).json()["outcomes"] == {"kept": 1}
 
 
 def test_meta_subscription_check(api: Api) -> None:

@@ -3,8 +3,9 @@
 Signed providers (Meta, Briq, Bird) post to ``/webhooks/<provider>``; Zixflow and WA.cr, which
 sign nothing, post to ``/webhooks/<provider>/<secret>`` with a secret of our own. A bad or missing
 signature is answered 401 and changes nothing; a body that is not JSON, 400; anything else 200,
-unknown event types included (logged), so that providers do not retry what we cannot use; 503
-(``retry_later``) when a status came before the worker recorded its message's send.
+unknown event types included (logged), so that providers do not retry what we cannot use, and a
+status that came before the worker recorded its message's send (kept, and applied when it is:
+Meta stops delivering to an endpoint that keeps failing).
 ``GET /webhooks/meta`` answers Meta's subscription check.
 """
 
@@ -25,14 +26,12 @@ from wadispatch.webhooks import PARSERS, MalformedWebhook, SignatureError, parse
 log = logging.getLogger("wadispatch.webhooks")
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-RETRY_LATER_SECONDS = 5
 
 _RESPONSES = {
     400: ERROR_RESPONSES[400],
     401: {"model": ErrorBody, "description": "Bad or missing signature (or secret)."},
     404: {"model": ErrorBody, "description": "Not a provider wadispatch knows."},
     413: ERROR_RESPONSES[413],
-    503: {"model": ErrorBody, "description": "A status came before its send was recorded: retry."},
 }
 
 
@@ -87,10 +86,6 @@ async def _receive(provider: str, secret: str | None, request: Request) -> Webho
     result = await run_in_threadpool(
         apply_events, events, ledger=state.ledger, windows=state.windows, settings=settings
     )
-    if result.retry_later:
-        # The events applied are recorded by key, so the redelivery changes only the rest.
-        message = "a status came before its message's send was recorded; deliver it again"
-        raise ApiError(503, "retry_later", message, headers={"Retry-After": str(RETRY_LATER_SECONDS)})
     return WebhookReceived(received=len(events), outcomes=dict(result.counts))
 
 

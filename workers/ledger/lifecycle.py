@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from wadispatch.ledger.records import (
     utcnow,
 )
 from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages, transitions
+from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
 
@@ -189,24 +191,25 @@ class MessageLifecycle(Database):
 
     def record_progress(
         self, claims: list[tuple[str, datetime]], changes: list[Change], *, now: datetime | None = None
-    ) -> tuple[set[str], set[str]]:
+    ) -> Progress:
         """Mark requests about to leave and apply the answers that came, in one transaction.
 
         ``claims`` are (message id, time of its claim) of messages whose request is about to
         leave (:func:`~wadispatch.ledger.writer.mark_requested`); ``changes`` settle attempts
-        whose answer arrived. Returns the ids marked (only those may be sent) and the ids whose
-        change was stale (as :meth:`apply_many`).
+        whose answer arrived. Webhook events kept because they came before a send was recorded
+        are applied in the same transaction as that send's ``sent``.
         """
         now = now or utcnow()
         with self.begin() as conn:
             marked = writer.mark_requested(conn, claims, now)
             if writer.apply_changes(conn, changes, now):
-                return marked, set()
+                return Progress(marked, set(), apply_early_events(conn, _sent_ids(changes), now))
             conn.rollback()
         with self.begin() as conn:
             marked = writer.mark_requested(conn, claims, now)
             stale = {change.message_id for change in changes if not writer.apply_change(conn, change, now)}
-        return marked, stale
+            sent = [message_id for message_id in _sent_ids(changes) if message_id not in stale]
+            return Progress(marked, stale, apply_early_events(conn, sent, now))
 
     def transition(
         self,
@@ -283,6 +286,22 @@ class MessageLifecycle(Database):
         with self.engine.connect() as conn:
             rows = conn.execute(select(messages).order_by(messages.c.created_at, messages.c.id)).all()
         return [message_record(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What :meth:`MessageLifecycle.record_progress` wrote."""
+
+    marked: set[str]
+    """The claims marked requested: only their requests may leave."""
+    stale: set[str]
+    """The changes not applied: their message had moved on."""
+    early: list[EarlyApplied]
+    """Webhook events that had come early, applied now that their sends are recorded."""
+
+
+def _sent_ids(changes: list[Change]) -> list[str]:
+    return [change.message_id for change in changes if change.to_state is State.SENT]
 
 
 def _new_row(request: SendRequest, now: datetime) -> dict[str, Any]:

@@ -94,6 +94,26 @@ webhook_events = Table(
 )
 """Every webhook event applied, once: a second delivery of the same event finds its key here."""
 
+early_events = Table(
+    "early_events",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("provider", String(16), nullable=False),
+    Column("event_key", String(255), nullable=False),
+    # One row per id the event names: our message id, or one of the provider's ids for it.
+    Column("message_id", String(36)),
+    Column("provider_message_id", String(255)),
+    Column("kind", String(16), nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_early_events_provider_message_id", "provider", "provider_message_id"),
+    Index("ix_early_events_message_id", "message_id"),
+    Index("ix_early_events_received_at", "received_at"),
+)
+"""Webhook statuses and replies that named a message whose send was not recorded yet: kept,
+and applied the moment the send records the message's provider id (or dropped, logged, once
+older than ``early_events_keep_seconds``)."""
+
 api_keys = Table(
     "api_keys",
     metadata,

@@ -1,4 +1,5 @@
-"""Webhook events in the ledger: each applied once, statuses through the state machine, replies."""
+"""Webhook events in the ledger: each applied once, statuses through the state machine, replies;
+events that came before their message's send was recorded kept and applied when it is."""
 
 from __future__ import annotations
 
@@ -6,31 +7,42 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
-from wadispatch.ledger.records import MessageRecord, message_record, utcnow
-from wadispatch.ledger.schema import messages, webhook_events
+from wadispatch.ledger.records import MessageRecord, aware, message_record, utcnow
+from wadispatch.ledger.schema import early_events, messages, webhook_events
 from wadispatch.states import ALLOWED, State
 from wadispatch.webhooks.events import MessageRef
+
+EventKind = Literal["status", "reply"]
 
 
 @dataclass(frozen=True)
 class WebhookOutcome:
     """What applying one webhook event did: seen before, the message it named (as it is now),
-    whether that message changed, or nothing because it came before the send was recorded."""
+    whether that message changed, or ``kept`` for later because the message's send was not
+    recorded yet."""
 
     duplicate: bool
     message: MessageRecord | None
     changed: bool
-    too_early: bool = False
+    kept: bool = False
 
 
-class _TooEarly(Exception):
-    """A status for a message whose send is not recorded yet: roll back, let the provider retry."""
+@dataclass(frozen=True)
+class EarlyApplied:
+    """A kept webhook event, applied when its message's send was recorded."""
+
+    kind: EventKind
+    message: MessageRecord
+    """The message as the event left it."""
+    changed: bool
+    reason: str | None = None
+    """A ``failed`` status's reason."""
 
 
 class WebhookEvents(Database):
@@ -53,36 +65,20 @@ class WebhookEvents(Database):
 
         The state machine decides: a status that would move the message backwards or sideways
         (``delivered`` after ``read``) changes nothing and is not an error. A status for a message
-        still ``pending`` or ``sending`` (the provider called back before the worker recorded the
-        send) is not recorded at all: the outcome says ``too_early``, so that the provider's
-        redelivery is applied. The event's key is recorded in the same transaction as the change.
+        not recorded as sent yet (still ``pending`` or ``sending``, or no message has its provider
+        id yet: the provider called back before the worker recorded its answer) is **kept** and
+        applied the moment the send records it (:func:`apply_early_events`). The event's key is
+        recorded in the same transaction, so a redelivery is a duplicate either way.
         """
         failed = to_state is State.FAILED
-        values = (
-            {"provider_error_code": provider_error_code, "provider_error_message": provider_error_message}
-            if failed
-            else {}
-        )
-        reason = reason if failed else None
-
-        def apply(conn: Connection, record: MessageRecord, at: datetime) -> bool:
-            current = record.state
-            if current in (State.PENDING, State.SENDING):
-                raise _TooEarly
-            for _ in range(3):  # another event for this message may commit between our steps
-                if to_state not in ALLOWED[current]:
-                    return False
-                moved = writer.move_one(
-                    conn, record.id, current, to_state, now=at, reason=reason, detail=detail, values=values
-                )
-                if moved is not None:
-                    return True
-                current = State(
-                    conn.execute(select(messages.c.state).where(messages.c.id == record.id)).scalar_one()
-                )
-            return False
-
-        return self._apply_webhook_event(provider, event_key, ref, apply, now)
+        event: dict[str, Any] = {"to_state": to_state.value, "detail": detail}
+        if failed:
+            event |= {
+                "reason": reason,
+                "provider_error_code": provider_error_code,
+                "provider_error_message": provider_error_message,
+            }
+        return self._apply_webhook_event(provider, event_key, ref, "status", event, now)
 
     def apply_webhook_reply(
         self,
@@ -95,24 +91,73 @@ class WebhookEvents(Database):
         now: datetime | None = None,
     ) -> WebhookOutcome:
         """Record the button or row chosen on the message it answers, once per ``event_key``
-        (a later reply to the same message replaces an earlier one)."""
+        (a later reply to the same message replaces an earlier one). A reply to a message whose
+        provider id is not recorded yet is kept, like a status."""
+        event = {"reply_id": reply_id, "reply_title": reply_title}
+        return self._apply_webhook_event(provider, event_key, ref, "reply", event, now)
 
-        def apply(conn: Connection, record: MessageRecord, at: datetime) -> bool:
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == record.id)
-                .values(reply_id=reply_id[:256], reply_title=(reply_title or "")[:256] or None, replied_at=at)
+    def drop_early_events(self, received_before: datetime) -> list[tuple[str, str]]:
+        """Delete the kept events received before ``received_before`` (their message never
+        appeared); return their (provider, kind), one per event, for the log."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                delete(early_events)
+                .where(early_events.c.received_at < received_before)
+                .returning(early_events.c.provider, early_events.c.event_key, early_events.c.kind)
+            ).all()
+        kinds = {(row.provider, row.event_key): row.kind for row in rows}
+        return [(provider, kind) for (provider, _), kind in kinds.items()]
+
+    def apply_matched_early_events(
+        self, *, limit: int = 1000, now: datetime | None = None
+    ) -> list[EarlyApplied]:
+        """Apply the kept events whose message is now recorded as sent but were not applied with
+        its send (the event was kept in the same instant the send was recorded); forget them."""
+        now = now or utcnow()
+        recorded = messages.c.state.not_in([state.value for state in _NOT_RECORDED_YET])
+        by_provider_id = (
+            select(messages.c.id)
+            .join(
+                early_events,
+                (messages.c.provider == early_events.c.provider)
+                & (messages.c.provider_message_id == early_events.c.provider_message_id),
             )
-            return True
+            .where(recorded)
+        )
+        by_our_id = (
+            select(messages.c.id)
+            .join(
+                early_events,
+                (messages.c.provider == early_events.c.provider)
+                & (messages.c.id == early_events.c.message_id),
+            )
+            .where(recorded)
+        )
+        with self.begin() as conn:
+            ids = list(
+                dict.fromkeys(
+                    [
+                        *conn.execute(by_provider_id.limit(limit)).scalars(),
+                        *conn.execute(by_our_id.limit(limit)).scalars(),
+                    ]
+                )
+            )
+            return apply_early_events(conn, ids, now)
 
-        return self._apply_webhook_event(provider, event_key, ref, apply, now)
+    def count_early_events(self) -> int:
+        """How many webhook events are kept waiting for their message's send to be recorded."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count(func.distinct(early_events.c.event_key))).select_from(early_events)
+            ).scalar_one()
 
     def _apply_webhook_event(
         self,
         provider: str,
         event_key: str,
         ref: MessageRef,
-        apply: Callable[[Connection, MessageRecord, datetime], bool],
+        kind: EventKind,
+        event: dict[str, Any],
         now: datetime | None,
     ) -> WebhookOutcome:
         now = now or utcnow()
@@ -125,13 +170,14 @@ class WebhookEvents(Database):
                     {"provider": provider, "event_key": event_key, "received_at": now},
                 )
                 record = _find_by_ref(conn, provider, ref) if ref else None
-                if record is None:
-                    return WebhookOutcome(duplicate=False, message=None, changed=False)
-                changed = apply(conn, record, now)
+                if record is None or (kind == "status" and record.state in _NOT_RECORDED_YET):
+                    if not ref:
+                        return WebhookOutcome(duplicate=False, message=None, changed=False)
+                    _keep(conn, provider, event_key, ref, kind, event, now)
+                    return WebhookOutcome(duplicate=False, message=None, changed=False, kept=True)
+                changed = _APPLY[kind](conn, record, event, now)
                 row = conn.execute(select(messages).where(messages.c.id == record.id)).one()
                 return WebhookOutcome(duplicate=False, message=message_record(row), changed=changed)
-        except _TooEarly:  # rolled back: the event key is not recorded
-            return WebhookOutcome(duplicate=False, message=None, changed=False, too_early=True)
         except IntegrityError:
             with self.engine.connect() as conn:
                 seen = conn.execute(
@@ -144,6 +190,123 @@ class WebhookEvents(Database):
             if not seen:
                 raise
             return WebhookOutcome(duplicate=True, message=None, changed=False)
+
+
+_NOT_RECORDED_YET = (State.PENDING, State.SENDING)
+
+
+def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) -> list[EarlyApplied]:
+    """Apply the kept webhook events that name these messages, in the order they were received,
+    through the state machine, and forget them. Called in the transaction that records the
+    messages' sends (their provider ids)."""
+    if not message_ids:
+        return []
+    by_provider_id = (
+        select(early_events, messages.c.id.label("for_message"))
+        .join(
+            messages,
+            (messages.c.provider == early_events.c.provider)
+            & (messages.c.provider_message_id == early_events.c.provider_message_id),
+        )
+        .where(messages.c.id.in_(message_ids))
+    )
+    by_our_id = (
+        select(early_events, messages.c.id.label("for_message"))
+        .join(
+            messages,
+            (messages.c.provider == early_events.c.provider) & (messages.c.id == early_events.c.message_id),
+        )
+        .where(messages.c.id.in_(message_ids))
+    )
+    rows = [*conn.execute(by_provider_id).all(), *conn.execute(by_our_id).all()]
+    if not rows:
+        return []
+    first_rows: dict[tuple[str, str], Any] = {}
+    for row in sorted(rows, key=lambda row: (aware(row.received_at), row.id)):
+        first_rows.setdefault((row.provider, row.event_key), row)
+    applied: list[EarlyApplied] = []
+    for row in first_rows.values():
+        current = conn.execute(select(messages).where(messages.c.id == row.for_message)).one()
+        record = message_record(current)
+        changed = _APPLY[row.kind](conn, record, row.event, now)
+        if changed:
+            record = message_record(conn.execute(select(messages).where(messages.c.id == record.id)).one())
+        applied.append(EarlyApplied(row.kind, record, changed, row.event.get("reason")))
+    for provider, event_key in first_rows:
+        conn.execute(
+            delete(early_events).where(
+                early_events.c.provider == provider, early_events.c.event_key == event_key
+            )
+        )
+    return applied
+
+
+def _keep(
+    conn: Connection,
+    provider: str,
+    event_key: str,
+    ref: MessageRef,
+    kind: EventKind,
+    event: dict[str, Any],
+    now: datetime,
+) -> None:
+    base = {"provider": provider, "event_key": event_key, "kind": kind, "event": event, "received_at": now}
+    rows = [
+        {**base, "message_id": None, "provider_message_id": pmid[:255]} for pmid in ref.provider_message_ids
+    ]
+    if ref.message_id:
+        rows.append({**base, "message_id": ref.message_id, "provider_message_id": None})
+    conn.execute(insert(early_events), rows)
+
+
+def _apply_status(conn: Connection, record: MessageRecord, event: dict[str, Any], at: datetime) -> bool:
+    to_state = State(event["to_state"])
+    failed = to_state is State.FAILED
+    reason = event.get("reason") if failed else None
+    values = (
+        {
+            "provider_error_code": event.get("provider_error_code"),
+            "provider_error_message": event.get("provider_error_message"),
+        }
+        if failed
+        else {}
+    )
+    current = record.state
+    for _ in range(3):  # another event for this message may commit between our steps
+        if to_state not in ALLOWED[current]:
+            return False
+        moved = writer.move_one(
+            conn,
+            record.id,
+            current,
+            to_state,
+            now=at,
+            reason=reason,
+            detail=event.get("detail"),
+            values=values,
+        )
+        if moved is not None:
+            return True
+        current = State(conn.execute(select(messages.c.state).where(messages.c.id == record.id)).scalar_one())
+    return False
+
+
+def _apply_reply(conn: Connection, record: MessageRecord, event: dict[str, Any], at: datetime) -> bool:
+    reply_title = event.get("reply_title")
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == record.id)
+        .values(
+            reply_id=event["reply_id"][:256], reply_title=(reply_title or "")[:256] or None, replied_at=at
+        )
+    )
+    return True
+
+
+_APPLY: dict[str, Callable[[Connection, MessageRecord, dict[str, Any], datetime], bool]] = {
+    "status": _apply_status,
+    "reply": _apply_reply,
+}
 
 
 def _find_by_ref(conn: Connection, provider: str, ref: MessageRef) -> MessageRecord | None:
