@@ -73,6 +73,7 @@ def apply_events(
     opened: list[Opening] = []
     moved: list[tuple[Pair, Pair]] = []
     closed: list[Pair] = []
+    other_names = _other_names(ledger, [event for event in events if isinstance(event, Inbound)])
     for event in events:
         if isinstance(event, Unknown):
             log.info("ignored a %s webhook event: %s", event.provider, event.description)
@@ -87,7 +88,7 @@ def apply_events(
             result.counts["system"] += 1
             continue
         if isinstance(event, Inbound):
-            opened += _openings(event)
+            opened += _openings(event, other_names)
         if isinstance(event, Reply):
             outcome = ledger.apply_webhook_reply(
                 event.provider,
@@ -183,10 +184,31 @@ def _count(outcome: WebhookOutcome, kind: str) -> str:
     return kind if outcome.changed else "unchanged"
 
 
-def _openings(event: Inbound) -> list[Opening]:
+def _other_names(ledger: Ledger, inbound: list[Inbound]) -> dict[tuple[str, str], str]:
+    """Learn the (phone, user id) pairs these events name together; return, for each name given
+    alone, the user's other name the ledger knows, keyed (provider, name)."""
+    others: dict[tuple[str, str], str] = {}
+    for provider in {event.provider for event in inbound}:
+        events = [event for event in inbound if event.provider == provider]
+        pairs = [pair for event in events if (pair := event.phone_and_user_id) is not None]
+        ledger.remember_contacts(provider, pairs)
+        for phone, user_id in pairs:
+            others[(provider, phone)], others[(provider, user_id)] = user_id, phone
+        alone = [name for event in events for name in event.recipients if (provider, name) not in others]
+        others.update(
+            ((provider, name), other) for name, other in ledger.contact_names(provider, alone).items()
+        )
+    return others
+
+
+def _openings(event: Inbound, other_names: dict[tuple[str, str], str]) -> list[Opening]:
+    """The windows an inbound message opens: under each name it gives the writer, and the other
+    name the ledger knows for them (a window opened by user id then serves a send by phone)."""
     if not event.recipients:
         log.info("an inbound %s message names no phone number or user id: no window opened", event.provider)
-    return [((event.provider, event.sender, recipient), event.at) for recipient in event.recipients]
+    names = list(event.recipients)
+    names += [other for name in event.recipients if (other := other_names.get((event.provider, name)))]
+    return [((event.provider, event.sender, name), event.at) for name in dict.fromkeys(names)]
 
 
 def _update_windows(

@@ -54,7 +54,7 @@ SAMPLE_ROWS = {
 SAMPLE_STATES = {"pending": 3, "sending": 1, "sent": 1, "delivered": 1, "read": 1, "failed": 1}
 NEW_COLUMNS = {"messages": {"requested_at"}}
 #: Tables added since the last release: empty after the upgrade.
-NEW_TABLES = {"early_events"}
+NEW_TABLES = {"early_events", "contacts"}
 AUTO_IDS = ("transitions", "dead_letters", "suppressions")
 
 

@@ -163,6 +163,32 @@ def test_meta_131049_is_a_recipient_limit_not_an_opt_out(api: Api) -> None:
     assert list_suppressions(api.ledger) == []
 
 
+def test_a_user_named_by_user_id_alone_gets_the_window_of_the_phone_the_ledger_learned(api: Api) -> None:
+    """A webhook naming both the phone and the business-scoped user id teaches the ledger the
+    pair; a later message naming only the user id (a username user) opens both windows."""
+    path = Path(__file__).parents[1] / "samples" / "provider-webhooks" / "meta_docs_username_only.json"
+    username_only = json.loads(path.read_text())
+    value = username_only["entry"][0]["changes"][0]["value"]
+    user_id, sender, now = value["contacts"][0]["user_id"], value["metadata"]["phone_number_id"], STARTED
+    for message in value["messages"]:
+        message["timestamp"] = str(int(now.timestamp()))
+    both = json.loads(json.dumps(username_only))
+    named = both["entry"][0]["changes"][0]["value"]
+    named["contacts"][0]["wa_id"] = "15551234567"
+    for message in named["messages"]:
+        message["from"] = "15551234567"
+        message["id"] += "-both"
+    assert post(api, "meta", json.dumps(both).encode()).status_code == 200
+    phone_pair, user_pair = ("meta", sender, "+15551234567"), ("meta", sender, user_id)
+    assert api.windows.state(phone_pair) == api.windows.state(user_pair) == "open"
+    assert api.ledger.contact_names("meta", [user_id]) == {user_id: "+15551234567"}
+
+    api.windows.close([phone_pair, user_pair])
+    assert post(api, "meta", json.dumps(username_only).encode()).status_code == 200
+    assert api.windows.state(user_pair) == "open"
+    assert api.windows.state(phone_pair) == "open"  # through the pair the ledger learned
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api: Api) -> None:
     message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])

@@ -66,10 +66,24 @@ class RecordingWindows:
         self.closed += list(pairs)
 
 
+class NewContacts:
+    """A ledger that knows no user's other name yet (inbound events only ask it that)."""
+
+    def __init__(self) -> None:
+        self.learned: list[tuple[str, str, str]] = []
+
+    def remember_contacts(self, provider: str, pairs: Iterable[tuple[str, str]]) -> None:
+        self.learned += [(provider, phone, user_id) for phone, user_id in pairs]
+
+    def contact_names(self, provider: str, names: Iterable[str]) -> dict[str, str]:
+        return {}
+
+
 def apply(events: list[Any]) -> tuple[RecordingWindows, dict[str, int]]:
-    """Inbound and system events never reach the ledger: none is needed."""
+    """Inbound and system events reach the ledger only for the user's other name."""
     windows = RecordingWindows()
-    result = apply_events(events, ledger=None, windows=windows, settings=make_settings())  # type: ignore[arg-type]
+    ledger = NewContacts()
+    result = apply_events(events, ledger=ledger, windows=windows, settings=make_settings())  # type: ignore[arg-type]
     return windows, dict(result.counts)
 
 

@@ -32,6 +32,9 @@ from wadispatch.states import State
 metadata = MetaData()
 
 _AUTO_ID = BigInteger().with_variant(Integer, "sqlite")
+#: A recipient: an E.164 number (at most 20) or a business-scoped user id (``US.ENT.`` and up to
+#: 128 characters, as Meta documents them).
+RECIPIENT_LENGTH = 135
 
 messages = Table(
     "messages",
@@ -39,7 +42,7 @@ messages = Table(
     Column("id", String(36), primary_key=True),
     Column("provider", String(16), nullable=False),
     Column("sender", String(256)),
-    Column("recipient", String(32)),
+    Column("recipient", String(RECIPIENT_LENGTH)),
     Column("conversation_id", String(36)),
     Column("request", JSON, nullable=False),
     Column("idempotency_key", String(255), unique=True),
@@ -114,6 +117,18 @@ early_events = Table(
 and applied the moment the send records the message's provider id (or dropped, logged, once
 older than ``early_events_keep_seconds``)."""
 
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("user_id", String(RECIPIENT_LENGTH), primary_key=True),
+    Column("phone", String(32), nullable=False),
+    Column("learned_at", DateTime(timezone=True), nullable=False),
+    Index("ix_contacts_provider_phone", "provider", "phone"),
+)
+"""A user's business-scoped user id and phone number, learned from webhooks that name both, so a
+webhook naming only one opens the 24-hour window under both."""
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -180,7 +195,7 @@ suppressions = Table(
     metadata,
     Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
     Column("sender", String(256), nullable=False),
-    Column("recipient", String(32), nullable=False),
+    Column("recipient", String(RECIPIENT_LENGTH), nullable=False),
     Column("reason", String(256)),
     Column("source", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

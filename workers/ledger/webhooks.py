@@ -4,17 +4,19 @@ events that came before their message's send was recorded kept and applied when 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.records import MessageRecord, aware, message_record, utcnow
-from wadispatch.ledger.schema import early_events, messages, webhook_events
+from wadispatch.ledger.schema import contacts, early_events, messages, webhook_events
 from wadispatch.states import ALLOWED, State
 from wadispatch.webhooks.events import MessageRef
 
@@ -144,6 +146,50 @@ class WebhookEvents(Database):
             )
             return apply_early_events(conn, ids, now)
 
+    def remember_contacts(
+        self, provider: str, pairs: Iterable[tuple[str, str]], *, now: datetime | None = None
+    ) -> None:
+        """Remember the (phone, user id) pairs webhooks named together; a user's latest phone wins."""
+        rows = {user_id: phone for phone, user_id in pairs}
+        if not rows:
+            return
+        now = now or utcnow()
+        with self.begin() as conn:
+            upsert = _dialect_insert(conn)(contacts)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[contacts.c.provider, contacts.c.user_id],
+                    set_={"phone": upsert.excluded.phone, "learned_at": upsert.excluded.learned_at},
+                ),
+                [
+                    {"provider": provider, "user_id": user_id, "phone": phone, "learned_at": now}
+                    for user_id, phone in rows.items()
+                ],
+            )
+
+    def contact_names(self, provider: str, names: Iterable[str]) -> dict[str, str]:
+        """For each phone number or user id among ``names`` that the ledger knows, the other name
+        of the same user (the latest one learned)."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(contacts.c.user_id, contacts.c.phone)
+                .where(
+                    contacts.c.provider == provider,
+                    contacts.c.user_id.in_(wanted) | contacts.c.phone.in_(wanted),
+                )
+                .order_by(contacts.c.learned_at)
+            ).all()
+        for user_id, phone in rows:
+            if user_id in wanted:
+                found[user_id] = phone
+            if phone in wanted:
+                found[phone] = user_id
+        return found
+
     def count_early_events(self) -> int:
         """How many webhook events are kept waiting for their message's send to be recorded."""
         with self.engine.connect() as conn:
@@ -239,6 +285,10 @@ def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) 
             )
         )
     return applied
+
+
+def _dialect_insert(conn: Connection) -> Callable[..., Any]:
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _keep(
