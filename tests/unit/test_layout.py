@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -409,3 +410,13 @@ def test_celery_finds_the_app_by_the_package_name() -> None:
     assert isinstance(found, Celery)
     assert found is app
     assert found.main == "wadispatch"
+
+
+# --- the tests themselves ----------------------------------------------------------------------
+
+
+def test_test_modules_have_names_of_their_own() -> None:
+    """pytest imports test modules by their file name (the test folders are not packages), so two
+    files of the same name in tests/unit and tests/integration stop the whole run at collection."""
+    names = Counter(path.name for path in (REPO / "tests").rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
