@@ -11,7 +11,8 @@ The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per
 * a status moves the message through the state machine (never backwards; a stale or repeated
   status changes nothing); ``failed`` keeps the provider's code and message, a failure for the
   24-hour window marks the pair closed, and an opt-out puts the recipient on the suppression list;
-* an event seen before (same provider and event key) changes nothing;
+* an event seen before (same provider and event key) changes nothing: a replayed inbound message
+  or reply does not reopen the window, a replayed system message moves nothing;
 * a status or reply for a message whose send is not recorded yet (the provider called back
   before the worker recorded its answer) is kept in the ledger and applied, with these same
   effects (:func:`apply_early`), the moment the send is recorded; the webhook is answered 200;
@@ -80,6 +81,9 @@ def apply_events(
             result.counts["ignored"] += 1
             continue
         if isinstance(event, SystemMessage):
+            if not ledger.record_webhook_event(event.provider, event.event_key):
+                result.counts["duplicates"] += 1
+                continue
             log.info("a %s system message: %s", event.provider, event.kind)
             moved += [
                 ((event.provider, event.sender, old), (event.provider, event.sender, new))
@@ -87,8 +91,6 @@ def apply_events(
             ]
             result.counts["system"] += 1
             continue
-        if isinstance(event, Inbound):
-            opened += _openings(event, other_names)
         if isinstance(event, Reply):
             outcome = ledger.apply_webhook_reply(
                 event.provider,
@@ -98,6 +100,9 @@ def apply_events(
                 reply_title=event.reply_title,
             )
             result.counts[_count(outcome, "replies")] += 1
+            if outcome.duplicate:
+                continue
+            opened += _openings(event, other_names)
             if outcome.message is None and not outcome.duplicate and not outcome.kept:
                 log.info(
                     "a %s reply from %s answers no known message", event.provider, mask_phone(event.phone)
@@ -105,6 +110,10 @@ def apply_events(
             elif outcome.changed and outcome.message is not None:
                 emit("reply", outcome.message, reply_event(outcome.message), settings)
         elif isinstance(event, Inbound):
+            if not ledger.record_webhook_event(event.provider, event.event_key):
+                result.counts["duplicates"] += 1
+                continue
+            opened += _openings(event, other_names)
             result.counts["inbound"] += 1
         elif isinstance(event, Status):
             closed += _apply_status(event, ledger, settings, result)

@@ -189,6 +189,47 @@ def test_a_user_named_by_user_id_alone_gets_the_window_of_the_phone_the_ledger_l
     assert api.windows.state(phone_pair) == "open"  # through the pair the ledger learned
 
 
+def inbound_text(provider: str) -> tuple[bytes, tuple[str, str, str]]:
+    """A plain inbound text message (not a reply) written now, and the window pair it opens."""
+    if provider == "meta":
+        path = Path(__file__).parents[1] / "samples" / "provider-webhooks" / "meta_pywa_message.json"
+        body = json.loads(path.read_text())["text"]
+        value = body["entry"][0]["changes"][0]["value"]
+        value["messages"][0]["timestamp"] = str(int(STARTED.timestamp()))
+        value["messages"][0]["id"] = f"wamid.inbound-{STARTED.timestamp()}"
+        return json.dumps(body).encode(), ("meta", value["metadata"]["phone_number_id"], "+972987654321")
+    body = json.loads(sample("bird", "reply_button"))
+    body.pop("replyTo")
+    body |= {"id": f"inbound-{STARTED.timestamp()}", "type": "text", "content": {"text": {"text": "hi"}}}
+    return json.dumps(body).encode(), ("bird", SAMPLE_SENDER["bird"], "+255712345678")
+
+
+@pytest.mark.parametrize("provider", ["meta", "bird"])
+def test_a_replayed_inbound_message_is_a_duplicate_and_does_not_reopen_the_window(
+    provider: str, api: Api
+) -> None:
+    """The same signed inbound body posted again (a replay, or the provider's redelivery) is
+    counted a duplicate: the window closed in between stays closed."""
+    raw, pair = inbound_text(provider)
+    first = post(api, provider, raw)
+    assert (first.status_code, first.json()["outcomes"]) == (200, {"inbound": 1})
+    assert api.windows.state(pair) == "open"
+
+    api.windows.close([pair])
+    again = post(api, provider, raw)
+    assert (again.status_code, again.json()["outcomes"]) == (200, {"duplicates": 1})
+    assert api.windows.state(pair) == "closed"
+
+
+def test_a_replayed_reply_does_not_reopen_the_window(api: Api) -> None:
+    sent_message(api.ledger, "meta", SAMPLE_MESSAGE_ID["meta"])
+    pair = ("meta", SAMPLE_SENDER["meta"], "+255712345678")
+    assert post(api, "meta", sample("meta", "reply_button")).json()["outcomes"] == {"replies": 1}
+    api.windows.close([pair])
+    assert post(api, "meta", sample("meta", "reply_button")).json()["outcomes"] == {"duplicates": 1}
+    assert api.windows.state(pair) == "closed"
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_bad_or_missing_signatures_get_401_and_change_nothing(provider: str, api: Api) -> None:
     message_id = sent_message(api.ledger, provider, SAMPLE_MESSAGE_ID[provider])

@@ -67,10 +67,17 @@ class RecordingWindows:
 
 
 class NewContacts:
-    """A ledger that knows no user's other name yet (inbound events only ask it that)."""
+    """A ledger that knows no user's other name yet and has seen no event (inbound events only
+    ask it that, and record their keys)."""
 
     def __init__(self) -> None:
         self.learned: list[tuple[str, str, str]] = []
+        self.seen: set[tuple[str, str]] = set()
+
+    def record_webhook_event(self, provider: str, event_key: str) -> bool:
+        new = (provider, event_key) not in self.seen
+        self.seen.add((provider, event_key))
+        return new
 
     def remember_contacts(self, provider: str, pairs: Iterable[tuple[str, str]]) -> None:
         self.learned += [(provider, phone, user_id) for phone, user_id in pairs]
@@ -80,7 +87,7 @@ class NewContacts:
 
 
 def apply(events: list[Any]) -> tuple[RecordingWindows, dict[str, int]]:
-    """Inbound and system events reach the ledger only for the user's other name."""
+    """Inbound and system events reach the ledger only for their keys and the user's other name."""
     windows = RecordingWindows()
     ledger = NewContacts()
     result = apply_events(events, ledger=ledger, windows=windows, settings=make_settings())  # type: ignore[arg-type]
@@ -199,6 +206,7 @@ def test_birds_documented_reply_time_with_nanoseconds() -> None:
 def test_a_message_without_a_time_has_none_and_the_inbox_passes_times_on() -> None:
     data = named("meta_pywa_message")["text"]
     data["entry"][0]["changes"][0]["value"]["messages"][0].pop("timestamp")
+    data["entry"][0]["changes"][0]["value"]["messages"][0]["id"] += "-untimed"  # not a redelivery
     [untimed] = parse("meta", raw(data))
     [timed] = parse("meta", raw(named("meta_pywa_message")["text"]))
     assert isinstance(untimed, Inbound) and untimed.at is None

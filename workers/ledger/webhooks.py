@@ -98,6 +98,22 @@ class WebhookEvents(Database):
         event = {"reply_id": reply_id, "reply_title": reply_title}
         return self._apply_webhook_event(provider, event_key, ref, "reply", event, now)
 
+    def record_webhook_event(self, provider: str, event_key: str, *, now: datetime | None = None) -> bool:
+        """Record an event that names no message (an inbound message, a system notice) by its key:
+        True the first time, False when the provider delivers it again (apply it only once)."""
+        event_key = _stored_key(event_key)
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    insert(webhook_events),
+                    {"provider": provider, "event_key": event_key, "received_at": now or utcnow()},
+                )
+        except IntegrityError:
+            if not self._seen(provider, event_key):
+                raise
+            return False
+        return True
+
     def drop_early_events(self, received_before: datetime) -> list[tuple[str, str]]:
         """Delete the kept events received before ``received_before`` (their message never
         appeared); return their (provider, kind), one per event, for the log."""
@@ -207,8 +223,7 @@ class WebhookEvents(Database):
         now: datetime | None,
     ) -> WebhookOutcome:
         now = now or utcnow()
-        if len(event_key) > 255:
-            event_key = "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
+        event_key = _stored_key(event_key)
         try:
             with self.begin() as conn:
                 conn.execute(
@@ -225,17 +240,25 @@ class WebhookEvents(Database):
                 row = conn.execute(select(messages).where(messages.c.id == record.id)).one()
                 return WebhookOutcome(duplicate=False, message=message_record(row), changed=changed)
         except IntegrityError:
-            with self.engine.connect() as conn:
-                seen = conn.execute(
-                    select(func.count())
-                    .select_from(webhook_events)
-                    .where(
-                        webhook_events.c.provider == provider, webhook_events.c.event_key == event_key[:255]
-                    )
-                ).scalar_one()
-            if not seen:
+            if not self._seen(provider, event_key):
                 raise
             return WebhookOutcome(duplicate=True, message=None, changed=False)
+
+    def _seen(self, provider: str, event_key: str) -> bool:
+        with self.engine.connect() as conn:
+            seen = conn.execute(
+                select(func.count())
+                .select_from(webhook_events)
+                .where(webhook_events.c.provider == provider, webhook_events.c.event_key == event_key)
+            ).scalar_one()
+        return bool(seen)
+
+
+def _stored_key(event_key: str) -> str:
+    """The key as the ledger stores it: a longer one than the column holds by its digest."""
+    if len(event_key) > 255:
+        return "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
+    return event_key
 
 
 _NOT_RECORDED_YET = (State.PENDING, State.SENDING)
