@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     """Verifies ``X-Briq-Signature`` (hex HMAC-SHA256 of the body)."""
     bird_signing_key: SecretStr | None = None
     """Verifies ``MessageBird-Signature-JWT``."""
+    bird_jwt_max_lifetime_seconds: int = Field(default=300, ge=1)
+    """Longest lifetime (``exp`` - ``nbf``, or ``exp`` - ``iat``) of a ``MessageBird-Signature-JWT``
+    accepted: Bird signs each webhook with a short-lived token, so a long-lived one is refused
+    (a stolen one could be replayed for its whole life)."""
     zixflow_webhook_secret: SecretStr | None = None
     """The secret last part of the post-back URL: ``/webhooks/zixflow/<secret>``."""
     wacr_webhook_secret: SecretStr | None = None

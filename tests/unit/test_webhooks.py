@@ -265,6 +265,44 @@ def test_bird_signature_is_bound_to_the_url_and_expires() -> None:
         verify("bird", forged, raw, url=URL, url_secret=None, settings=SETTINGS)
 
 
+def bird_token(raw: bytes, **times: Any) -> dict[str, str]:
+    """Bird's header for ``raw`` posted to ``URL`` with these time claims (None: left out)."""
+    claims: dict[str, Any] = {
+        "iss": "MessageBird",
+        "url_hash": hashlib.sha256(URL.encode()).hexdigest(),
+        "payload_hash": hashlib.sha256(raw).hexdigest(),
+    }
+    claims |= {name: value for name, value in times.items() if value is not None}
+    return {"MessageBird-Signature-JWT": hs256_jwt(claims, SIM.bird_signing_key)}
+
+
+def test_a_long_lived_or_unbounded_bird_token_is_refused() -> None:
+    """Bird signs each webhook with a token of a few minutes: one valid until 2100, one without
+    ``exp``, or one with no start to measure from is refused; the cap is a setting."""
+    raw = sample("bird", "reply_button")
+    now = int(time.time())
+    year_2100 = 4_102_444_800
+
+    def check(headers: dict[str, str], settings: Any = SETTINGS) -> None:
+        verify("bird", headers, raw, url=URL, url_secret=None, settings=settings)
+
+    check(bird_token(raw, nbf=now, exp=now + 300))
+    check(bird_token(raw, iat=now, exp=now + 120))  # exp - iat when there is no nbf
+    for refused, match in [
+        (bird_token(raw, nbf=now, exp=year_2100), "longer than the 300 s"),
+        (bird_token(raw, iat=now, exp=now + 301), "longer than the 300 s"),
+        (bird_token(raw, nbf=now - 30, exp=None), "not valid"),
+        (bird_token(raw, exp=now + 60), "no nbf"),
+        (bird_token(raw, nbf=now, exp=float("inf")), "not valid"),
+    ]:
+        with pytest.raises(SignatureError, match=match):
+            check(refused)
+    longer = SETTINGS.model_copy(update={"bird_jwt_max_lifetime_seconds": 3600})
+    check(bird_token(raw, nbf=now, exp=now + 3600), longer)
+    with pytest.raises(SignatureError, match="longer than the 3600 s"):
+        check(bird_token(raw, nbf=now, exp=year_2100), longer)
+
+
 @pytest.mark.parametrize("provider", ["zixflow", "wacr"])
 def test_unsigned_providers_need_the_secret_in_the_url(provider: str) -> None:
     raw = sample(provider, "status_read")

@@ -82,7 +82,14 @@ def verify(
     elif provider == "briq":
         verify_briq(headers, raw, value)
     elif provider == "bird":
-        verify_bird(headers, raw, url, value, time.time() if now is None else now)
+        verify_bird(
+            headers,
+            raw,
+            url,
+            value,
+            time.time() if now is None else now,
+            max_lifetime=settings.bird_jwt_max_lifetime_seconds,
+        )
     else:
         verify_url_secret(url_secret, value)
 

@@ -4,7 +4,8 @@
 - Briq: ``X-Briq-Signature: <hex HMAC-SHA256(webhook secret, raw body)>``
 - Bird: ``MessageBird-Signature-JWT``: an HS256 JWT (signing key) whose claims hold the issuer
   ``MessageBird``, ``nbf``/``exp``, and the hex SHA-256 of the URL (``url_hash``) and of the body
-  (``payload_hash``, absent for an empty body)
+  (``payload_hash``, absent for an empty body); the token lives a few minutes, so one whose
+  lifetime (``exp`` - ``nbf``, or ``exp`` - ``iat``) is longer than ``max_lifetime`` is refused
 - Zixflow, WA.cr (neither signs): a secret of our own as the last part of the webhook URL
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import warnings
 from collections.abc import Mapping
 
@@ -20,6 +22,8 @@ from wadispatch.errors import SignatureError
 
 #: Clock difference tolerated on Bird's ``nbf`` / ``exp``.
 BIRD_LEEWAY_SECONDS = 60
+#: Default longest lifetime of a Bird token (``WADISPATCH_BIRD_JWT_MAX_LIFETIME_SECONDS``).
+BIRD_MAX_LIFETIME_SECONDS = 300
 
 
 def hmac_sha256_hex(secret: str, raw: bytes) -> str:
@@ -44,7 +48,17 @@ def verify_briq(headers: Mapping[str, str], raw: bytes, secret: str) -> None:
         raise SignatureError("X-Briq-Signature does not match the body")
 
 
-def verify_bird(headers: Mapping[str, str], raw: bytes, url: str, signing_key: str, now: float) -> None:
+def verify_bird(
+    headers: Mapping[str, str],
+    raw: bytes,
+    url: str,
+    signing_key: str,
+    now: float,
+    *,
+    max_lifetime: float = BIRD_MAX_LIFETIME_SECONDS,
+) -> None:
+    """Check Bird's ``MessageBird-Signature-JWT``: signed with ``signing_key``, issued by
+    MessageBird, valid at ``now``, living at most ``max_lifetime`` seconds, for this URL and body."""
     token = headers.get("messagebird-signature-jwt", "")
     if not token:
         raise SignatureError("MessageBird-Signature-JWT is missing")
@@ -58,17 +72,33 @@ def verify_bird(headers: Mapping[str, str], raw: bytes, url: str, signing_key: s
                 algorithms=["HS256"],
                 issuer="MessageBird",
                 leeway=BIRD_LEEWAY_SECONDS,
-                options={"require": ["iss", "nbf", "exp"], "verify_iat": False},
+                options={"require": ["iss", "exp"], "verify_iat": False},
             )
     except jwt.ExpiredSignatureError:
         raise SignatureError("MessageBird-Signature-JWT has expired") from None
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, OverflowError) as exc:  # OverflowError: a time of Infinity
         raise SignatureError(f"MessageBird-Signature-JWT is not valid: {type(exc).__name__}") from None
+    lifetime = _lifetime(claims)
+    if lifetime is None:
+        raise SignatureError("MessageBird-Signature-JWT has no nbf (or iat) to measure its lifetime")
+    if lifetime > max_lifetime:
+        raise SignatureError(
+            f"MessageBird-Signature-JWT lives {lifetime:.0f} s, longer than the {max_lifetime:.0f} s allowed"
+        )
     if not hmac.compare_digest(str(claims.get("url_hash", "")), hashlib.sha256(url.encode()).hexdigest()):
         raise SignatureError("MessageBird-Signature-JWT was signed for another URL")
     expected_body = hashlib.sha256(raw).hexdigest() if raw else ""
     if not hmac.compare_digest(str(claims.get("payload_hash", "")), expected_body):
         raise SignatureError("MessageBird-Signature-JWT does not match the body")
+
+
+def _lifetime(claims: Mapping[str, object]) -> float | None:
+    """``exp`` - ``nbf`` (``exp`` - ``iat`` without ``nbf``), or None when they are not numbers."""
+    expires, start = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+    if any(isinstance(value, bool) or not isinstance(value, int | float) for value in (expires, start)):
+        return None
+    lifetime = float(expires) - float(start)  # type: ignore[arg-type]
+    return lifetime if math.isfinite(lifetime) else None
 
 
 def verify_url_secret(given: str | None, secret: str) -> None:
