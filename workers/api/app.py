@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from wadispatch.api import campaigns, messages, webhooks
 from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
+from wadispatch.errors import FieldError
 from wadispatch.ledger import Ledger, get_ledger
 from wadispatch.messages import SendRequest
 from wadispatch.settings import Settings, get_settings
@@ -45,8 +48,8 @@ def create_app(
     app.state.settings = settings
     app.state.ledger = ledger or get_ledger(settings.database_url)
     app.state.windows = windows or get_windows(settings)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(messages.router)
     app.include_router(campaigns.router)
@@ -64,6 +67,51 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+#: Longest word (an id, a provider name) an error answer repeats from the request; longer ones
+#: are cut, so a 60 KB id in a path is not echoed back whole.
+SHOWN_WORD_MAX = 64
+
+
+def shorten(text: str, limit: int = SHOWN_WORD_MAX) -> str:
+    """``text`` with every word longer than ``limit`` characters cut to ``limit`` and ``…``."""
+    if len(text) <= limit:
+        return text
+    return " ".join(word if len(word) <= limit else word[:limit] + "…" for word in text.split(" "))
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    """Our own error answers, with any long word from the request (an id in the path) cut."""
+    assert isinstance(exc, ApiError)
+    errors = [FieldError(shorten(error.path), shorten(error.rule)) for error in exc.errors]
+    shown = ApiError(exc.status, exc.error, shorten(exc.message), errors, headers=exc.headers)
+    return await api_error_handler(request, shown)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """The framework's errors (unknown path, wrong method) in our shape, keeping their headers:
+    a 405 says the methods the path has in ``Allow`` (RFC 9110)."""
+    assert isinstance(exc, StarletteHTTPException)
+    response = await http_error_handler(request, exc)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request)) or response.headers.get("Allow", "")
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes: the router names only the first such route's
+    (``GET /webhooks/meta`` would hide ``POST /webhooks/{provider}``)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _openapi_with_request_schema(app: FastAPI) -> dict[str, Any]:
