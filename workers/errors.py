@@ -15,6 +15,7 @@ WadispatchError
 │   └── StaleState           the message is no longer in the state the caller expected
 ├── SignatureError           a webhook not signed as its provider signs (the API answers 401)
 ├── MalformedWebhook         a webhook body that is not the provider's JSON (400); a ValueError
+├── JsonInputError           wadispatch.jsonread: JSON that is invalid or breaks a limit; a ValueError
 ├── CampaignInputError       wadispatch.campaigns.errors: the campaign cannot start; a ValueError
 ├── UnknownCampaign          wadispatch.campaigns.errors: no campaign with that id; a LookupError
 ├── FileError                wadispatch.campaigns.reader: the file as a whole cannot be read; a ValueError

@@ -19,18 +19,21 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wadispatch.campaigns import ingest as ingest_module
 from wadispatch.campaigns.ingest import Target, ingest
-from wadispatch.campaigns.phones import PhoneNormaliser
+from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileFormat, read_rows
 from wadispatch.campaigns.store import Skipped
 from wadispatch.campaigns.template import Template
+from wadispatch.errors import MessageValidationError
 from wadispatch.messages import validate_send_request
+from wadispatch.recipients import is_bsuid
 from wadispatch.webhooks import PARSERS, Inbound, MalformedWebhook, Reply, Status, Unknown, parse
 
-from tests.support import CAMPAIGN_TEMPLATE
+from tests.support import CAMPAIGN_TEMPLATE, button_request
 from tests.unit.test_properties import json_values
 
 COMMON = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,7 +87,15 @@ def run_ingest(text: str, file_format: FileFormat) -> tuple[list[dict[str, Any]]
     recorded: list[dict[str, Any]] = []
     skipped: list[Skipped] = []
 
-    def add_batch(_ledger: Any, _id: str, _sender: Any, rows: list[Any], skips: list[Skipped], _read: int):
+    def add_batch(
+        _ledger: Any,
+        _id: str,
+        _sender: Any,
+        rows: list[Any],
+        skips: list[Skipped],
+        _read: int,
+        _campaign: Any,
+    ):
         recorded.extend(rows)
         skipped.extend(skips)
         return len(rows), 0, 0
@@ -196,3 +207,49 @@ def test_a_sample_with_any_part_replaced_is_events_or_a_parse_error(data: st.Dat
     path = data.draw(st.sampled_from(paths(sample)))
     body = replaced(sample, path, data.draw(json_values))
     check_events(provider, json.dumps(body).encode())
+
+
+# --- Phone numbers never come from letters -------------------------------------------------------
+
+LETTERS = st.characters(categories=("Lu", "Ll", "Lt", "Lm", "Lo"))
+phones_with_letters = st.one_of(
+    st.tuples(
+        st.text(alphabet="0123456789+ -().", max_size=16),
+        LETTERS,
+        st.text(alphabet="0123456789 -", max_size=16),
+    ).map("".join),
+    st.text(max_size=40).filter(lambda value: any(char.isalpha() for char in value)),
+    st.sampled_from(["332usqJYDAg", "1-800-FLOWERS", "+1 800 FLOWERS", "+255 712 ABC 678", "0712345abc"]),
+)
+
+
+def with_a_letter_and_no_bsuid(value: str) -> bool:
+    return any(char.isalpha() for char in value) and not is_bsuid(value.strip())
+
+
+@COMMON
+@given(raw=phones_with_letters.filter(with_a_letter_and_no_bsuid), region=st.sampled_from([None, "TZ", "US"]))
+def test_a_phone_with_a_letter_is_never_a_number(raw: str, region: str | None) -> None:
+    with pytest.raises(PhoneError):
+        PhoneNormaliser(region)(raw)
+    with pytest.raises(MessageValidationError):  # the API's, enqueue's and the CLI's `to`
+        validate_send_request(button_request("meta", to=raw))
+
+
+@COMMON
+@given(raw=phones_with_letters.filter(with_a_letter_and_no_bsuid))
+def test_a_campaign_phone_column_with_a_letter_is_that_rows_error(raw: str) -> None:
+    out = io.StringIO()
+    csv.writer(out).writerows([["phone", "name", "order"], [raw, "Ann", "7"], ["+255712345678", "Bo", "8"]])
+    jsonl = "\n".join(
+        json.dumps({"phone": value, "name": "Ann", "order": 7}) for value in (raw, "+255712345678")
+    )
+    for text, file_format in ((out.getvalue(), "csv"), (jsonl, "jsonl")):
+        recorded, skipped, _ = run_ingest(text, file_format)  # type: ignore[arg-type]
+        assert [row["recipient"] for row in recorded] == ["+255712345678"]
+        assert [item.kind for item in skipped] == ["invalid"]
+
+
+def test_business_scoped_user_ids_stay_recipients() -> None:
+    for bsuid in ("US.13491208655302741918", "US.ENT.11815799212886844830", "BR.abcDEF123"):
+        assert PhoneNormaliser("TZ")(f" {bsuid} ") == bsuid

@@ -10,7 +10,6 @@ field (``template.action.buttons[0].reply.title``).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from wadispatch import jsonread
 from wadispatch.api.auth import require_api_key
 from wadispatch.api.campaign_models import (
     CampaignAccepted,
@@ -243,13 +243,10 @@ def _template_part(form: FormData, max_bytes: int, errors: list[FieldError]) -> 
         errors.append(FieldError("template", f"at most {max_bytes} bytes"))
         return None
     try:
-        template = json.loads(raw)
-    except UnicodeDecodeError:
-        errors.append(FieldError("template", "must be UTF-8 JSON"))
-        return None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        errors.append(FieldError("template", f"not valid JSON: {where}: {exc.msg}"))
+        template = jsonread.loads(raw)
+    except jsonread.JsonInputError as exc:
+        where = "" if exc.path == "$" else f"at {exc.path}: "
+        errors.append(FieldError("template", where + exc.rule))
         return None
     if isinstance(template, dict) and "interactive" in template and "type" not in template:
         template = template["interactive"]  # a send request's shape is fine too, as for the CLI

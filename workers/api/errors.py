@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from wadispatch import jsonread
 from wadispatch.errors import FieldError, WadispatchError
 from wadispatch.messages import format_path
 
@@ -92,14 +92,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 saying where it broke."""
+    """The body as a JSON object (within :mod:`wadispatch.jsonread`'s limits), or a 400 saying where
+    and why it was refused."""
     try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ApiError(400, "malformed_json", "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        message = f"the body is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
-        raise ApiError(400, "malformed_json", message) from None
+        data = jsonread.loads(raw)
+    except jsonread.JsonInputError as exc:
+        raise ApiError(
+            400, "malformed_json", exc.describe("the body"), [FieldError(exc.path, exc.rule)]
+        ) from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
     return data

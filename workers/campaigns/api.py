@@ -26,12 +26,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from wadispatch import jsonread
 from wadispatch.campaigns import store
 from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template
+from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
 from wadispatch.settings import Settings, get_settings
 from wadispatch.states import State
@@ -145,6 +147,10 @@ def create_campaign(
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
     dispatch = dispatch or dispatch_fanout
+    try:
+        jsonread.check(template)
+    except jsonread.JsonInputError as exc:
+        raise MessageValidationError([FieldError("interactive", str(exc))]) from None
     checked = Template.parse(template, provider=provider, sender=sender)
     normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
@@ -164,36 +170,37 @@ def create_campaign(
         except UnicodeDecodeError:
             raise CampaignInputError(f"{path.name}: not UTF-8 text") from None
         now = utcnow()
-        store.insert_campaign(
-            ledger,
-            {
-                "id": campaign_id,
-                "name": name or path.stem,
-                "provider": provider,
-                "sender": sender,
-                "source": str(path),
-                "template": template,
-                "status": RUNNING,
-                "rows_read": 0,
-                "accepted": 0,
-                "invalid": 0,
-                "duplicate": 0,
-                "suppressed": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        values = {
+            "id": campaign_id,
+            "name": name or path.stem,
+            "provider": provider,
+            "sender": sender,
+            "source": str(path),
+            "template": template,
+            "status": RUNNING,
+            "rows_read": 0,
+            "accepted": 0,
+            "invalid": 0,
+            "duplicate": 0,
+            "suppressed": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
         dispatched_to = 0
+        started = False
 
         def after_batch(counts: IngestCounts) -> None:
-            nonlocal dispatched_to
+            nonlocal dispatched_to, started
+            started = True
             if counts.last_row - dispatched_to >= settings.campaign_fanout_rows:
                 dispatch(campaign_id, dispatched_to + 1, counts.last_row)
                 dispatched_to = counts.last_row
             if on_batch is not None:
                 on_batch(campaign_id, counts)
 
+        # The campaign's row is written with its first batch: a failure before that leaves no
+        # campaign behind; after it, the rows already recorded (and maybe sent) are kept.
         try:
             ingest(
                 ledger,
@@ -201,10 +208,15 @@ def create_campaign(
                 _decoded(rows),
                 batch_size=settings.campaign_batch_size,
                 after_batch=after_batch,
+                campaign=values,
             )
-        finally:
-            store.finish_reading(ledger, campaign_id)
-            dispatch(campaign_id, dispatched_to + 1, None)
+        except BaseException:
+            if started:
+                store.finish_reading(ledger, campaign_id)
+                dispatch(campaign_id, dispatched_to + 1, None)
+            raise
+        store.finish_reading(ledger, campaign_id)
+        dispatch(campaign_id, dispatched_to + 1, None)
     campaign = get_campaign(campaign_id, ledger=ledger)
     log.info(
         "campaign %s: %d rows read, %d accepted, %d invalid, %d duplicate, %d suppressed",

@@ -79,8 +79,13 @@ def ingest(
     *,
     batch_size: int,
     after_batch: Callable[[IngestCounts], None] | None = None,
+    campaign: dict[str, Any] | None = None,
 ) -> IngestCounts:
-    """Record every row: accepted ones as ``pending`` messages, the others as skipped rows."""
+    """Record every row: accepted ones as ``pending`` messages, the others as skipped rows.
+
+    ``campaign`` (the campaign's row) is inserted with the first batch, or alone after a file
+    without rows: should reading fail before, nothing of the campaign is left.
+    """
     counts = IngestCounts()
     messages: list[dict[str, Any]] = []
     skipped: list[store.Skipped] = []
@@ -89,9 +94,12 @@ def ingest(
     now = utcnow()
 
     def flush() -> None:
-        nonlocal messages, skipped, read, now
+        nonlocal messages, skipped, read, now, campaign
         invalid = len(skipped)
-        recorded = store.add_batch(ledger, target.campaign_id, target.sender, messages, skipped, read)
+        recorded = store.add_batch(
+            ledger, target.campaign_id, target.sender, messages, skipped, read, campaign
+        )
+        campaign = None
         counts.add(read, invalid, recorded, last_row)
         messages, skipped, read, now = [], [], 0, utcnow()
         if after_batch is not None:
@@ -118,4 +126,6 @@ def ingest(
             flush()
     if read:
         flush()
+    if campaign is not None:
+        store.insert_campaign(ledger, campaign)
     return counts

@@ -1,7 +1,9 @@
 """Recipients' phone numbers to E.164 with Google's libphonenumber (the ``phonenumbers`` package). Pure.
 
 ``+255 712 345 678``, ``00255712345678`` and, with a default region of ``TZ``, ``0712 345 678``
-all become ``+255712345678``. A number that is not a valid number of its country is refused.
+all become ``+255712345678``. A number that is not a valid number of its country is refused, and
+so is one with a letter in it: libphonenumber would read ``1-800-FLOWERS`` as keypad digits, so a
+stray word in a file's phone column could become someone's number.
 A business-scoped user id (BSUID, :mod:`wadispatch.recipients`) is kept as it is written.
 """
 
@@ -52,6 +54,8 @@ class PhoneNormaliser:
             if not is_bsuid(bsuid):
                 raise PhoneError(f"phone: {BSUID_RULE}")
             return bsuid
+        if any(char.isalpha() for char in raw):
+            raise PhoneError("phone: not a phone number: it has letters (never read as keypad digits)")
         compact = _SEPARATORS.sub("", raw)
         if not compact:
             raise PhoneError("phone: missing")

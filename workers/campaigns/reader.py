@@ -11,11 +11,11 @@ The only I/O here is reading the file handle the caller opened.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TextIO
 
+from wadispatch import jsonread
 from wadispatch.campaigns.template import RowError
 from wadispatch.errors import WadispatchError
 
@@ -92,9 +92,9 @@ def _jsonl_rows(handle: TextIO, required: frozenset[str]) -> Iterator[ReadResult
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, RowError(f"not valid JSON: column {exc.colno}: {exc.msg}")
+            value = jsonread.loads(line)
+        except jsonread.JsonInputError as exc:
+            yield number, RowError(str(exc))
             continue
         if not isinstance(value, dict):
             yield number, RowError("must be a JSON object")

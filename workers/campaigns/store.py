@@ -87,8 +87,12 @@ def add_batch(
     rows: list[dict[str, Any]],
     skipped: list[Skipped],
     rows_read: int,
+    campaign: dict[str, Any] | None = None,
 ) -> tuple[int, int, int]:
     """Record one batch of a campaign's rows; ``(accepted, duplicate, suppressed)``.
+
+    ``campaign``, given with the first batch, is the campaign's own row, inserted in the same
+    transaction: a campaign exists only once its first rows do.
 
     ``rows`` are message rows (:meth:`wadispatch.campaigns.ingest.Target.message_row`). Those whose
     recipient is suppressed, or already has a message in this campaign (an earlier row), are not
@@ -97,6 +101,8 @@ def add_batch(
     now = utcnow()
     skipped = list(skipped)
     with ledger.begin() as conn:
+        if campaign is not None:
+            conn.execute(insert(campaigns), campaign)
         blocked = _suppressed(conn, sender, {row["recipient"] for row in rows})
         first_rows: dict[str, int] = {}
         fresh: list[dict[str, Any]] = []

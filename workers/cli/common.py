@@ -5,13 +5,13 @@ Group modules import this module, never :mod:`wadispatch.cli.root`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from wadispatch import jsonread
 from wadispatch.errors import MessageValidationError
 from wadispatch.settings import Settings, get_settings
 
@@ -51,11 +51,11 @@ def open_ledger() -> Ledger:
 def read_json(path: Path, what: str) -> Any:
     """The JSON in ``path``, or exit 1 saying why it cannot be read (``what`` names the file's role)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return jsonread.loads(path.read_bytes())
     except OSError as exc:
         fail(f"[red]error[/]: cannot read {what} {path}: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        fail(f"[red]error[/]: {path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}")
+    except jsonread.JsonInputError as exc:
+        fail(f"[red]error[/]: {exc.describe(str(path))}")
 
 
 def print_validation_errors(exc: MessageValidationError) -> None:

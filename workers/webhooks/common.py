@@ -7,21 +7,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from wadispatch import jsonread
 from wadispatch.errors import MalformedWebhook
 from wadispatch.recipients import is_bsuid
 from wadispatch.webhooks.events import STATUS_NAMES, StatusName
 
 
 def load_json(raw: bytes) -> Any:
-    """The body as JSON, or :class:`MalformedWebhook` naming where it broke."""
+    """The body as JSON within :mod:`wadispatch.jsonread`'s limits, or :class:`MalformedWebhook`
+    naming where and why it was refused."""
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise MalformedWebhook("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedWebhook(
-            f"the body is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        return jsonread.loads(raw)
+    except jsonread.JsonInputError as exc:
+        raise MalformedWebhook(exc.describe("the body")) from None
 
 
 def require_object(data: Any, what: str = "the body") -> dict[str, Any]:
