@@ -212,10 +212,12 @@ def test_the_openapi_docs_are_served(api: Api) -> None:
     )
     body = schema["paths"]["/v1/messages/interactive"]["post"]["requestBody"]["content"]["application/json"]
     name = body["schema"]["$ref"].rsplit("/", 1)[1]
-    assert {"provider", "to", "sender", "conversation_id", "interactive"} <= set(
-        schema["components"]["schemas"][name]["properties"]
-    )
-    assert "Interactive" in schema["components"]["schemas"]
+    variants = schema["components"]["schemas"][name]["oneOf"]  # one per provider (and Briq's by conversation)
+    fields = {field for variant in variants for field in variant["properties"]}
+    assert {"provider", "to", "sender", "conversation_id", "interactive"} <= fields
+    meta = next(variant for variant in variants if variant["properties"]["provider"] == {"const": "meta"})
+    button, _ = meta["properties"]["interactive"]["oneOf"]
+    assert button["properties"]["action"]["properties"]["buttons"]["maxItems"] == 3
     docs = httpx.get(f"{api.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert httpx.get(f"{api.url}/health").json() == {"ok": True}

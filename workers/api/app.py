@@ -16,11 +16,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from wadispatch.api import campaigns, messages, webhooks
+from wadispatch.api import campaigns, messages, openapi, webhooks
 from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from wadispatch.errors import FieldError
 from wadispatch.ledger import Ledger, get_ledger
-from wadispatch.messages import SendRequest
 from wadispatch.settings import Settings, get_settings
 from wadispatch.window import Windows, get_windows
 
@@ -115,11 +114,9 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _openapi_with_request_schema(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, plus the message body's (read by our own validation, not FastAPI's)."""
+    """The generated schema, plus the message body's (read by our own validation, not FastAPI's)
+    with WhatsApp's limits, and every error answer in the one error shape."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    body = SendRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.update(body.pop("$defs", {}))
-    body["title"] = messages.REQUEST_SCHEMA
-    components[messages.REQUEST_SCHEMA] = body
-    return schema
+    components[messages.REQUEST_SCHEMA] = openapi.request_schema()
+    return openapi.document_errors(schema)
