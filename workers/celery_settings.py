@@ -110,8 +110,12 @@ def _override(name: str, value: Any, environ: Mapping[str, str]) -> Any:
         return value
     try:
         if value is None:
-            # A setting whose default is None (no limit) takes JSON: a number, or null for none.
-            return json.loads(raw)
+            # A setting whose default is None (no limit) takes JSON (a number, or null for none);
+            # anything else is taken as the text it is (a URL, a name).
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return raw
         if isinstance(value, bool):
             if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ValueError("expected true or false")

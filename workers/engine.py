@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pydantic import ValidationError
 from wadispatch.errors import ConfigurationError, MessageValidationError
 from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
@@ -188,14 +189,18 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
     """
     try:
         request = record.send_request()
-    except MessageValidationError as exc:
-        return Outcome.permanent("invalid", message=str(exc))
+    except (MessageValidationError, ValidationError) as exc:
+        # Stored by an older release whose rules were looser: it can never go out.
+        return Outcome.permanent("invalid", message=str(exc)[:1000])
     adapter = adapter_for(request.provider)
     try:
         provider_request = adapter.build_request(request, settings, record.id)
+        _ = provider_request.body  # encode here too, off the event loop
     except ConfigurationError as exc:
         return Outcome.permanent("config", message=str(exc))
-    _ = provider_request.body  # encode here too, off the event loop
+    except Exception:  # a bug for one message must not strand the batch it was claimed with
+        log.exception("could not build the request of %s", record.id)
+        return Outcome.permanent("invalid", message="the provider request could not be built")
     return Prepared(adapter, provider_request)
 
 

@@ -23,6 +23,7 @@ WadispatchError
 ├── PhoneError               wadispatch.campaigns.phones: a phone number cannot be used; a ValueError
 ├── ApiError                 wadispatch.api.errors: an HTTP error answer (status, code, message)
 ├── PublishError             wadispatch.publishing: the broker could not be reached; its messages stay pending
+├── NotRecorded              wadispatch.recording: the ledger did not take a send's mark or result
 └── SendDeferred             wadispatch.tasks.send: why a send was put off (the retry's reason)
 
 The provider simulator (:mod:`wadispatch.simulator`) is a stand-in for the providers, not part of

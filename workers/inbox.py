@@ -74,7 +74,7 @@ def apply_events(
     opened: list[Opening] = []
     moved: list[tuple[Pair, Pair]] = []
     closed: list[Pair] = []
-    other_names = _other_names(ledger, [event for event in events if isinstance(event, Inbound)])
+    other_names = _other_names(ledger, [event for event in events if isinstance(event, Inbound | Status)])
     for event in events:
         if isinstance(event, Unknown):
             log.info("ignored a %s webhook event: %s", event.provider, event.description)
@@ -105,7 +105,9 @@ def apply_events(
             opened += _openings(event, other_names)
             if outcome.message is None and not outcome.duplicate and not outcome.kept:
                 log.info(
-                    "a %s reply from %s answers no known message", event.provider, mask_phone(event.phone)
+                    "a %s reply from %s answers no known message",
+                    event.provider,
+                    mask_phone(event.phone or event.user_id),
                 )
             elif outcome.changed and outcome.message is not None:
                 emit("reply", outcome.message, reply_event(outcome.message), settings)
@@ -193,17 +195,19 @@ def _count(outcome: WebhookOutcome, kind: str) -> str:
     return kind if outcome.changed else "unchanged"
 
 
-def _other_names(ledger: Ledger, inbound: list[Inbound]) -> dict[tuple[str, str], str]:
-    """Learn the (phone, user id) pairs these events name together; return, for each name given
-    alone, the user's other name the ledger knows, keyed (provider, name)."""
+def _other_names(ledger: Ledger, named: list[Inbound | Status]) -> dict[tuple[str, str], str]:
+    """Learn the (phone, user id) pairs these events name together (inbound messages and
+    statuses); return, for each name an inbound message gives alone, the user's other name the
+    ledger knows, keyed (provider, name)."""
     others: dict[tuple[str, str], str] = {}
-    for provider in {event.provider for event in inbound}:
-        events = [event for event in inbound if event.provider == provider]
+    for provider in {event.provider for event in named}:
+        events = [event for event in named if event.provider == provider]
         pairs = [pair for event in events if (pair := event.phone_and_user_id) is not None]
         ledger.remember_contacts(provider, pairs)
         for phone, user_id in pairs:
             others[(provider, phone)], others[(provider, user_id)] = user_id, phone
-        alone = [name for event in events for name in event.recipients if (provider, name) not in others]
+        inbound = [event for event in events if isinstance(event, Inbound)]
+        alone = [name for event in inbound for name in event.recipients if (provider, name) not in others]
         others.update(
             ((provider, name), other) for name, other in ledger.contact_names(provider, alone).items()
         )

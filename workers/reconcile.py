@@ -153,8 +153,8 @@ def reconcile(
     hold: str | None = None,
     keep_alive: Callable[[], object] | None = None,
 ) -> ReconcileReport:
-    """One reconciler run: fail the ``pending`` messages of cancelled campaigns, settle stuck
-    ``sending`` messages, then republish lost ``pending`` ones.
+    """One reconciler run: fail the ``pending`` messages of cancelled campaigns, apply or drop the
+    kept webhook events, settle stuck ``sending`` messages, then republish lost ``pending`` ones.
 
     ``queue``: the queue's state, to hold back republishing when nobody consumes it (None: not
     looked at, never held back); ``hold``: a reason to hold back found by the caller (the broker
@@ -209,7 +209,7 @@ def _sweep_early_events(ledger: Ledger, settings: Settings, now: datetime, repor
     dropped = ledger.drop_early_events(now - timedelta(seconds=settings.early_events_keep_seconds))
     report.early_events_dropped = len(dropped)
     for (provider, kind), count in Counter(dropped).items():
-        log.warning(
+        log.info(
             "dropped %d %s webhook %s event(s) kept for %.0f s: their message never appeared",
             count,
             provider,
@@ -280,6 +280,8 @@ def _log(report: ReconcileReport) -> None:
         report.cancelled,
         report.held_back,
         report.held_back_stuck,
+        report.early_events_applied,
+        report.early_events_dropped,
     )
     if any(counts):
         log.warning("reconciler: %s", report.summary())

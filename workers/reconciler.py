@@ -69,6 +69,7 @@ def _run(
     dry_run: bool,
     now: datetime | None,
 ) -> ReconcileReport:
+    locked = False
     try:
         locked = dry_run or lock.acquire()  # a dry run changes nothing: it needs no lock
         if not locked:
@@ -77,6 +78,8 @@ def _run(
             return ReconcileReport(locked_out=True, lock_holder=holder)
         queue = look(redis, settings.queue, settings.heartbeat_timeout_seconds)
     except Exception as exc:  # redis raises many kinds
+        if locked and not dry_run:
+            _release(lock)
         log.warning("reconciler: Redis unreachable (%s): republishing holds back", type(exc).__name__)
         report = reconcile(ledger, settings, publish, now=now, dry_run=dry_run, hold=BROKER_UNREACHABLE)
         report.lock_holder = f"no lock: {BROKER_UNREACHABLE}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from wadispatch.errors import WadispatchError
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
 from wadispatch.ledger.lifecycle import Progress
 from wadispatch.ledger.webhooks import EarlyApplied
@@ -42,11 +43,22 @@ class Settlement:
     """Webhook events that had come for it before its send was recorded, applied now."""
 
 
+class NotRecorded(WadispatchError):
+    """The ledger did not take a mark or a result (the database refused or stayed away)."""
+
+
+@dataclass(frozen=True)
+class _Written:
+    progress: Progress
+    failed: set[str]
+    """Ids whose mark or result the database refused on its own."""
+
+
 @dataclass
 class _Flush:
     claims: list[tuple[str, datetime]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    done: asyncio.Future[Progress] | None = None
+    done: asyncio.Future[_Written] | None = None
 
 
 class Recorder:
@@ -68,17 +80,26 @@ class Recorder:
 
     async def mark_requested(self, record: MessageRecord) -> bool:
         """Record that the claimed message's request is about to leave; ``False`` when its claim
-        was taken back meanwhile (then the request must not leave). Call on the loop."""
+        was taken back meanwhile (then the request must not leave). Call on the loop.
+
+        Raises :class:`NotRecorded` when the database would not take the mark."""
         flush = self._gathering_flush()
         flush.claims.append((record.id, record.updated_at))
-        progress = await asyncio.shield(flush.done)  # type: ignore[arg-type]
-        return record.id in progress.marked
+        written = await asyncio.shield(flush.done)  # type: ignore[arg-type]
+        if record.id in written.failed:
+            raise NotRecorded(f"the ledger refused the mark of {record.id}")
+        return record.id in written.progress.marked
 
     async def settle(self, change: Change) -> Settlement:
-        """Record an attempt's result, with the webhook events that had come for it early."""
+        """Record an attempt's result, with the webhook events that had come for it early.
+
+        Raises :class:`NotRecorded` when the database would not take it."""
         flush = self._gathering_flush()
         flush.changes.append(change)
-        progress = await asyncio.shield(flush.done)  # type: ignore[arg-type]
+        written = await asyncio.shield(flush.done)  # type: ignore[arg-type]
+        if change.message_id in written.failed:
+            raise NotRecorded(f"the ledger refused the result of {change.message_id}")
+        progress = written.progress
         early = [event for event in progress.early if event.message.id == change.message_id]
         return Settlement(applied=change.message_id not in progress.stale, early=early)
 
@@ -95,18 +116,63 @@ class Recorder:
 
     def _write_soon(self, flush: _Flush) -> None:
         self._gathering = None
-        written = self._loop.run_in_executor(self._executor, self._write, flush.claims, flush.changes)
-        written.add_done_callback(lambda result: _pass_on(result, flush.done))  # type: ignore[arg-type]
+        done = flush.done
+        assert done is not None
+        # The retry time counts from now, not from when the writing thread gets to this flush:
+        # flushes queue up behind one that waits for the database.
+        deadline = time.monotonic() + self._retry_seconds
+        try:
+            written = self._loop.run_in_executor(
+                self._executor, self._write, flush.claims, flush.changes, deadline
+            )
+        except RuntimeError as exc:  # the recorder was closed: nobody may wait for ever
+            done.set_exception(NotRecorded(f"the recorder is closed ({exc})"))
+            return
+        written.add_done_callback(lambda result: _pass_on(result, done))
 
-    def _write(self, claims: list[tuple[str, datetime]], changes: list[Change]) -> Progress:
-        """One flush, tried again while the database cannot be reached (runs on the writing thread).
+    def _write(self, claims: list[tuple[str, datetime]], changes: list[Change], deadline: float) -> _Written:
+        """One flush (on the writing thread). When the database refuses it for a reason other than
+        being unreachable (a value it will not store), the writes are tried one by one, so that
+        only the one at fault fails, not every send that shared its flush."""
+        try:
+            return _Written(self._record(claims, changes, deadline), set())
+        except Exception as exc:
+            trouble = isinstance(exc, DBAPIError) and _is_connection_trouble(exc)
+            if trouble or len(claims) + len(changes) == 1:
+                raise
+            log.warning(
+                "a flush of %d writes failed (%s); writing them one by one",
+                len(claims) + len(changes),
+                type(exc).__name__,
+            )
+        marked: set[str] = set()
+        stale: set[str] = set()
+        early: list[EarlyApplied] = []
+        failed: set[str] = set()
+        for claim in claims:
+            try:
+                marked |= self._record([claim], [], deadline).marked
+            except Exception:
+                log.exception("the ledger refused the mark of %s", claim[0])
+                failed.add(claim[0])
+        for change in changes:
+            try:
+                progress = self._record([], [change], deadline)
+            except Exception:
+                log.exception("the ledger refused the result of %s", change.message_id)
+                failed.add(change.message_id)
+                continue
+            stale |= progress.stale
+            early += progress.early
+        return _Written(Progress(marked, stale, early), failed)
+
+    def _record(self, claims: list[tuple[str, datetime]], changes: list[Change], deadline: float) -> Progress:
+        """Write, trying again while the database cannot be reached, until ``deadline``.
 
         A try that failed at COMMIT may have been written after all; trying again is still safe:
-        a mark is made only on an unmarked claim and a change only from its ``from_state``, so the
-        second try finds them done, reports them as not marked (the request is then not sent) or
-        stale, and nothing is written twice.
+        a mark already made under the same claim counts as made, a change is made only from its
+        ``from_state`` (found stale the second time), and nothing is written twice.
         """
-        deadline = time.monotonic() + self._retry_seconds
         pause = 0.05
         while True:
             try:
@@ -144,11 +210,12 @@ def _is_connection_trouble(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
 
 
-def _pass_on(result: asyncio.Future[Progress], done: asyncio.Future[Progress]) -> None:
-    if done.cancelled():
+def _pass_on(result: asyncio.Future[_Written], done: asyncio.Future[_Written]) -> None:
+    if done.done():
         return
-    error = result.exception()
-    if error is not None:
+    if result.cancelled():
+        done.set_exception(NotRecorded("the flush was cancelled"))
+    elif (error := result.exception()) is not None:
         done.set_exception(error)
     else:
         done.set_result(result.result())

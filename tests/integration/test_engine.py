@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 from wadispatch import engine
 from wadispatch.engine import BatchResult, retry_delay, send_batch
 from wadispatch.later import Later, group_later
-from wadispatch.ledger import Ledger, utcnow
+from wadispatch.ledger import Ledger, messages, utcnow
 from wadispatch.messages import validate_send_request
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest
 from wadispatch.ratelimit import Slot, Unlimited
@@ -336,6 +336,21 @@ def test_marks_and_answers_of_concurrent_sends_share_their_writes(
     # One claim, then the marks and the answers in a few flushes, not one write per message.
     assert 1 <= len(marks) <= 5
     assert 2 <= len(others) <= 1 + 5
+
+
+def test_a_stored_message_todays_rules_refuse_fails_alone_and_its_batch_is_sent(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    ids = pending_messages(ledger, 3)
+    stored = ledger.get(ids[1]).request
+    stored["interactive"]["action"]["buttons"][0]["reply"]["id"] = "yes "  # accepted by older rules
+    with ledger.begin() as conn:
+        conn.execute(update(messages).where(messages.c.id == ids[1]).values(request=stored))
+    transport = ScriptedTransport(Outcome.accepted("w1", 200), Outcome.accepted("w3", 200))
+    result = attempt(ledger, loop, transport, settings, ids)
+    assert sorted(result.sent) == sorted([ids[0], ids[2]])
+    assert result.failed == {ids[1]: "invalid"}
+    assert len(transport.requests) == 2
 
 
 def test_a_claim_taken_back_before_its_slot_is_not_sent(

@@ -297,6 +297,14 @@ def test_a_status_before_the_send_is_recorded_is_kept_and_applied_when_it_is(api
     assert api.ledger.count_early_events() == 0
 
 
+def test_a_post_back_field_longer_than_any_message_id_is_not_a_500(api: Api) -> None:
+    body = json.loads(sample("zixflow", "status_delivered"))
+    raw = json.dumps({**body, "post_back_data": "x" * 300}).encode()
+    answer = post(api, "zixflow", raw)
+    # Kept under the provider's id only: the post-back names none of our messages.
+    assert (answer.status_code, answer.json()["outcomes"]) == (200, {"kept": 1})
+
+
 @pytest.fixture
 def early_failures(sim: httpx.Client, api: Api) -> Iterator[dict[str, Any]]:
     """The simulator fails every message in a status callback posted long before it answers the

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, and_, delete, exists, func, or_, select, tuple_
+from sqlalchemy import Column, ColumnElement, Table, and_, delete, exists, func, literal, or_, select, tuple_
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.schema import (
     RUNNING,
@@ -151,13 +151,17 @@ def _beyond(key: tuple[Column[Any], ...], after: tuple[Any, ...] | None) -> list
         return []
     if len(key) == 1:
         return [key[0] > after[0]]
-    first, second = key
-    return [or_(first > after[0], and_(first == after[0], second > after[1]))]
+    # A row value, not OR/AND: that one the databases read as a range of the key's index.
+    return [
+        tuple_(*key)
+        > tuple_(*(literal(value, column.type) for column, value in zip(key, after, strict=True)))
+    ]
 
 
 def _up_to(key: tuple[Column[Any], ...], last: tuple[Any, ...]) -> ColumnElement[bool]:
     """SQL: the key is ``last`` or comes before it."""
     if len(key) == 1:
         return key[0] <= last[0]
-    first, second = key
-    return or_(first < last[0], and_(first == last[0], second <= last[1]))
+    return tuple_(*key) <= tuple_(
+        *(literal(value, column.type) for column, value in zip(key, last, strict=True))
+    )

@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.records import MessageRecord, aware, message_record, utcnow
-from wadispatch.ledger.schema import contacts, early_events, messages, webhook_events
+from wadispatch.ledger.schema import (
+    SUPPRESS_ALL_SENDERS,
+    contacts,
+    early_events,
+    messages,
+    suppressions,
+    webhook_events,
+)
 from wadispatch.states import ALLOWED, State
 from wadispatch.webhooks.events import MessageRef
 
@@ -117,13 +124,18 @@ class WebhookEvents(Database):
     def drop_early_events(self, received_before: datetime) -> list[tuple[str, str]]:
         """Delete the kept events received before ``received_before`` (their message never
         appeared); return their (provider, kind), one per event, for the log."""
-        with self.begin() as conn:
-            rows = conn.execute(
-                delete(early_events)
-                .where(early_events.c.received_at < received_before)
-                .returning(early_events.c.provider, early_events.c.event_key, early_events.c.kind)
-            ).all()
-        kinds = {(row.provider, row.event_key): row.kind for row in rows}
+        kinds: dict[tuple[str, str], str] = {}
+        for _ in range(_MAX_DROP_BATCHES):  # batched: a backlog never holds the ledger long
+            with self.begin() as conn:
+                batch = select(early_events.c.id).where(early_events.c.received_at < received_before)
+                rows = conn.execute(
+                    delete(early_events)
+                    .where(early_events.c.id.in_(batch.limit(_DROP_BATCH).scalar_subquery()))
+                    .returning(early_events.c.provider, early_events.c.event_key, early_events.c.kind)
+                ).all()
+            kinds.update(((row.provider, row.event_key), row.kind) for row in rows)
+            if len(rows) < _DROP_BATCH:
+                break
         return [(provider, kind) for (provider, _), kind in kinds.items()]
 
     def apply_matched_early_events(
@@ -262,6 +274,8 @@ def _stored_key(event_key: str) -> str:
 
 
 _NOT_RECORDED_YET = (State.PENDING, State.SENDING)
+_DROP_BATCH = 2000
+_MAX_DROP_BATCHES = 1000
 
 
 def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) -> list[EarlyApplied]:
@@ -298,6 +312,9 @@ def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) 
         current = conn.execute(select(messages).where(messages.c.id == row.for_message)).one()
         record = message_record(current)
         changed = _APPLY[row.kind](conn, record, row.event, now)
+        if changed and row.event.get("reason") == "opted_out" and record.recipient:
+            # In the same transaction: an opt-out is never lost, even if the worker dies next.
+            _suppress(conn, record, now)
         if changed:
             record = message_record(conn.execute(select(messages).where(messages.c.id == record.id)).one())
         applied.append(EarlyApplied(row.kind, record, changed, row.event.get("reason")))
@@ -308,6 +325,17 @@ def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) 
             )
         )
     return applied
+
+
+def _suppress(conn: Connection, record: MessageRecord, now: datetime) -> None:
+    row = {
+        "sender": record.sender or SUPPRESS_ALL_SENDERS,
+        "recipient": record.recipient,
+        "reason": "opted out (provider)",
+        "source": "provider",
+        "created_at": now,
+    }
+    conn.execute(_dialect_insert(conn)(suppressions).values(row).on_conflict_do_nothing())
 
 
 def _dialect_insert(conn: Connection) -> Callable[..., Any]:
@@ -327,9 +355,11 @@ def _keep(
     rows = [
         {**base, "message_id": None, "provider_message_id": pmid[:255]} for pmid in ref.provider_message_ids
     ]
-    if ref.message_id:
+    # Our ids are UUIDs; anything longer (an unsigned post-back field) names none of our messages.
+    if ref.message_id and len(ref.message_id) <= messages.c.id.type.length:
         rows.append({**base, "message_id": ref.message_id, "provider_message_id": None})
-    conn.execute(insert(early_events), rows)
+    if rows:
+        conn.execute(insert(early_events), rows)
 
 
 def _apply_status(conn: Connection, record: MessageRecord, event: dict[str, Any], at: datetime) -> bool:

@@ -182,17 +182,28 @@ def mark_requested(conn: Connection, claims: Sequence[tuple[str, datetime]], now
     params = [{"b_id": message_id, "b_claimed_at": at, "b_now": now} for message_id, at in claims]
     if conn.execute(_MARK_REQUESTED, params).rowcount == len(claims):
         return {message_id for message_id, _ in claims}
-    # Some claim was taken back meanwhile (rare): the others now carry exactly this time.
-    ids = [message_id for message_id, _ in claims]
+    # Some claim was taken back meanwhile (rare), or an earlier try of this write was committed
+    # after all: a claim still ``sending`` under the same claim time and marked is ours.
+    claimed_at = dict(claims)
     found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(
-            conn.execute(
-                select(messages.c.id).where(messages.c.id.in_(chunk), messages.c.requested_at == now)
-            ).scalars()
-        )
+    for start in range(0, len(claims), 500):
+        chunk = [message_id for message_id, _ in claims[start : start + 500]]
+        rows = conn.execute(
+            select(messages.c.id, messages.c.updated_at).where(
+                messages.c.id.in_(chunk),
+                messages.c.state == State.SENDING.value,
+                messages.c.requested_at.is_not(None),
+            )
+        ).all()
+        found.update(row.id for row in rows if _same_time(row.updated_at, claimed_at[row.id]))
     return found
+
+
+def _same_time(stored: datetime, claimed: datetime) -> bool:
+    # SQLite hands times back without their zone; the claim's are UTC.
+    if stored.tzinfo is None:
+        claimed = claimed.replace(tzinfo=None)
+    return stored == claimed
 
 
 _APPLY = (
@@ -256,11 +267,16 @@ def _apply_params(change: Change, now: datetime) -> dict[str, Any]:
         "b_reason": change.reason,
         "b_now": now,
         "b_next": change.next_attempt_at,
-        "b_pmid": change.provider_message_id,
-        "b_code": change.provider_error_code,
+        # A provider's answer is cut to what the columns hold rather than fail the whole write.
+        "b_pmid": _cut(change.provider_message_id, messages.c.provider_message_id),
+        "b_code": _cut(change.provider_error_code, messages.c.provider_error_code),
         "b_message": change.provider_error_message,
         "b_refund": 0 if change.request_made else 1,
     }
+
+
+def _cut(value: str | None, column: Any) -> str | None:
+    return value[: column.type.length] if value is not None else None
 
 
 def _change_row(change: Change, now: datetime) -> dict[str, Any]:
