@@ -3,7 +3,7 @@
     app = create_app()                    # the configured ledger, Redis windows and settings
     app = create_app(settings, ledger=ledger, windows=windows)   # tests and embedding
 
-OpenAPI: ``/docs`` (Swagger UI), ``/redoc``, ``/openapi.json``.
+OpenAPI: ``/docs`` (Swagger UI), ``/redoc``, ``/openapi.json``; the pages' assets are local (api/docs.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from wadispatch.api import campaigns, messages, openapi, webhooks
+from wadispatch.api import campaigns, docs, messages, openapi, webhooks
 from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from wadispatch.errors import FieldError
 from wadispatch.ledger import Ledger, get_ledger
@@ -43,7 +43,7 @@ def create_app(
 ) -> FastAPI:
     """The API on these settings (default: the environment's), ledger and window store."""
     settings = settings or get_settings()
-    app = FastAPI(title="wadispatch", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="wadispatch", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.ledger = ledger or get_ledger(settings.database_url)
     app.state.windows = windows or get_windows(settings)
@@ -53,6 +53,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(campaigns.router)
     app.include_router(webhooks.router)
+    docs.add_docs(app)  # /docs and /redoc with local assets: they work without internet
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, bool]:
