@@ -64,3 +64,17 @@ def refuse_a_ledger_behind(**_: Any) -> None:
         require_current(get_settings().database_url)
     except ConfigurationError as exc:
         raise SystemExit(f"wadispatch: not starting: {exc}") from None
+
+
+@signals.worker_init.connect
+def serve_metrics(**_: Any) -> None:
+    """At a worker's start: serve its Prometheus metrics on ``WADISPATCH_METRICS_PORT`` (when set).
+
+    Started in the worker's main process: the threads pool (the default) runs every job there,
+    so one server sees all its sends. A prefork pool's children count in their own processes,
+    which this server does not see (README "Monitoring").
+    """
+    from wadispatch.metrics import serve_worker_metrics
+    from wadispatch.settings import get_settings
+
+    serve_worker_metrics(get_settings())

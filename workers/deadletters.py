@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wadispatch import metrics
 from wadispatch.errors import UnknownDeadLetter
 from wadispatch.ledger import DeadLetter, Ledger
 from wadispatch.redaction import scrub_secrets
@@ -105,6 +106,7 @@ def store(ledger: Ledger, letter: DeadLetter) -> int | None:
         log.exception("could not store a dead letter (%s, task %s)", letter.reason, letter.task)
         return None
     log.warning("dead-lettered a job (%s, task %s) as #%d", letter.reason, letter.task, letter_id)
+    metrics.dead_lettered(letter.reason)
     return letter_id
 
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
+from wadispatch import metrics
 from wadispatch.errors import ConfigurationError, MessageValidationError
 from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
@@ -121,7 +122,9 @@ def send_batch(
     for record, slot in zip(due, slots, strict=True):
         if slot.granted:
             waits[record.id] = slot.wait
+            metrics.limiter_waited(record.provider, record.sender, slot.wait)
             continue
+        metrics.throttled(record.provider, record.sender)
         # Spread the held-back messages over the sender's coming slots instead of bringing
         # them all back at the same instant.
         key = (record.provider, record.sender)
@@ -238,6 +241,7 @@ def _fail_closed_windows(
         else:
             result.failed[record.id] = "window_closed"
             result.closed_windows.append(record)
+            metrics.settled(record.provider, record.sender, "failed", "window_closed")
     return [record for record, is_closed in zip(due, closed, strict=True) if not is_closed]
 
 
@@ -298,6 +302,12 @@ class Attempts:
                 "could not record the result of %s (%s): %s", record.id, change.to_state, type(exc).__name__
             )
             return Settled(change, retry, recorded=False)
+        if settlement.applied:
+            if outcome.provider_code == THROTTLED:
+                metrics.throttled(record.provider, record.sender)
+            metrics.settled(
+                record.provider, record.sender, change.to_state.value, change.reason, self.settings
+            )
         return Settled(change, retry, stale=not settlement.applied, early=settlement.early)
 
     async def _outcome(
@@ -333,7 +343,11 @@ class Attempts:
         settings, limiter = self.settings, self.limiter
         try:
             async with self.loop.in_flight:
+                started = time.monotonic()
                 outcome = await self.loop.transport.send(prepared.request, prepared.adapter)
+                metrics.provider_answered(
+                    record.provider, outcome.kind, outcome.status_code, time.monotonic() - started
+                )
         except Exception:  # a bug past the request: it may have gone out, so it is not retried
             log.exception("could not read the answer for %s", record.id)
             return Outcome.permanent("unknown_outcome", message="reading the provider's answer failed")
@@ -348,6 +362,7 @@ class Attempts:
                 log.warning("could not record a 429 for %s: %s", record.provider, type(exc).__name__)
                 cooldown = outcome.retry_after or settings.backoff_base_seconds
             self.loop.cooldowns(limiter).note(record.provider, record.sender, cooldown)
+            metrics.rate_limited(record.provider, record.sender, cooldown)
             outcome = replace(outcome, retry_after=max(outcome.retry_after or 0.0, cooldown))
         return outcome
 

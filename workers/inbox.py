@@ -25,6 +25,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from wadispatch import metrics
 from wadispatch.events import emit, reply_event, status_event, window_closed_event
 from wadispatch.ledger import Ledger, MessageRecord, WebhookOutcome
 from wadispatch.ledger.webhooks import EarlyApplied
@@ -78,18 +79,18 @@ def apply_events(
     for event in events:
         if isinstance(event, Unknown):
             log.info("ignored a %s webhook event: %s", event.provider, event.description)
-            result.counts["ignored"] += 1
+            _counted(result, event, "ignored")
             continue
         if isinstance(event, SystemMessage):
             if not ledger.record_webhook_event(event.provider, event.event_key):
-                result.counts["duplicates"] += 1
+                _counted(result, event, "duplicates")
                 continue
             log.info("a %s system message: %s", event.provider, event.kind)
             moved += [
                 ((event.provider, event.sender, old), (event.provider, event.sender, new))
                 for old, new in event.moves
             ]
-            result.counts["system"] += 1
+            _counted(result, event, "system")
             continue
         if isinstance(event, Reply):
             outcome = ledger.apply_webhook_reply(
@@ -99,7 +100,7 @@ def apply_events(
                 reply_id=event.reply_id,
                 reply_title=event.reply_title,
             )
-            result.counts[_count(outcome, "replies")] += 1
+            _counted(result, event, _count(outcome, "replies"))
             if outcome.duplicate:
                 continue
             opened += _openings(event, other_names)
@@ -113,10 +114,10 @@ def apply_events(
                 emit("reply", outcome.message, reply_event(outcome.message), settings)
         elif isinstance(event, Inbound):
             if not ledger.record_webhook_event(event.provider, event.event_key):
-                result.counts["duplicates"] += 1
+                _counted(result, event, "duplicates")
                 continue
             opened += _openings(event, other_names)
-            result.counts["inbound"] += 1
+            _counted(result, event, "inbound")
         elif isinstance(event, Status):
             closed += _apply_status(event, ledger, settings, result)
     _update_windows(windows, opened, closed, moved)
@@ -136,7 +137,7 @@ def _apply_status(event: Status, ledger: Ledger, settings: Settings, result: Inb
         provider_error_code=event.error_code,
         provider_error_message=event.error_message,
     )
-    result.counts[_count(outcome, "statuses")] += 1
+    _counted(result, event, _count(outcome, "statuses"))
     record = outcome.message
     if record is None or not outcome.changed:
         return []
@@ -183,6 +184,22 @@ def _suppress(ledger: Ledger, record: MessageRecord) -> None:
         )
     except Exception as exc:  # the status is recorded; only the list's entry is lost (logged)
         log.warning("could not add an opt-out to the suppression list: %s", type(exc).__name__)
+
+
+def _counted(result: InboxResult, event: WebhookEvent, outcome: str) -> None:
+    """Count an applied event in the webhook's answer and in the metrics."""
+    result.counts[outcome] += 1
+    event_type = _EVENT_TYPES.get(type(event), "unknown")
+    metrics.webhook_event(event.provider, event_type, outcome, getattr(event, "at", None))
+
+
+_EVENT_TYPES: dict[type, str] = {
+    Inbound: "inbound",
+    Reply: "reply",
+    Status: "status",
+    SystemMessage: "system",
+    Unknown: "unknown",
+}
 
 
 def _count(outcome: WebhookOutcome, kind: str) -> str:

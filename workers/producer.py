@@ -13,10 +13,12 @@ here loads the engine, the limiter or an HTTP client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from wadispatch import metrics
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger, get_ledger
 from wadispatch.messages import SendRequest, validate_send_request
@@ -43,13 +45,16 @@ def enqueue(request: SendRequest | dict[str, Any], *, ledger: Ledger | None = No
 
     With an ``idempotency_key`` already used, returns the first message's id and enqueues nothing.
     """
+    started = time.monotonic()
     validated = validate_send_request(request)
     check_configuration()
     ledger = ledger or get_ledger()
     message_id, created = ledger.record_pending(validated)
     if not created:
         return EnqueueResult(message_id, ledger.get(message_id).state.value, duplicate=True)
-    return EnqueueResult(message_id, "pending", published=publish_message(message_id))
+    published = publish_message(message_id)
+    metrics.accepted([validated.provider], "enqueue", time.monotonic() - started)
+    return EnqueueResult(message_id, "pending", published=published)
 
 
 def enqueue_many(
@@ -64,6 +69,7 @@ def enqueue_many(
     Messages are recorded in one transaction and published ``batch_size`` ids per job, so a
     worker sends a job's messages concurrently with a handful of ledger writes.
     """
+    started = time.monotonic()
     validated: list[SendRequest] = []
     errors: list[FieldError] = []
     for index, request in enumerate(requests):
@@ -80,6 +86,9 @@ def enqueue_many(
     published = set(publish_batches(new_ids, batch_size))
     duplicates = {message_id for message_id, created in recorded if not created}
     states = {message_id: ledger.get(message_id).state.value for message_id in duplicates}
+    new = zip(validated, recorded, strict=False)
+    providers = [request.provider for request, (_, created) in new if created]
+    metrics.accepted(providers, "enqueue_many", time.monotonic() - started)
     return [
         EnqueueResult(message_id, "pending", published=message_id in published)
         if created

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from wadispatch import metrics
 from wadispatch.campaigns import store as campaign_store
 from wadispatch.campaigns.api import CANCELLED, CANCELLED_REASON
 from wadispatch.inbox import apply_early
@@ -196,6 +197,7 @@ def reconcile(
         report.held_back += len(page)
         tick()
     _log(report)
+    metrics.reconciled(report)
     return report
 
 

@@ -217,6 +217,19 @@ class Settings(BaseSettings):
     dead_letter_max_body_bytes: int = Field(default=65536, ge=256)
     """Raw job bodies kept in the dead-letter store are cut to this size."""
 
+    # Metrics (README "Monitoring")
+    api_metrics: bool = True
+    """Serve Prometheus metrics at the API's ``/metrics``, without an API key (Prometheus scrapes
+    without credentials): keep the API's port internal, or turn this off where it is public."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The port a worker serves its Prometheus metrics on (``/metrics``); unset: not served.
+    One server per worker process: the threads pool (the default) runs all its jobs in it."""
+    metrics_host: str = "0.0.0.0"
+    """The address a worker's metrics server listens on (when ``metrics_port`` is set)."""
+    metrics_max_senders: int = Field(default=200, ge=1)
+    """Senders a process labels metrics with, beyond those declared in ``senders``; later ones
+    are counted under ``sender="other"`` (a bound on the series a typo or a flood could add)."""
+
     # Pruning: how long the ledger keeps what would otherwise grow forever (README "Pruning").
     # For each kind, 0 means never prune it.
     prune_interval_seconds: float = Field(default=86_400.0, gt=0)

@@ -174,10 +174,40 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_the_deployment_has_its_services() -> None:
-    assert set(SERVICES) == {"redis", "postgres", "worker", "beat", "flower", "simulator", "api"}
+    assert set(SERVICES) == {
+        "redis", "postgres", "worker", "beat", "flower", "simulator", "api", "prometheus", "grafana"
+    }  # fmt: skip
     assert OWN_SERVICES == ["api", "beat", "flower", "simulator", "worker"]
     assert SERVICES["simulator"]["profiles"] == ["dev"]
-    assert [name for name, service in SERVICES.items() if "profiles" in service] == ["simulator"]
+    assert {name: service["profiles"] for name, service in SERVICES.items() if "profiles" in service} == {
+        "simulator": ["dev"],
+        "prometheus": ["monitoring"],
+        "grafana": ["monitoring"],
+    }
+
+
+def test_prometheus_scrapes_the_api_and_every_worker_and_grafana_has_the_dashboard() -> None:
+    """The monitoring files compose mounts exist; Prometheus scrapes the ports the app serves."""
+    mounts = {
+        name: {volume.split(":")[0]: volume.split(":")[1] for volume in SERVICES[name]["volumes"]}
+        for name in ("prometheus", "grafana")
+    }
+    for name, volumes in mounts.items():
+        for source in volumes:
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts a missing {source}"
+    config = yaml.safe_load((ROOT / "workers/monitoring/prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["wadispatch-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    worker = jobs["wadispatch-worker"]["dns_sd_configs"][0]
+    port = SERVICES["worker"]["environment"]["WADISPATCH_METRICS_PORT"]
+    assert (worker["names"], str(worker["port"])) == (["worker"], port)
+    assert port in SERVICES["worker"]["expose"]
+    dashboards = ROOT / "workers/monitoring/grafana/dashboards"
+    assert mounts["grafana"]["./workers/monitoring/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    assert list(dashboards.glob("*.json"))
+    # Prometheus answers without a login: not published beyond the host.
+    assert all(port.startswith("127.0.0.1:") for port in SERVICES["prometheus"]["ports"])
 
 
 @pytest.mark.parametrize("name", OWN_SERVICES)
@@ -269,10 +299,12 @@ def test_redis_and_postgres_keep_their_data() -> None:
     assert "/var/lib/wadispatch" in mounts["beat"]
     assert "--schedule=/var/lib/wadispatch/celerybeat-schedule" in argv_of(SERVICES["beat"]["command"])
     assert "chown wadispatch:wadispatch /var/lib/wadispatch" in DOCKERFILE
-    # Named volumes are declared; the databases publish no port.
+    # Named volumes are declared (a ./path is a file of the repository: the monitoring's); the
+    # databases publish no port.
     for name in SERVICES:
         for volume in SERVICES[name].get("volumes", []):
-            assert volume.split(":")[0] in COMPOSE["volumes"], volume
+            source = volume.split(":")[0]
+            assert source in COMPOSE["volumes"] or source.startswith("./workers/monitoring/"), volume
     assert "ports" not in redis and "ports" not in postgres
 
 

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from wadispatch.api import campaigns, docs, messages, openapi, webhooks
+from wadispatch.api import campaigns, docs, messages, openapi, scrape, webhooks
 from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from wadispatch.errors import FieldError
 from wadispatch.ledger import Ledger, get_ledger
@@ -59,6 +59,8 @@ def create_app(
     def health() -> dict[str, bool]:
         """Liveness: the process answers (no database or Redis round trip)."""
         return {"ok": True}
+
+    scrape.add_metrics(app, settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
