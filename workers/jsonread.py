@@ -11,7 +11,8 @@ instead of exhausting the stack, the CPU or Python's integer-to-text limit:
   refused before it is converted, so a 5,000-digit number costs nothing;
 * other numbers: finite; ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, and a float that
   overflows (``1e999999``) would silently become infinity;
-* strings (and keys): at most :data:`MAX_STRING_CHARS` characters;
+* strings (and keys): at most :data:`MAX_STRING_CHARS` characters, and text: no NUL (U+0000)
+  and no lone surrogate, which JSON's escapes can spell but no text can carry;
 * size: the caller's (the API's body limit, ``WADISPATCH_API_MAX_BODY_BYTES``), checked first.
 
 Every violation raises :class:`JsonInputError` naming where (a JSON path cut to
@@ -41,6 +42,10 @@ PATH_SEGMENTS = 10
 """Segments of a path shown in an error; deeper ones are cut with ``…``."""
 _KEY_CHARS = 32
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: What JSON's ``\\u`` escapes can spell but no text can carry: NUL (PostgreSQL refuses it) and
+#: lone UTF-16 surrogates (not Unicode characters: they cannot even be encoded as UTF-8).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NOT_TEXT_RULE = "a string with U+0000 or a lone surrogate (\\ud800-\\udfff): not text"
 
 
 class JsonInputError(WadispatchError, ValueError):
@@ -123,6 +128,10 @@ def check(value: Any) -> None:
                     raise JsonInputError(
                         _path(node), f"a key of {len(key)} characters: at most {MAX_STRING_CHARS}"
                     )
+                if isinstance(key, str) and _NOT_TEXT.search(key):
+                    raise JsonInputError(
+                        _path(node), "a key with " + _NOT_TEXT_RULE.removeprefix("a string with ")
+                    )
                 stack.append((child, depth + 1, (node, key)))
         elif isinstance(item, list):
             if depth >= MAX_DEPTH:
@@ -133,6 +142,8 @@ def check(value: Any) -> None:
                 raise JsonInputError(
                     _path(node), f"a string of {len(item)} characters: at most {MAX_STRING_CHARS}"
                 )
+            if _NOT_TEXT.search(item):
+                raise JsonInputError(_path(node), _NOT_TEXT_RULE)
         elif isinstance(item, _Refused):
             raise JsonInputError(_path(node), item.rule)
         elif isinstance(item, float) and not math.isfinite(item):

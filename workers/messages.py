@@ -127,6 +127,18 @@ class SendRequest(_Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # No provider accepts U+0000 in a text, and PostgreSQL cannot store one in the ledger.
+        paths = [format_path(loc) for loc in _nul_locations(data, ())]
+        if paths:
+            errors = [FieldError(path, "must not contain the NUL character (U+0000)") for path in paths[:10]]
+            raise PydanticCustomError(
+                "wadispatch_rules", "{summary}", {"summary": "; ".join(map(str, errors)), "errors": errors}
+            )
+        return data
+
     @field_validator("sender", mode="before")
     @classmethod
     def _strip_sender(cls, value: Any) -> Any:
@@ -165,6 +177,25 @@ class SendRequest(_Strict):
     def recipient_digits(self) -> str | None:
         """A phone number ``to`` without its ``+``, as Zixflow and Meta want it (``None`` for a BSUID)."""
         return self.to[1:] if self.to and not self.to_is_bsuid else None
+
+
+def _nul_locations(value: Any, loc: tuple[int | str, ...]) -> list[tuple[int | str, ...]]:
+    """Where NUL characters are in a request's raw data (keys included), without recursion."""
+    found: list[tuple[int | str, ...]] = []
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(where)
+                stack.append((child, (*where, str(key))))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, (*where, index)) for index, child in enumerate(item))
+    return sorted(found, key=str)
 
 
 def normalise_recipient(value: str) -> str:

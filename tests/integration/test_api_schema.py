@@ -44,6 +44,8 @@ NOT_IN_SCHEMA = (
     "row ids must be unique across sections",
     "at most 10 rows in total across sections",
     "at most 8192 bytes as JSON",
+    # Said in words for metadata (free JSON); a pattern says it for every other text.
+    "must not contain the NUL character",
 )
 
 

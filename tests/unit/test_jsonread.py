@@ -130,3 +130,16 @@ def test_errors_describe_their_subject() -> None:
         == "the body at $.a: NaN is not JSON (numbers must be finite)"
     )
     assert refused(b"[1] ", max_bytes=3).describe("the body") == "the body: larger than 3 bytes"
+
+
+@pytest.mark.parametrize(
+    "text", [r'{"a": "\u0000"}', r'{"a": ["x\ud800"]}', r'{"a": "\udfff"}', r'{"\ud800": 1}']
+)
+def test_nul_and_lone_surrogates_are_not_text(text: str) -> None:
+    with pytest.raises(JsonInputError) as refused:
+        jsonread.loads(text)
+    assert "U+0000 or a lone surrogate" in refused.value.rule
+
+
+def test_a_surrogate_pair_is_one_character_and_welcome() -> None:
+    assert jsonread.loads(r'{"a": "\ud83d\ude00"}') == {"a": "\N{GRINNING FACE}"}

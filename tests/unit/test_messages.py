@@ -987,3 +987,11 @@ def test_titles_keep_their_own_rules_spaces_around_a_title_pass(provider: str) -
         action={"buttons": [{"type": "reply", "reply": {"id": "a", "title": " A "}}]}
     )
     validate_send_request(request(interactive, provider=provider))
+
+
+def test_nul_characters_are_refused_wherever_they_are() -> None:
+    data = request(button_message(body={"text": "hi\x00"}), metadata={"note": "a\x00b"})
+    assert [(error.path, error.rule) for error in errors_of(data)] == [
+        ("interactive.body.text", "must not contain the NUL character (U+0000)"),
+        ("metadata.note", "must not contain the NUL character (U+0000)"),
+    ]

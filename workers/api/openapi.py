@@ -29,11 +29,15 @@ PHONE_PATTERN = f"^{PHONE}{END}"
 PHONE_OR_BSUID_PATTERN = f"^(?:{PHONE}|{BSUID_PATTERN.pattern}){END}"
 #: A character Python's ``str.strip`` keeps (which the API judges by): ECMA's ``\S`` less the
 #: separators and NEL that Python counts as whitespace.
-VISIBLE = r"[^\s\x1c-\x1f\x85]"
-#: Not empty and not only whitespace (WhatsApp's texts).
-TEXT_PATTERN = VISIBLE
-#: No leading or trailing whitespace (ids: WhatsApp returns them trimmed in replies).
-TRIMMED_PATTERN = f"^{VISIBLE}(?:[\\s\\S]*{VISIBLE})?{END}"
+VISIBLE = r"[^\s\x00\x1c-\x1f\x85]"
+#: Any character but NUL (U+0000), which no provider takes and PostgreSQL cannot store.
+ANY = r"[^\x00]"
+#: Not empty and not only whitespace (WhatsApp's texts), and no NUL.
+TEXT_PATTERN = f"^{ANY}*{VISIBLE}{ANY}*{END}"
+#: No leading or trailing whitespace (ids: WhatsApp returns them trimmed in replies), and no NUL.
+TRIMMED_PATTERN = f"^{VISIBLE}(?:{ANY}*{VISIBLE})?{END}"
+#: No NUL.
+NO_NUL_PATTERN = f"^{ANY}*{END}"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}" + END
 LINK_PATTERN = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?" + END
 
@@ -205,13 +209,15 @@ def provider_request(provider: str, *, by_conversation: bool = False) -> dict[st
             "type": "string",
             "minLength": 1,
             "maxLength": IDEMPOTENCY_KEY_MAX,
+            "pattern": NO_NUL_PATTERN,
             "description": "As the Idempotency-Key header (give one or the other, or both the same).",
         },
         "metadata": {
             "type": "object",
             "description": f"Free JSON kept with the message, at most {METADATA_MAX_BYTES} bytes as JSON; "
             f"like the whole body, at most {jsonread.MAX_DEPTH} levels deep, integers of at most "
-            f"{jsonread.MAX_INT_DIGITS} digits, finite numbers (beyond these the body is a 400).",
+            f"{jsonread.MAX_INT_DIGITS} digits, finite numbers (beyond these the body is a 400); no "
+            "text in it may contain the NUL character (U+0000).",
         },
     }
     required = ["provider", "interactive"]

@@ -147,6 +147,9 @@ class Template:
             rule = rules.id_rule(text) if slot.is_id else None
             if rule is not None:
                 raise RowError(f"{slot.path}: {rule} once filled")
+        for slot in self.slots:
+            if "\x00" in filled[slot.path]:
+                raise RowError(f"{slot.path}: must not contain the NUL character (U+0000) once filled")
         for rule, paths in self._uniques.items():
             seen: dict[str, str] = {}
             for path in paths:
