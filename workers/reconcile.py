@@ -82,6 +82,9 @@ class ReconcileReport:
     never_requested: int = 0
     """Messages stuck in ``sending`` whose request never left, moved back to ``pending`` and
     published (always safe)."""
+    never_requested_expired: int = 0
+    """Messages stuck in ``sending`` whose request never left, older than ``max_age_seconds``:
+    ``failed`` / ``expired`` rather than sent again."""
     stuck_failed: int = 0
     """Messages stuck in ``sending`` after their request left, marked ``failed`` /
     ``unknown_outcome``."""
@@ -132,10 +135,10 @@ class ReconcileReport:
             parts.append(held)
         if self.publish_failed:
             parts.append(f"{self.publish_failed} not published (broker down)")
-        parts.append(
-            f"stuck sending: {self.never_requested} never requested (requeued), "
-            f"{self.stuck_failed} failed, {self.stuck_requeued} requeued"
-        )
+        never = f"{self.never_requested} never requested (requeued)"
+        if self.never_requested_expired:
+            never += f", {self.never_requested_expired} never requested and too old (expired)"
+        parts.append(f"stuck sending: {never}, {self.stuck_failed} failed, {self.stuck_requeued} requeued")
         parts.append(f"cancelled campaigns: {self.cancelled} pending failed")
         if self.early_events_applied or self.early_events_dropped:
             applied, dropped = self.early_events_applied, self.early_events_dropped
@@ -277,6 +280,7 @@ def _log(report: ReconcileReport) -> None:
         report.republished,
         report.publish_failed,
         report.never_requested,
+        report.never_requested_expired,
         report.stuck_failed,
         report.stuck_requeued,
         report.cancelled,
@@ -347,7 +351,16 @@ def _settle_stuck(
     now: datetime,
     report: ReconcileReport,
 ) -> None:
-    # A dead worker's claims whose request never left: nothing reached the provider.
+    # A dead worker's claims whose request never left: nothing reached the provider. Those past
+    # the message's age limit fail instead, so that nothing is requeued for ever.
+    expired = ledger.expire_never_requested(
+        page,
+        cutoff,
+        now,
+        created_before=now - timedelta(seconds=settings.max_age_seconds),
+        detail={"reconciled": "stuck_sending", "requested": False, "gave_up": "expired"},
+    )
+    report.never_requested_expired += len(expired)
     never_requested = ledger.requeue_never_requested(
         page,
         cutoff,

@@ -171,6 +171,23 @@ def test_a_dead_workers_claim_that_never_left_is_sent_again_under_any_policy(
         assert last.detail == {"reconciled": "stuck_sending", "requested": False}
 
 
+def test_a_never_requested_claim_past_the_age_limit_expires_instead_of_being_sent_again(
+    ledger: Ledger,
+) -> None:
+    long_ago = utcnow() - timedelta(hours=3)
+    requests = [validate_send_request(button_request())]
+    [(old, _)] = ledger.record_pending_many(requests, now=long_ago)
+    ledger.claim_many(ledger.load_pending([old]), now=long_ago)
+    fresh = stuck_sending(ledger, 1, requested=False)
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, max_age_seconds=3600)
+    assert (report.never_requested_expired, report.never_requested) == (1, 1)
+    assert publish.published == fresh
+    record = ledger.get(old)
+    assert (record.state, record.reason, record.attempts) == (State.FAILED, "expired", 0)
+    assert "1 never requested and too old (expired)" in report.summary()
+
+
 def test_a_claim_taken_back_can_no_longer_be_marked_requested(ledger: Ledger) -> None:
     [message_id] = new_messages(ledger, 1)
     [first] = ledger.claim_many(ledger.load_pending([message_id]))

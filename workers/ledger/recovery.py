@@ -124,6 +124,33 @@ class RecoveryQueries(Database):
             )
         return [settled.message_id for settled in moved]
 
+    def expire_never_requested(
+        self,
+        message_ids: list[str],
+        cutoff: datetime,
+        now: datetime,
+        *,
+        created_before: datetime,
+        detail: dict[str, Any],
+    ) -> list[str]:
+        """Fail ``expired`` those of these messages stuck in ``sending`` without their request
+        having left and created before ``created_before``: too old to send any more, whatever
+        keeps stranding them. Their attempt is given back. Return those moved."""
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                message_ids,
+                State.SENDING,
+                State.FAILED,
+                now=now,
+                where=[*_claimed_before(cutoff, requested=False), messages.c.created_at < created_before],
+                reason="expired",
+                detail=detail,
+                values={"next_attempt_at": None},
+                refund_attempt=True,
+            )
+        return [settled.message_id for settled in moved]
+
     def settle_stuck_sending(
         self,
         message_ids: list[str],
