@@ -77,7 +77,14 @@ def measure(url: str, redis_url: str, queue: str, pending: int, senders: int, st
     from wadispatch.settings import Settings
 
     point_app_at(redis_url, queue)
-    settings = Settings(database_url=url, redis_url=redis_url, queue=queue, reconcile_max_queued_jobs=0)
+    # Messages an hour old: a day's age limit keeps the dead worker's claims to be sent again.
+    settings = Settings(
+        database_url=url,
+        redis_url=redis_url,
+        queue=queue,
+        reconcile_max_queued_jobs=0,
+        max_age_seconds=86_400,
+    )
     ledger = Ledger.from_url(url)
     client = redis.Redis.from_url(redis_url)
     publishing = [0.0]
