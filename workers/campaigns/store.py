@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
@@ -27,6 +26,7 @@ from wadispatch.ledger import (
     utcnow,
     writer,
 )
+from wadispatch.ledger.optouts import add_suppressions
 from wadispatch.states import SETTLED, State
 
 log = logging.getLogger("wadispatch.campaigns")
@@ -402,25 +402,8 @@ def suppress(
     ledger: Ledger, pairs: Iterable[tuple[str | None, str]], *, reason: str | None, source: str
 ) -> int:
     """Add ``(sender or None for all senders, recipient)`` pairs; how many were new."""
-    now = utcnow()
-    rows = {
-        (sender or SUPPRESS_ALL_SENDERS, recipient): {
-            "sender": sender or SUPPRESS_ALL_SENDERS,
-            "recipient": recipient,
-            "reason": reason,
-            "source": source,
-            "created_at": now,
-        }
-        for sender, recipient in pairs
-    }
-    if not rows:
-        return 0
     with ledger.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(suppressions).on_conflict_do_nothing(
-            index_elements=["sender", "recipient"]
-        )
-        return len(conn.execute(statement.returning(suppressions.c.id), list(rows.values())).all())
+        return add_suppressions(conn, pairs, reason=reason, source=source, now=utcnow())
 
 
 def unsuppress(ledger: Ledger, recipient: str, sender: str | None) -> int:

@@ -109,20 +109,15 @@ class RecoveryQueries(Database):
         """Move these messages back to ``pending`` if they are still stuck in ``sending`` without
         their request having left (a dead worker's claim); give their attempt back. Return those
         moved: sending them is safe."""
-        with self.begin() as conn:
-            moved = writer.move(
-                conn,
-                message_ids,
-                State.SENDING,
-                State.PENDING,
-                now=now,
-                where=_claimed_before(cutoff, requested=False),
-                reason=reason,
-                detail=detail,
-                values={"next_attempt_at": None},
-                refund_attempt=True,
-            )
-        return [settled.message_id for settled in moved]
+        return self._move_claims(
+            message_ids,
+            State.PENDING,
+            _claimed_before(cutoff, requested=False),
+            now=now,
+            reason=reason,
+            detail=detail,
+            refund_attempt=True,
+        )
 
     def expire_never_requested(
         self,
@@ -136,20 +131,15 @@ class RecoveryQueries(Database):
         """Fail ``expired`` those of these messages stuck in ``sending`` without their request
         having left and created before ``created_before``: too old to send any more, whatever
         keeps stranding them. Their attempt is given back. Return those moved."""
-        with self.begin() as conn:
-            moved = writer.move(
-                conn,
-                message_ids,
-                State.SENDING,
-                State.FAILED,
-                now=now,
-                where=[*_claimed_before(cutoff, requested=False), messages.c.created_at < created_before],
-                reason="expired",
-                detail=detail,
-                values={"next_attempt_at": None},
-                refund_attempt=True,
-            )
-        return [settled.message_id for settled in moved]
+        return self._move_claims(
+            message_ids,
+            State.FAILED,
+            [*_claimed_before(cutoff, requested=False), messages.c.created_at < created_before],
+            now=now,
+            reason="expired",
+            detail=detail,
+            refund_attempt=True,
+        )
 
     def settle_stuck_sending(
         self,
@@ -170,6 +160,20 @@ class RecoveryQueries(Database):
         conditions = _claimed_before(cutoff, requested=True)
         if max_attempts is not None:
             conditions.append(messages.c.attempts < max_attempts)
+        return self._move_claims(message_ids, to_state, conditions, now=now, reason=reason, detail=detail)
+
+    def _move_claims(
+        self,
+        message_ids: list[str],
+        to_state: State,
+        where: list[Any],
+        *,
+        now: datetime,
+        reason: str,
+        detail: dict[str, Any],
+        refund_attempt: bool = False,
+    ) -> list[str]:
+        """Move these messages from ``sending`` to ``to_state`` where they match ``where``; the ids moved."""
         with self.begin() as conn:
             moved = writer.move(
                 conn,
@@ -177,10 +181,11 @@ class RecoveryQueries(Database):
                 State.SENDING,
                 to_state,
                 now=now,
-                where=conditions,
+                where=where,
                 reason=reason,
                 detail=detail,
                 values={"next_attempt_at": None},
+                refund_attempt=refund_attempt,
             )
         return [settled.message_id for settled in moved]
 

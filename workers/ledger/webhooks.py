@@ -15,13 +15,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
+from wadispatch.ledger.optouts import add_suppressions
 from wadispatch.ledger.records import MessageRecord, aware, message_record, utcnow
 from wadispatch.ledger.schema import (
-    SUPPRESS_ALL_SENDERS,
     contacts,
     early_events,
     messages,
-    suppressions,
     webhook_events,
 )
 from wadispatch.states import ALLOWED, State
@@ -314,7 +313,8 @@ def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) 
         changed = _APPLY[row.kind](conn, record, row.event, now)
         if changed and row.event.get("reason") == "opted_out" and record.recipient:
             # In the same transaction: an opt-out is never lost, even if the worker dies next.
-            _suppress(conn, record, now)
+            pair = [(record.sender, record.recipient)]
+            add_suppressions(conn, pair, reason="opted out (provider)", source="provider", now=now)
         if changed:
             record = message_record(conn.execute(select(messages).where(messages.c.id == record.id)).one())
         applied.append(EarlyApplied(row.kind, record, changed, row.event.get("reason")))
@@ -325,17 +325,6 @@ def apply_early_events(conn: Connection, message_ids: list[str], now: datetime) 
             )
         )
     return applied
-
-
-def _suppress(conn: Connection, record: MessageRecord, now: datetime) -> None:
-    row = {
-        "sender": record.sender or SUPPRESS_ALL_SENDERS,
-        "recipient": record.recipient,
-        "reason": "opted out (provider)",
-        "source": "provider",
-        "created_at": now,
-    }
-    conn.execute(_dialect_insert(conn)(suppressions).values(row).on_conflict_do_nothing())
 
 
 def _dialect_insert(conn: Connection) -> Callable[..., Any]:
