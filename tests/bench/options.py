@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCENARIOS = ("throughput", "precision", "storm", "enqueue", "campaign", "reconcile")
+SCENARIOS = ("throughput", "precision", "paced", "learn", "storm", "enqueue", "campaign", "reconcile")
 
 
 @dataclass(frozen=True)

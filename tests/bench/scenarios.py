@@ -16,7 +16,9 @@ from wadispatch import enqueue, enqueue_many
 from wadispatch.celery import point_app_at
 
 from tests.bench import campaign as campaign_bench
+from tests.bench import learn as learn_bench
 from tests.bench import naive
+from tests.bench import paced as paced_bench
 from tests.bench import reconcile as reconcile_bench
 from tests.bench.figures import cpu_seconds, rate, ratio
 from tests.bench.options import BenchOptions
@@ -514,6 +516,8 @@ Scenario = Callable[[Context, ScenarioResult], None]
 SCENARIO_FUNCTIONS: dict[str, Scenario] = {
     "throughput": throughput,
     "precision": precision,
+    "paced": paced_bench.paced_scenario,
+    "learn": learn_bench.learn_scenario,
     "storm": storm,
     "enqueue": enqueue_scenario,
     "campaign": campaign_scenario,
