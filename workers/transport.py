@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from wadispatch.errors import ConfigurationError
 from wadispatch.providers.base import Outcome, ProviderAdapter, ProviderAnswer, ProviderRequest
 from wadispatch.ratelimit import CooldownView, Limiter
 from wadispatch.settings import Settings
@@ -105,11 +106,27 @@ def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A new event loop of ``kind`` (``WADISPATCH_SEND_LOOP``): uvloop, asyncio's, or ``auto``."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError as exc:
+        if kind == "uvloop":
+            raise ConfigurationError(
+                "WADISPATCH_SEND_LOOP=uvloop but uvloop is not installed (pip install uvloop); "
+                "use auto or asyncio"
+            ) from exc
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class SendLoop:
     """An asyncio loop on a daemon thread, shared by the worker threads of one process."""
 
     def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop(settings.send_loop)
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="wadispatch-send-loop", daemon=True
         )

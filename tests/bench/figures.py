@@ -94,6 +94,20 @@ def cpu_seconds(pid: int) -> float | None:
     return total
 
 
+def box_cpu_seconds() -> float | None:
+    """CPU time the whole machine spent busy (every core, every process: ``/proc/stat``), else None.
+
+    A run's delta counts the workers, Redis, the database server, the simulator and the load
+    generator alike: the cost of a message wherever it is paid.
+    """
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def _children(pid: int) -> list[int]:
     children: list[int] = []
     try:

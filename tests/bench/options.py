@@ -13,12 +13,19 @@ class Sizes:
     """Message counts of every scenario."""
 
     throughput: int = 5000
-    throughput_senders: int = 20
+    throughput_senders: int = 50
     throughput_naive: int = 400
-    throughput_in_flight: int = 200
+    throughput_in_flight: int = 1000
     precision: int = 3000
     precision_naive: int = 500
     storm: int = 2000
+    storm_senders: int = 20
+    paced: int = 8000
+    paced_senders: int = 10
+    paced_rate: int = 80
+    paced_one: int = 3000
+    paced_one_rate: int = 100
+    paced_one_workers: int = 4
     enqueue: int = 20_000
     campaign: int = 100_000
     """Recipients of the campaign acceptance run (the target: under 10 s)."""
@@ -41,6 +48,8 @@ class Sizes:
             precision=600,
             precision_naive=100,
             storm=400,
+            paced=1600,
+            paced_one=600,
             enqueue=4000,
             campaign=10_000,
             campaign_naive=2000,

@@ -20,7 +20,15 @@ from wadispatch.ledger import Ledger, messages, transitions
 from wadispatch.localstack import WorkerProcess
 from wadispatch.states import SETTLED
 
-from tests.bench.figures import cpu_seconds, max_in_window, median, observed_rate, percentile, rate
+from tests.bench.figures import (
+    box_cpu_seconds,
+    cpu_seconds,
+    max_in_window,
+    median,
+    observed_rate,
+    percentile,
+    rate,
+)
 from tests.bench.stack import Stack, first_error, worker_trouble
 
 POLL_SECONDS = 0.05
@@ -62,7 +70,7 @@ def run_project(stack: Stack, spec: ProjectRun, progress: Progress) -> dict[str,
             pool=spec.pool,
             concurrency=spec.concurrency,
         )
-        cpu_before = _cpu(workers)
+        cpu_before, box_before = _cpu(workers), box_cpu_seconds()
         sim_cpu_before = cpu_seconds(stack.sim.pid) if stack.sim.pid else None
         started = time.perf_counter()
         results = enqueue_many(spec.requests, ledger=ledger)
@@ -70,6 +78,7 @@ def run_project(stack: Stack, spec: ProjectRun, progress: Progress) -> dict[str,
         settled, counts, trouble = _wait_settled(ledger, workers, total, started, stack, spec.label, progress)
         elapsed = time.perf_counter() - started
         worker_cpu = _delta(_cpu(workers), cpu_before)
+        box_cpu = _delta(box_cpu_seconds(), box_before)
         sim_cpu = _delta(cpu_seconds(stack.sim.pid) if stack.sim.pid else None, sim_cpu_before)
         figures: dict[str, Any] = {
             "messages": total,
@@ -83,6 +92,7 @@ def run_project(stack: Stack, spec: ProjectRun, progress: Progress) -> dict[str,
             "enqueue_seconds": round(enqueue_seconds, 3),
             "msgs_per_s": rate(settled, elapsed),
             "worker_cpu_ms_per_msg": _per_message_ms(worker_cpu, settled),
+            "box_cpu_ms_per_msg": _per_message_ms(box_cpu, settled),
             "simulator_cpu_percent": _percent(sim_cpu, elapsed),
             "workers": spec.workers,
             "pool": spec.pool,
@@ -161,7 +171,11 @@ def ledger_figures(ledger: Ledger) -> dict[str, Any]:
 
 def simulator_figures(stats: dict[str, Any]) -> dict[str, Any]:
     """What the simulator saw: requests, accepted sends, 429s, and the rate of accepted sends."""
-    times = [entry["time"] for entry in stats.get("accepted_log", [])]
+    log = stats.get("accepted_log", [])
+    times = [entry["time"] for entry in log]
+    per_sender: defaultdict[str, list[float]] = defaultdict(list)
+    for entry in log:
+        per_sender[entry["sender"]].append(entry["time"])
     answers = stats["answers_total"]
     return {
         "sim_requests": stats["requests_total"],
@@ -172,6 +186,10 @@ def simulator_figures(stats: dict[str, Any]) -> dict[str, Any]:
         ),
         "observed_rate": observed_rate(times),
         "max_in_1s": max_in_window(times, 1.0) if times else 0,
+        "per_sender": {
+            sender: {"accepted": len(seen), "rate": observed_rate(seen), "max_in_1s": max_in_window(seen)}
+            for sender, seen in sorted(per_sender.items())
+        },
     }
 
 

@@ -33,7 +33,9 @@ PRECISION_RATE = 50
 STORM_SHARE = 0.3
 STORM_RETRY_AFTER = 1.0
 UNLIMITED_RATE = 1_000_000
-THROUGHPUT_TARGET_VS_LOOP = 0.60
+THROUGHPUT_TARGET_VS_LOOP = 0.75
+THROUGHPUT_TARGET_VS_LOOP_POSTGRESQL = 0.65
+CPU_TARGET_VS_LOOP = 1.6
 THROUGHPUT_TARGET_VS_NAIVE = 25.0
 PRECISION_TOLERANCE = 0.05
 THROUGHPUT_SEED, PRECISION_SEED, STORM_SEED, ENQUEUE_SEED = 4, 7, 11, 23
@@ -92,6 +94,7 @@ THROUGHPUT_COLUMNS = [
     Column("seconds", "time", "seconds"),
     Column("msgs_per_s", "msgs/s", "rate"),
     Column("worker_cpu_ms_per_msg", "CPU/msg", "ms"),
+    Column("box_cpu_ms_per_msg", "box CPU/msg", "ms"),
     Column("simulator_cpu_percent", "sim CPU", "percent"),
     Column("ledger", "ledger check", "text"),
 ]
@@ -142,9 +145,26 @@ def throughput(ctx: Context, result: ScenarioResult) -> None:
         Run("naive", f"(b) naive Celery, {ctx.options.naive_pool} -c {ctx.options.naive_concurrency}", celery)
     )
 
+    target = THROUGHPUT_TARGET_VS_LOOP_POSTGRESQL if ctx.options.database_url else THROUGHPUT_TARGET_VS_LOOP
+    two = result.runs[1].figures
+    box_versus_loop = ratio(
+        two["box_cpu_ms_per_msg"] if two["complete"] else None, loop["box_cpu_ms_per_msg"]
+    )
+    result.ratios.append(
+        Ratio(
+            "2w_box_cpu_vs_loop",
+            "project, 2 workers: box CPU/msg / (a)",
+            box_versus_loop,
+            "box_cpu_ms_per_msg",
+            f"<= {CPU_TARGET_VS_LOOP:.1f}",
+            None if box_versus_loop is None else box_versus_loop <= CPU_TARGET_VS_LOOP,
+            maximum=CPU_TARGET_VS_LOOP,
+        )
+    )
     for run in result.runs[:2]:
         project_rate = run.figures["msgs_per_s"] if run.figures["complete"] else None
         versus_loop = ratio(project_rate, loop["msgs_per_s"])
+        binding = run.key == "project_2w"
         versus_naive = ratio(project_rate, celery["msgs_per_s"])
         name = run.key.removeprefix("project_")
         result.ratios += [
@@ -153,9 +173,9 @@ def throughput(ctx: Context, result: ScenarioResult) -> None:
                 f"{run.label} / (a)",
                 versus_loop,
                 "msgs_per_s",
-                f">= {THROUGHPUT_TARGET_VS_LOOP:.2f}",
-                _at_least(versus_loop, THROUGHPUT_TARGET_VS_LOOP),
-                minimum=THROUGHPUT_TARGET_VS_LOOP,
+                f">= {target:.2f}" if binding else None,
+                _at_least(versus_loop, target) if binding else None,
+                minimum=target if binding else None,
             ),
             Ratio(
                 f"{name}_vs_naive",
@@ -172,7 +192,8 @@ def throughput(ctx: Context, result: ScenarioResult) -> None:
         "(a) and (b): the same Meta requests the project's adapter builds, sent straight to the simulator",
         f"(b) timed to its {sizes.throughput_naive}th request reaching the simulator; it posts through "
         + ("one httpx.Client per worker process" if ctx.options.naive_client == "shared" else "httpx.post()"),
-        "CPU/msg: the workers' CPU (for (a): the loop's process)",
+        "CPU/msg: the workers' CPU (for (a): the loop's process); box CPU/msg: the whole machine's busy "
+        "CPU over the run (workers, Redis, database, simulator, the enqueuing process) per message",
     ]
 
 
@@ -291,15 +312,15 @@ def storm(ctx: Context, result: ScenarioResult) -> None:
     """30% of requests answered 429 with ``Retry-After: 1``, against the storm-free time."""
     sizes = ctx.options.sizes
     result.title = (
-        f"storm: {sizes.storm} Meta messages over {sizes.throughput_senders} senders, "
+        f"storm: {sizes.storm} Meta messages over {sizes.storm_senders} senders, "
         f"{STORM_SHARE:.0%} answered 429 with Retry-After: {STORM_RETRY_AFTER:g}"
     )
     result.columns = STORM_COLUMNS
     ctx.simulator()
-    calm = ctx.project("storm-free", ctx.requests(sizes.storm, sizes.throughput_senders, seed=STORM_SEED), 2)
+    calm = ctx.project("storm-free", ctx.requests(sizes.storm, sizes.storm_senders, seed=STORM_SEED), 2)
     result.runs.append(Run("storm_free", "project, 2 workers, no storm", calm))
     ctx.simulator(rate_limited_rate=STORM_SHARE, rate_limited_retry_after=STORM_RETRY_AFTER)
-    stormy = ctx.project("storm", ctx.requests(sizes.storm, sizes.throughput_senders, seed=STORM_SEED), 2)
+    stormy = ctx.project("storm", ctx.requests(sizes.storm, sizes.storm_senders, seed=STORM_SEED), 2)
     result.runs.append(Run("storm", f"project, 2 workers, {STORM_SHARE:.0%} 429s", stormy))
     ctx.simulator()
 

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from wadispatch.errors import ConfigurationError
 from wadispatch.messages import validate_send_request
 from wadispatch.providers import ProviderRequest, adapter_for
 from wadispatch.settings import PROVIDER_NAMES, Settings
-from wadispatch.transport import Transport, new_http_transport, request_timeout
+from wadispatch.transport import Transport, new_event_loop, new_http_transport, request_timeout
 
 BUTTONS = {
     "type": "button",
@@ -274,3 +275,34 @@ def test_production_transport_is_aiohttp_with_the_configured_connection_limit() 
 def test_body_is_the_json_httpx_would_send(settings: Settings) -> None:
     request = provider_request("briq", settings)
     assert request.body == httpx.Request("POST", request.url, json=request.json).content
+
+
+def test_the_send_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    for kind, expected in (("auto", uvloop.Loop), ("uvloop", uvloop.Loop)):
+        loop = new_event_loop(kind)
+        try:
+            assert isinstance(loop, expected), kind
+        finally:
+            loop.close()
+    plain = new_event_loop("asyncio")
+    try:
+        assert not isinstance(plain, uvloop.Loop)
+        assert isinstance(plain, asyncio.AbstractEventLoop)
+    finally:
+        plain.close()
+
+
+def test_without_uvloop_auto_falls_back_and_uvloop_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    loop = new_event_loop("auto")
+    try:
+        assert type(loop).__module__.startswith("asyncio")
+    finally:
+        loop.close()
+    with pytest.raises(ConfigurationError, match="WADISPATCH_SEND_LOOP=uvloop"):
+        new_event_loop("uvloop")
