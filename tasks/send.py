@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Task
+from celery.worker.request import Request
 from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
 from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
 from wadispatch.engine import BatchResult, send_batch
@@ -20,9 +22,31 @@ from wadispatch.window import get_windows
 
 log = logging.getLogger("wadispatch.tasks")
 
+MAX_WRAPPERS = 5
+
 
 class SendDeferred(WadispatchError):
     """Why a send was put off; Flower shows it as the retry's reason."""
+
+
+class DeferringRequest(Request):
+    """A send job's request whose retries Flower shows as one line: the reason, no traceback.
+
+    A deferral is the job working as designed (a rate limit, a provider asking to wait), not an
+    error: Celery's own ``task-retried`` event would carry the traceback of the ``Retry`` raised.
+    """
+
+    def on_retry(self, exc_info: Any) -> None:
+        if self.task.acks_late:
+            self.acknowledge()
+        reason = exc_info.exception
+        # The pools wrap it (billiard's ExceptionWithTraceback, Retry in Retry): the innermost is ours.
+        for _ in range(MAX_WRAPPERS):
+            inner = getattr(reason, "exc", None)
+            if not isinstance(inner, BaseException):
+                break
+            reason = inner
+        self.send_event("task-retried", exception=f"{type(reason).__name__}: {reason}", traceback="")
 
 
 def _attempt(task: Task, message_ids: list[str]) -> BatchResult:
@@ -70,7 +94,7 @@ def _dead_letter(task: Task, reason: str, args: list[object], error: str) -> Non
     store(get_ledger(), letter)
 
 
-@app.task(name=SEND_TASK, bind=True, max_retries=None, acks_late=True)
+@app.task(name=SEND_TASK, bind=True, max_retries=None, acks_late=True, Request=DeferringRequest)
 def send_message(self: Task, message_id: str) -> str:
     """Send one message by id (a web app's enqueue). Returns what the attempt did."""
     result = _attempt(self, [message_id] if isinstance(message_id, str) else message_id)

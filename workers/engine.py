@@ -61,9 +61,14 @@ class BatchResult:
     early_events: list[EarlyApplied] = field(default_factory=list)
     """Webhook events that had come before their sends were recorded, applied with them (the
     task gives them the effects a webhook's events have)."""
+    campaigns: list[str] = field(default_factory=list)
+    """The campaigns the batch's messages belong to (none for messages sent on their own)."""
 
     def summary(self) -> str:
-        """e.g. ``sent 95, failed 2 (window_closed 2), later 3 (retry 3)`` (what Flower shows)."""
+        """What Flower shows as the job's result, e.g. ``sent 95, failed 2 (window_closed 2),
+        later 3 (retry 3)``, after ``campaign <id>: `` when the messages are a campaign's; Flower's
+        search finds the batches with failures (``result:failed``) and a campaign's
+        (``result:<id>``)."""
         parts = [f"sent {len(self.sent)}"]
         if self.failed:
             reasons = Counter(self.failed.values())
@@ -76,7 +81,11 @@ class BatchResult:
             parts.append(f"unknown {len(self.unknown)}")
         if self.unrecorded:
             parts.append(f"unrecorded {len(self.unrecorded)}")
-        return ", ".join(parts)
+        counts = ", ".join(parts)
+        if not self.campaigns:
+            return counts
+        label = "campaign" if len(self.campaigns) == 1 else "campaigns"
+        return f"{label} {', '.join(self.campaigns)}: {counts}"
 
 
 def send_batch(
@@ -98,6 +107,7 @@ def send_batch(
     result = BatchResult()
     now = utcnow()
     pending = ledger.load_pending(message_ids)
+    result.campaigns = list(dict.fromkeys(record.campaign_id for record in pending if record.campaign_id))
     known = {record.id for record in pending}
     not_pending = [message_id for message_id in message_ids if message_id not in known]
     if not_pending:

@@ -105,11 +105,42 @@ def test_throughput_quick_runs_the_project_and_both_references(tmp_path: Path) -
     assert runs["loop"]["complete"] and runs["loop"]["ok"] == sizes["throughput"]
     assert runs["naive"]["complete"] and runs["naive"]["sim_accepted"] == sizes["throughput_naive"]
     ratios = scenario["ratios"]
-    assert set(ratios) == {"1w_vs_loop", "1w_vs_naive", "2w_vs_loop", "2w_vs_naive"}
-    assert ratios["2w_vs_loop"]["minimum"] == 0.60 and ratios["2w_vs_naive"]["minimum"] == 25
-    for value in ratios.values():
-        assert value["value"] > 0 and value["met"] in (True, False)
+    assert set(ratios) == {"1w_vs_loop", "1w_vs_naive", "2w_vs_loop", "2w_vs_naive", "2w_box_cpu_vs_loop"}
+    assert ratios["2w_vs_loop"]["minimum"] == 0.75 and ratios["2w_vs_naive"]["minimum"] == 25
+    assert ratios["2w_box_cpu_vs_loop"]["maximum"] == 1.6
+    assert ratios["1w_vs_loop"]["minimum"] is None  # the target is the two workers'
+    for key, value in ratios.items():
+        assert value["value"] > 0, key
+        assert value["met"] in ((True, False) if value["target"] else (None,)), key
+    assert runs["project_2w"]["box_cpu_ms_per_msg"] > 0 and runs["loop"]["box_cpu_ms_per_msg"] > 0
     assert done.returncode == 0, done.stdout + done.stderr  # missed targets only warn without --strict
+
+
+@pytest.mark.timeout(300)
+def test_paced_quick_measures_every_sender_against_its_limit(tmp_path: Path) -> None:
+    done, data = bench(tmp_path, "paced", timeout=280)
+    scenario = data["scenarios"]["paced"]
+    assert scenario["error"] is None, scenario["error"]
+    runs, sizes = scenario["runs"], data["sizes"]
+    assert set(runs) == {"paced", "unpaced", "paced_one"}
+    for key, messages, senders in (
+        ("paced", sizes["paced"], sizes["paced_senders"]),
+        ("unpaced", sizes["paced"], sizes["paced_senders"]),
+        ("paced_one", sizes["paced_one"], 1),
+    ):
+        run = runs[key]
+        assert run["complete"], run["error"]
+        assert run["sent"] == run["sim_accepted"] == messages, key  # each sent once
+        assert len(run["per_sender"]) == senders, key
+        assert sum(entry["accepted"] for entry in run["per_sender"].values()) == messages
+        assert run["slowest_sender_rate"] == min(entry["rate"] for entry in run["per_sender"].values())
+    ratios = scenario["ratios"]
+    assert ratios["slowest_sender_vs_limit"]["minimum"] == 0.95
+    assert ratios["one_sender_vs_limit"]["minimum"] == 0.97
+    assert ratios["one_max_in_1s"]["maximum"] == sizes["paced_one_rate"]
+    for key, value in ratios.items():
+        assert value["met"] in (True, False), key
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.timeout(120)

@@ -8,14 +8,15 @@ import random
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, insert, update
 from wadispatch import engine
 from wadispatch.engine import BatchResult, retry_delay, send_batch
 from wadispatch.later import Later, group_later
 from wadispatch.ledger import Ledger, messages, utcnow
+from wadispatch.ledger.schema import campaigns
 from wadispatch.messages import validate_send_request
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest
 from wadispatch.ratelimit import Slot, Unlimited
@@ -425,3 +426,30 @@ def test_group_later_brings_deferred_messages_back_ahead_of_their_slots() -> Non
     ]
     jobs = {tuple(ids): countdown for countdown, ids in group_later(later, max_ids=10)}
     assert jobs == pytest.approx({("d0", "d1"): 0.6, ("r0",): 1.2, ("d2",): 2.7})
+
+
+def test_a_campaign_batch_names_its_campaign_in_its_result(
+    ledger: Ledger, loop: SendLoop, settings: Settings
+) -> None:
+    ids = pending_messages(ledger, to="+255712345001") + pending_messages(ledger, to="+255712345002")
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            insert(campaigns).values(
+                id="c-flower",
+                name="order-ready",
+                provider="meta",
+                template={},
+                status="running",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(update(messages).where(messages.c.id.in_(ids)).values(campaign_id="c-flower"))
+    transport = ScriptedTransport(
+        Outcome.accepted("w1", 200), Outcome.permanent("window_closed", status_code=400, code="131047")
+    )
+    result = attempt(ledger, loop, transport, settings, ids)
+    assert result.campaigns == ["c-flower"]
+    # What Flower shows, and finds with its search (result:c-flower, result:failed).
+    assert result.summary() == "campaign c-flower: sent 1, failed 1 (window_closed 1)"

@@ -70,11 +70,13 @@ def test_quick_sizes_are_smaller_everywhere() -> None:
     assert (full.storm, full.enqueue, full.throughput_senders, full.throughput_in_flight) == (
         2000,
         20_000,
-        20,
-        200,
+        50,
+        1000,
     )
+    assert (full.paced, full.paced_senders, full.paced_rate) == (8000, 10, 80)
+    assert (full.paced_one, full.paced_one_rate, full.paced_one_workers) == (3000, 100, 4)
     names = ("throughput", "throughput_naive", "precision", "precision_naive", "storm", "enqueue")
-    for name in (*names, "campaign", "campaign_naive", "campaign_memory"):
+    for name in (*names, "paced", "paced_one", "campaign", "campaign_naive", "campaign_memory"):
         assert getattr(quick, name) < getattr(full, name)
 
 

@@ -309,3 +309,40 @@ def test_the_name_scan_finds_names_and_skips_promql() -> None:
     assert "wadispatch_nope_total" not in metrics.exported_names()
     assert "wadispatch_webhook_lag_seconds_bucket" in metrics.exported_names()
     assert "wadispatch_queue_jobs" in metrics.exported_names()
+
+
+README = ROOT / "README.md"
+
+
+def readme_promql() -> list[str]:
+    """Every PromQL expression README shows: the lines of its ``promql`` blocks (comments left
+    out) and its inline code that applies a function to a metric (``rate(...)``, ``sum(...)``)."""
+    text = README.read_text(encoding="utf-8")
+    exprs = [
+        line
+        for block in re.findall(r"```promql\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    inline = re.findall(r"`([^`\n]*\b(?:flower|wadispatch)_[a-z_]+[^`\n]*)`", text)
+    return exprs + [code for code in inline if re.match(r"\s*[a-z_]+\(", code)]
+
+
+def flower_metric_names() -> set[str]:
+    """The metrics Flower's ``/metrics`` serves (read from its source), with histogram suffixes."""
+    import inspect
+
+    from flower import events
+
+    names = set(re.findall(r"'(flower_[a-z_]+)'", inspect.getsource(events)))
+    return names | {f"{name}_{suffix}" for name in names for suffix in ("bucket", "count", "sum")}
+
+
+def test_the_readme_promql_names_only_metrics_the_product_or_flower_exports() -> None:
+    exprs = readme_promql()
+    assert len(exprs) >= 6
+    assert any("flower_events_total" in expr for expr in exprs)
+    known = metrics.exported_names() | flower_metric_names()
+    used = set().union(*(metric_names_in(expr) for expr in exprs))
+    assert used <= known, sorted(used - known)
+    assert "flower_events_total" in flower_metric_names()

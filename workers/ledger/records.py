@@ -47,6 +47,7 @@ class MessageRecord:
     replied_at: datetime | None = None
     requested_at: datetime | None = None
     """When the current attempt's request was about to leave (``None`` before that)."""
+    campaign_id: str | None = None
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -76,6 +77,7 @@ def message_record(row: Any) -> MessageRecord:
         reply_title=row.reply_title,
         replied_at=aware(row.replied_at),
         requested_at=aware(row.requested_at),
+        campaign_id=row.campaign_id,
     )
 
 
