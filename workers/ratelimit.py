@@ -136,6 +136,22 @@ return '0'
 """
 
 
+# KEYS: sender hashes. Returns the cooldown left of each, in ms, as strings ("0" when none).
+COOLDOWNS_LEFT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local left = {}
+for i, key in ipairs(KEYS) do
+  local cool_until = tonumber(redis.call('HGET', key, 'cool_until')) or 0
+  if cool_until > now then left[i] = tostring(cool_until - now) else left[i] = '0' end
+end
+return left
+"""
+
+SenderKey = tuple[str, str | None]
+"""(provider, sender)."""
+
+
 @dataclass(frozen=True)
 class Slot:
     """What a take gave: ``granted`` to send in ``wait`` seconds, or deferred for about ``wait``."""
@@ -164,6 +180,8 @@ class Limiter(Protocol):
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float: ...
 
+    async def cooldowns_left(self, keys: list[SenderKey]) -> list[float]: ...
+
 
 class Unlimited:
     """No shared limit (eager mode, where there is no Redis): every take is granted at once."""
@@ -179,6 +197,9 @@ class Unlimited:
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float:
         return 0.0
+
+    async def cooldowns_left(self, keys: list[SenderKey]) -> list[float]:
+        return [await self.cooldown_left(*key) for key in keys]
 
 
 class RedisLimiter:
@@ -208,6 +229,7 @@ class RedisLimiter:
         self._acquire_async = self.async_redis.register_script(ACQUIRE)
         self._penalize = self.async_redis.register_script(PENALIZE)
         self._cooldown_left = self.async_redis.register_script(COOLDOWN_LEFT)
+        self._cooldowns_left = self.async_redis.register_script(COOLDOWNS_LEFT)
 
     def sender_key(self, provider: str, sender: str | None) -> str:
         return f"{self.prefix}:s:{provider}:{sender or '-'}"
@@ -273,6 +295,13 @@ class RedisLimiter:
         """Seconds until the sender's cooldown ends (0 when there is none), by Redis' clock."""
         return float(await self._cooldown_left(keys=[self.sender_key(provider, sender)])) / 1000
 
+    async def cooldowns_left(self, keys: list[SenderKey]) -> list[float]:
+        """The cooldown left of each (provider, sender), in seconds, in one round trip."""
+        if not keys:
+            return []
+        left = await self._cooldowns_left(keys=[self.sender_key(*key) for key in keys])
+        return [float(value) / 1000 for value in left]
+
     def state(self, provider: str, sender: str | None) -> SenderState:
         """The sender's current rate factor, remaining cooldown and strike count."""
         factor, factor_at, cool_until, strikes = self.redis.hmget(
@@ -309,27 +338,33 @@ def get_limiter(settings: Settings) -> Limiter:
 class CooldownView:
     """A process's view of the senders' cooldowns, read from Redis at most every ``max_age`` s.
 
-    Every send checks its sender's cooldown; concurrent checks of one sender share one lookup,
-    and a 429 this process met is known at once. Belongs to one event loop.
+    Every send checks its sender's cooldown. One read asks Redis about every sender this loop
+    sent for lately, in one round trip, so many senders cost no more than one; a 429 this process
+    met is known at once. Belongs to one event loop.
     """
 
-    def __init__(self, limiter: Limiter, max_age: float = 0.1) -> None:
+    def __init__(self, limiter: Limiter, max_age: float = 0.1, active_for: float = 60.0) -> None:
         self.limiter = limiter
         self.max_age = max_age
-        self._until: dict[tuple[str, str | None], float] = {}
-        self._read_at: dict[tuple[str, str | None], float] = {}
-        self._reading: dict[tuple[str, str | None], asyncio.Future[float]] = {}
+        self.active_for = active_for
+        """A sender not asked about for this long is left out of the reads."""
+        self._until: dict[SenderKey, float] = {}
+        self._read_at: dict[SenderKey, float] = {}
+        self._asked_at: dict[SenderKey, float] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     async def left(self, provider: str, sender: str | None) -> float:
         """Seconds of cooldown left for the sender (0 when none)."""
         loop = asyncio.get_running_loop()
         key = (provider, sender)
-        now = loop.time()
-        if now - self._read_at.get(key, float("-inf")) > self.max_age:
-            reading = self._reading.get(key)
-            if reading is None:
-                reading = self._reading[key] = loop.create_task(self._read(key))
-            await asyncio.shield(reading)
+        self._asked_at[key] = loop.time()
+        # A read already under way may have started without this sender: then one more.
+        for _ in range(2):
+            if loop.time() - self._read_at.get(key, float("-inf")) <= self.max_age:
+                break
+            if self._reading is None:
+                self._reading = loop.create_task(self._read())
+            await asyncio.shield(self._reading)
         return max(0.0, self._until.get(key, 0.0) - loop.time())
 
     def note(self, provider: str, sender: str | None, cooldown: float) -> None:
@@ -338,13 +373,18 @@ class CooldownView:
         until = asyncio.get_running_loop().time() + cooldown
         self._until[key] = max(self._until.get(key, 0.0), until)
 
-    async def _read(self, key: tuple[str, str | None]) -> float:
+    async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            left = await self.limiter.cooldown_left(*key)
             now = loop.time()
-            self._until[key] = max(self._until.get(key, 0.0), now + left) if left > 0 else now
-            self._read_at[key] = now
-            return left
+            for key in [key for key, at in self._asked_at.items() if now - at > self.active_for]:
+                del self._asked_at[key]
+                self._read_at.pop(key, None)
+            keys = list(self._asked_at)
+            lefts = await self.limiter.cooldowns_left(keys)
+            now = loop.time()
+            for key, left in zip(keys, lefts, strict=True):
+                self._until[key] = max(self._until.get(key, 0.0), now + left) if left > 0 else now
+                self._read_at[key] = now
         finally:
-            del self._reading[key]
+            self._reading = None

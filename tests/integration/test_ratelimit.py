@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from wadispatch.ratelimit import RedisLimiter
+from wadispatch.ratelimit import CooldownView, RedisLimiter
 from wadispatch.settings import SenderLimit
 
 from tests.support import make_settings
@@ -95,6 +95,33 @@ def test_a_429_with_retry_after_holds_every_worker_back(make_limiter, run) -> No
     assert second.state("meta", "s1").cooldown > 1.9
     assert 1.9 < run(second.cooldown_left("meta", "s1")) <= 2.0
     assert run(second.cooldown_left("meta", "other")) == 0
+    assert run(second.cooldowns_left([("meta", "other"), ("meta", "s1")]))[0] == 0
+    assert 1.9 < run(second.cooldowns_left([("meta", "other"), ("meta", "s1")]))[1] <= 2.0
+
+
+def test_a_loops_view_reads_every_senders_cooldown_in_one_round_trip(make_limiter, run) -> None:
+    first, second = make_limiter(default_rate=100), make_limiter(default_rate=100)
+    reads: list[list[tuple[str, str | None]]] = []
+    read_many = second.cooldowns_left
+
+    async def counted(keys: list[tuple[str, str | None]]) -> list[float]:
+        reads.append(list(keys))
+        return await read_many(keys)
+
+    second.cooldowns_left = counted  # type: ignore[method-assign]
+    run(first.penalize("meta", "s3", 2.0))  # another worker met a 429 for s3
+    view = CooldownView(second, max_age=0.5)
+
+    async def ask_all() -> list[float]:
+        await view.left("meta", "s0")  # the first sender alone: one read
+        return list(await asyncio.gather(*(view.left("meta", f"s{index}") for index in range(10))))
+
+    lefts = run(ask_all())
+    assert [index for index, left in enumerate(lefts) if left > 0] == [3]
+    assert 1.8 < lefts[3] <= 2.0
+    # The ten senders asked at once share one read (plus the first sender's own).
+    assert len(reads) == 2 and len(reads[1]) == 10
+    assert run(view.left("meta", "s7")) == 0 and len(reads) == 2  # fresh: no read
 
 
 def test_without_retry_after_the_cooldown_grows_exponentially(make_limiter, run) -> None:
