@@ -131,6 +131,8 @@ class SendRequest(_Strict):
     @classmethod
     def _no_nul_characters(cls, data: Any) -> Any:
         # No provider accepts U+0000 in a text, and PostgreSQL cannot store one in the ledger.
+        if not _may_hold_nul(data):
+            return data
         paths = [format_path(loc) for loc in _nul_locations(data, ())]
         if paths:
             errors = [FieldError(path, "must not contain the NUL character (U+0000)") for path in paths[:10]]
@@ -177,6 +179,24 @@ class SendRequest(_Strict):
     def recipient_digits(self) -> str | None:
         """A phone number ``to`` without its ``+``, as Zixflow and Meta want it (``None`` for a BSUID)."""
         return self.to[1:] if self.to and not self.to_is_bsuid else None
+
+
+def _may_hold_nul(value: Any) -> bool:
+    """Whether a request's raw data holds a NUL character anywhere (keys included): the cheap
+    check every request pays; :func:`_nul_locations` then says where."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            if any(isinstance(key, str) and "\x00" in key for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def _nul_locations(value: Any, loc: tuple[int | str, ...]) -> list[tuple[int | str, ...]]:
