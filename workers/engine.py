@@ -41,6 +41,7 @@ log = logging.getLogger("wadispatch.engine")
 #: The provider code of an outcome made without a request (the limiter held the message back).
 THROTTLED = "throttled"
 MAX_FRESH_SLOTS = 3
+LATE_SLOT_MAX_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -406,7 +407,10 @@ async def _wait_for_slot(
             return Outcome.rate_limited(cooling, code=THROTTLED, message="sender cooling down after a 429")
         if not paced or event_loop.time() - due_at <= settings.limiter_lateness_seconds:
             return None
-        slot = await limiter.acquire(record.provider, record.sender, record.recipient)
+        # The sender's coming seconds are booked: a fresh slot is at their end. One further away
+        # than a second is not waited for (holding the batch's job); the message comes back then.
+        late_wait = min(settings.limiter_max_wait_seconds, LATE_SLOT_MAX_WAIT_SECONDS)
+        slot = await limiter.acquire(record.provider, record.sender, record.recipient, max_wait=late_wait)
         if not slot.granted:
             return Outcome.rate_limited(slot.wait, code=THROTTLED, message="late for its slot; rescheduled")
         due_at = event_loop.time() + slot.wait

@@ -174,7 +174,9 @@ class Limiter(Protocol):
 
     def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]: ...
 
-    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot: ...
+    async def acquire(
+        self, provider: str, sender: str | None, recipient: str | None, *, max_wait: float | None = None
+    ) -> Slot: ...
 
     async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float: ...
 
@@ -189,7 +191,9 @@ class Unlimited:
     def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
         return [Slot(True, 0.0) for _ in keys]
 
-    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
+    async def acquire(
+        self, provider: str, sender: str | None, recipient: str | None, *, max_wait: float | None = None
+    ) -> Slot:
         return Slot(True, 0.0)
 
     async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float:
@@ -254,14 +258,17 @@ class RedisLimiter:
             for granted, wait, ran_at in answers
         ]
 
-    async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
-        """Take one slot, from the event loop (a message that woke up late for its slot)."""
-        script_keys, args = self._acquire_call(provider, sender, recipient)
+    async def acquire(
+        self, provider: str, sender: str | None, recipient: str | None, *, max_wait: float | None = None
+    ) -> Slot:
+        """Take one slot, from the event loop (a message that woke up late for its slot); a slot
+        further away than ``max_wait`` (default ``limiter_max_wait_seconds``) is not taken."""
+        script_keys, args = self._acquire_call(provider, sender, recipient, max_wait)
         granted, wait, _ = await self._acquire_async(keys=script_keys, args=args)
         return Slot(bool(granted), float(wait) / 1000)
 
     def _acquire_call(
-        self, provider: str, sender: str | None, recipient: str | None
+        self, provider: str, sender: str | None, recipient: str | None, max_wait: float | None = None
     ) -> tuple[list[str], list[float]]:
         settings = self.settings
         limit = settings.sender_limit(provider, sender)
@@ -270,7 +277,7 @@ class RedisLimiter:
         args = [
             limit.rate * settings.rate_headroom,
             limit.burst,
-            settings.limiter_max_wait_seconds * 1000,
+            (settings.limiter_max_wait_seconds if max_wait is None else max_wait) * 1000,
             pair_ms,
             settings.rate_recovery_per_second,
         ]

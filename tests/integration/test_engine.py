@@ -453,3 +453,43 @@ def test_a_campaign_batch_names_its_campaign_in_its_result(
     assert result.campaigns == ["c-flower"]
     # What Flower shows, and finds with its search (result:c-flower, result:failed).
     assert result.summary() == "campaign c-flower: sent 1, failed 1 (window_closed 1)"
+
+
+class BookedLimiter(Unlimited):
+    """Grants a paced slot, and has no fresh slot nearer than ``booked`` seconds."""
+
+    def __init__(self, booked: float) -> None:
+        self.booked = booked
+        self.fresh_max_waits: list[float | None] = []
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
+        return [Slot(True, 0.02) for _ in keys]
+
+    async def cooldown_left(self, provider: str, sender: str | None) -> float:
+        await asyncio.sleep(0.05)  # a busy loop: the message is surely late for its slot
+        return 0.0
+
+    async def acquire(
+        self, provider: str, sender: str | None, recipient: str | None, *, max_wait: float | None = None
+    ) -> Slot:
+        self.fresh_max_waits.append(max_wait)
+        granted = max_wait is not None and self.booked <= max_wait
+        return Slot(granted, self.booked)
+
+
+def test_a_late_message_does_not_wait_long_for_a_fresh_slot(ledger: Ledger, loop: SendLoop) -> None:
+    # The message wakes up late (a busy loop) and asks for a fresh slot; the sender's next
+    # 5 s are booked. It is not held (with its job) for them: it comes back then, unsent.
+    settings = make_settings(limiter_lateness_seconds=0.01, limiter_max_wait_seconds=10.0)
+    [message_id] = pending_messages(ledger)
+    limiter = BookedLimiter(booked=5.0)
+    transport = ScriptedTransport(Outcome.accepted("w", 200))
+    started = time.monotonic()
+    result = attempt(ledger, loop, transport, settings, [message_id], limiter)
+    assert time.monotonic() - started < 2.0
+    assert limiter.fresh_max_waits == [1.0]
+    [later] = result.later
+    assert later.reason == "retry" and 5.0 <= later.delay <= 6.0
+    assert transport.requests == []
+    record = ledger.get(message_id)
+    assert (record.state, record.attempts) == (State.PENDING, 0)  # no request: the attempt is given back
