@@ -51,6 +51,7 @@ def progress(**overrides: Any) -> CampaignProgress:
         "effective_rate": 38.4,
         "rate_limited": 3,
         "retries": 7,
+        "held_back": 4,
         "workers_alive": 2,
     }
     return CampaignProgress(**{**values, **overrides})
@@ -71,7 +72,13 @@ def test_a_running_campaign_line() -> None:
     assert row.reasons == [("window_closed", 15), ("opted_out", 5)]  # most first
     assert (row.started, row.finished, row.duration) == ("2026-11-27 12:00:00", "-", "12s")
     assert (row.average_rate, row.current_rate, row.eta) == ("16.1/s", "20.0/s", "15s")
-    assert (row.rate_limited, row.retries, row.eta_unknown, row.reading) == (3, 7, False, False)
+    assert (row.rate_limited, row.retries, row.held_back, row.eta_unknown, row.reading) == (
+        3,
+        7,
+        4,
+        False,
+        False,
+    )
 
 
 def test_a_campaign_without_a_worker_says_its_eta_is_unknown() -> None:

@@ -67,6 +67,7 @@ class CampaignRow:
     eta_unknown: bool
     rate_limited: int
     retries: int
+    held_back: int
     reading: bool
 
 
@@ -96,6 +97,7 @@ def campaign_row(progress: CampaignProgress) -> CampaignRow:
         eta_unknown=progress.eta_seconds is None and (progress.eta_note or "").startswith("unknown"),
         rate_limited=progress.rate_limited,
         retries=progress.retries,
+        held_back=progress.held_back,
         reading=campaign.finished_reading_at is None,
     )
 
