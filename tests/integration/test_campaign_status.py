@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from wadispatch.campaigns import api, pace
+from wadispatch.campaigns import api, pace, timeline
 from wadispatch.ledger import Ledger, messages, transitions
 from wadispatch.simulator import SimulatorServer
 from wadispatch.states import State
@@ -107,6 +107,7 @@ def test_a_run_campaign_has_its_start_end_rates_429s_and_retries(
     assert (done.eta_seconds, done.eta_note) == (None, "done")
 
     time.sleep(1.5)  # later reads give the same end, duration and rates: nothing decays
+    timeline._cache.clear()  # read from the ledger again, not from this process' cache
     again = api.progress(campaign.id, ledger=ledger, settings=settings)
     assert (again.finished_at, again.duration_seconds, again.average_rate) == (
         done.finished_at,

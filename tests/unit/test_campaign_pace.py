@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from wadispatch.campaigns import pace
+from wadispatch.campaigns import pace, timeline
 from wadispatch.campaigns.api import estimate_eta
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -79,3 +80,44 @@ def test_the_older_eta_helper_says_none_when_no_worker_is_alive() -> None:
     assert estimate_eta(1000, 50.0, 76.8, running=True) == pytest.approx(20.0)
     assert estimate_eta(1000, 50.0, 76.8, running=True, workers_alive=0) is None
     assert estimate_eta(500, 10.0, 80.0, running=False) is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_slow_timeline_is_reused_for_a_while_and_a_finished_one_for_good(monkeypatch) -> None:
+    clock = FakeClock()
+    reads: list[str] = []
+
+    def read(ledger: object, campaign_id: str, since: datetime) -> timeline.Timeline:
+        reads.append(campaign_id)
+        clock.now += cost[campaign_id]  # the query's duration
+        return timeline.Timeline(None, None, None, len(reads), 0, 0, 0, 0)
+
+    cost = {"slow": 0.5, "cheap": 0.01, "done": 0.5}
+    monkeypatch.setattr(timeline, "read_timeline", read)
+    monkeypatch.setattr(timeline, "time", clock)
+    ledger = SimpleNamespace(engine=SimpleNamespace(url="sqlite:///unit-cache"))
+
+    def get(campaign_id: str, *, finished: bool = False) -> int:
+        return timeline.cached_timeline(ledger, campaign_id, T0, finished=finished).settled  # type: ignore[arg-type]
+
+    first = get("slow")
+    clock.now += 1.0  # within 4 x 0.5 s: reused
+    assert get("slow") == first and reads.count("slow") == 1
+    clock.now += 1.5  # past it: read again
+    assert get("slow") != first and reads.count("slow") == 2
+    get("cheap")
+    get("cheap")  # a cheap query is never reused
+    assert reads.count("cheap") == 2
+    get("done")
+    done = get("done", finished=True)  # the end: read again at once, though fresh
+    assert reads.count("done") == 2
+    clock.now += 3600
+    assert get("done", finished=True) == done and reads.count("done") == 2
+    assert get("done", finished=False) != done  # not finished any more (a new read says so)

@@ -34,7 +34,7 @@ from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template
-from wadispatch.campaigns.timeline import read_timeline
+from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
 from wadispatch.settings import Settings, get_settings
@@ -375,17 +375,19 @@ def progress(
         store.set_status(ledger, campaign_id, [RUNNING], DONE)
         campaign = get_campaign(campaign_id, ledger=ledger)
     now = utcnow()
-    # The window needs the start, which the same query reads: ask from the widest window, then
-    # count again over the exact one only when the campaign is younger than that.
-    history = read_timeline(ledger, campaign_id, now - timedelta(seconds=pace.WINDOW_SECONDS))
-    window = pace.window_seconds(history.started_at, now)
-    if window < pace.WINDOW_SECONDS:
-        history = read_timeline(ledger, campaign_id, now - timedelta(seconds=window))
+    history = cached_timeline(
+        ledger, campaign_id, now - timedelta(seconds=pace.WINDOW_SECONDS), finished=finished
+    )
+    # A campaign younger than the window settled everything it settled within it.
+    young = (
+        history.started_at is not None and pace.window_seconds(history.started_at, now) < pace.WINDOW_SECONDS
+    )
+    in_window = history.settled if young else history.settled_since
     timing = pace.pace(
         started_at=history.started_at,
         last_settle_at=history.last_settle_at,
         settled=history.settled,
-        settled_in_window=history.settled_since,
+        settled_in_window=in_window,
         finished=finished,
         now=now,
     )
@@ -404,7 +406,7 @@ def progress(
         states=states,
         failed_reasons=failed_reasons,
         remaining=remaining,
-        settled_recently=history.settled_since,
+        settled_recently=in_window,
         throughput=timing.current_rate,
         limit_rate=sender.declared,
         eta_seconds=estimate.seconds,
