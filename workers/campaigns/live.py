@@ -22,7 +22,7 @@ log = logging.getLogger("wadispatch.campaigns")
 
 _clients: dict[str, Any] = {}
 _limiters: dict[tuple[str, str, float], Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,19 @@ class Live:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.down = False
+        """Set by a failed read: this object's later reads answer None at once."""
 
     def queue(self) -> liveness.QueueState | None:
         """The queue's consumers and depth, or None when Redis cannot be asked."""
+        if self.down:
+            return None
         try:
             client = _client(self.settings.redis_url)
             return liveness.look(client, self.settings.queue, self.settings.heartbeat_timeout_seconds)
         except Exception as exc:  # redis raises many kinds
             log.debug("could not read the queue: %r", exc)
+            self.down = True
             return None
 
     def workers_alive(self) -> int | None:
@@ -76,6 +81,8 @@ class Live:
 
         if not self.settings.rate_limiting:
             return SenderState(factor=1.0, cooldown=0.0, strikes=0)
+        if self.down:
+            return None
         try:
             settings = self.settings
             # What the limiter's state() reads: its Redis, its keys, and how fast a factor recovers.
@@ -84,9 +91,13 @@ class Live:
                 limiter = _limiters.get(key)
                 if limiter is None:
                     limiter = _limiters[key] = RedisLimiter(settings.redis_url, settings)
+                    # The limiter's own client retries a lost connection for seconds (right for a
+                    # send); a report asks once, with liveness' short timeouts.
+                    limiter.redis = _client(settings.redis_url)
             return limiter.state(provider, sender)
         except Exception as exc:
             log.debug("could not read the limiter of %s: %r", provider, exc)
+            self.down = True
             return None
 
 
