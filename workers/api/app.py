@@ -4,6 +4,7 @@
     app = create_app(settings, ledger=ledger, windows=windows)   # tests and embedding
 
 OpenAPI: ``/docs`` (Swagger UI), ``/redoc``, ``/openapi.json``; the pages' assets are local (api/docs.py).
+The live operations page: ``/ops`` (api/ops.py), behind the API keys, not in the OpenAPI document.
 """
 
 from __future__ import annotations
