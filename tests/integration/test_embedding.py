@@ -97,12 +97,18 @@ def test_the_wheel_installs_one_top_level_package_with_every_module(wheel: Path,
     # Nothing of the workshop: tests, the benchmark harness, the example settings module.
     shipped = [name for name in names if not name.startswith(dist_info)]
     assert [name for name in shipped if "bench" in name or "tests" in name.split("/")] == []
-    # Every module of the repository's folders is in the wheel, and nothing else.
+    # Every module of the repository's folders is in the wheel, with the operations page's
+    # templates and static files, and nothing else.
     expected = {
         f"{package}/{path.relative_to(source / folder).as_posix()}"
         for folder, package in SOURCE_FOLDERS.items()
         for path in (source / folder).rglob("*.py")
         if "__pycache__" not in path.parts
+    }
+    expected |= {
+        f"wadispatch/api/{path.relative_to(source / 'workers' / 'api').as_posix()}"
+        for pattern in ("templates/*.html", "static/*")
+        for path in (source / "workers" / "api").glob(pattern)
     }
     assert set(shipped) - expected == set()
     assert expected - set(shipped) == set(), "modules left out of the wheel (pyproject's packages list?)"

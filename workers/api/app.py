@@ -4,6 +4,7 @@
     app = create_app(settings, ledger=ledger, windows=windows)   # tests and embedding
 
 OpenAPI: ``/docs`` (Swagger UI), ``/redoc``, ``/openapi.json``; the pages' assets are local (api/docs.py).
+The live operations page: ``/ops`` (api/ops.py), behind the API keys, not in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from wadispatch.api import campaigns, docs, messages, openapi, scrape, webhooks
+from wadispatch.api import campaigns, docs, messages, openapi, ops, scrape, webhooks
 from wadispatch.api.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from wadispatch.errors import FieldError
 from wadispatch.ledger import Ledger, get_ledger
@@ -54,6 +55,7 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(webhooks.router)
     docs.add_docs(app)  # /docs and /redoc with local assets: they work without internet
+    ops.add_ops(app)  # /ops, the live operations page (HTML, not in the OpenAPI schema)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, bool]:

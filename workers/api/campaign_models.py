@@ -87,9 +87,42 @@ class CampaignProgressOut(CampaignOut):
     failed_reasons: dict[str, int] = Field(description="Failed messages per reason.")
     remaining: int = Field(description="Messages still `pending` or `sending`.")
     done: bool = Field(description="Every row read and every message in a final state.")
-    throughput_per_s: float = Field(description="Messages settled per second over the last 30 s.")
-    limit_per_s: float = Field(description="The sender's rate limit as applied (rate x headroom).")
-    eta_seconds: float | None = Field(description="None when paused, cancelled or done.")
+    started_at: datetime | None = Field(
+        description="The first claim of one of its messages (null until then)."
+    )
+    finished_at: datetime | None = Field(
+        description="When its last message settled (null until every row is read and every message settled)."
+    )
+    duration_seconds: float | None = Field(
+        description="From `started_at` to `finished_at` (to now while it runs); null before the start."
+    )
+    average_rate_per_s: float | None = Field(description="Messages settled / duration.")
+    throughput_per_s: float | None = Field(
+        description="The current rate: messages settled per second over the last 30 s; null before "
+        "the start and after the end."
+    )
+    limit_per_s: float = Field(description="The sender's configured limit as applied (rate x headroom).")
+    effective_limit_per_s: float | None = Field(
+        description="What the shared limiter lets the sender send now: the limit x its factor (halved "
+        "on repeated 429s, recovering over time); null when the limiter cannot be read."
+    )
+    cooldown_seconds: float | None = Field(
+        description="The sender's cooldown left after a 429 (null when unknown)."
+    )
+    rate_limited: int = Field(description="The provider's rate refusals (429s) met by its messages.")
+    retries: int = Field(description="Times one of its messages went back to the queue to be tried again.")
+    held_back: int = Field(
+        description="Of the retries, those the limiter held back without a request (cooldown, late slot)."
+    )
+    workers_alive: int | None = Field(
+        description="Workers with a fresh heartbeat on the queue (asked while messages remain; null "
+        "otherwise or when the broker cannot be asked)."
+    )
+    eta_seconds: float | None = Field(description="Null with `eta_note` saying why.")
+    eta_note: str | None = Field(
+        description="Why there is no ETA: `unknown: no worker running`, `unknown: cannot reach the "
+        "broker`, `paused`, `cancelled`, `done`..."
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -101,9 +134,25 @@ class CampaignProgressOut(CampaignOut):
             failed_reasons=progress.failed_reasons,
             remaining=progress.remaining,
             done=progress.done,
-            throughput_per_s=figures["throughput_per_s"],
-            limit_per_s=figures["limit_per_s"],
-            eta_seconds=figures["eta_seconds"],
+            started_at=progress.started_at,
+            finished_at=progress.finished_at,
+            **{
+                key: figures[key]
+                for key in (
+                    "duration_seconds",
+                    "average_rate_per_s",
+                    "throughput_per_s",
+                    "limit_per_s",
+                    "effective_limit_per_s",
+                    "cooldown_seconds",
+                    "rate_limited",
+                    "retries",
+                    "held_back",
+                    "workers_alive",
+                    "eta_seconds",
+                    "eta_note",
+                )
+            },
         )
 
 

@@ -109,7 +109,7 @@ async def list_campaigns(
 
 @router.get("/{campaign_id}", response_model=CampaignProgressOut, responses={**_AUTH, **_NOT_FOUND})
 async def get_progress(campaign_id: str, request: Request) -> CampaignProgressOut:
-    """Rows, messages per state and failure reason, throughput and ETA."""
+    """Rows, messages per state and failure reason, start, end, rates, the sender's limit, 429s and ETA."""
     state = request.app.state
     progress = await _call(api.progress, campaign_id, ledger=state.ledger, settings=state.settings)
     return CampaignProgressOut.of_progress(progress)

@@ -55,7 +55,7 @@ def error_response(
     }
     headers = dict(headers or {})
     if status == 401 and error == "unauthorized":
-        headers["WWW-Authenticate"] = "Bearer"
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(body, status_code=status, headers=headers)
 
 

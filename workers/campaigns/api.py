@@ -3,7 +3,7 @@
     from wadispatch.campaigns import api
 
     campaign = api.create_campaign("customers.csv", template, provider="meta", sender="1107264639145282")
-    api.progress(campaign.id)              # counts per state and reason, throughput, ETA
+    api.progress(campaign.id)              # counts, start/end, rates, the sender's limit, 429s, ETA
     api.pause(campaign.id); api.resume(campaign.id); api.cancel(campaign.id)
     api.report(campaign.id, "report.csv")  # one row per row of the file
     api.list_campaigns()
@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from wadispatch import jsonread
-from wadispatch.campaigns import store
+from wadispatch.campaigns import pace, store
 from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
+from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template
+from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
 from wadispatch.settings import Settings, get_settings
@@ -42,7 +44,6 @@ log = logging.getLogger("wadispatch.campaigns")
 
 PAUSED, CANCELLED, DONE = "paused", "cancelled", "done"
 CANCELLED_REASON = "cancelled"
-THROUGHPUT_WINDOW_SECONDS = 30.0
 REPORT_COLUMNS = (
     "row",
     "phone",
@@ -64,7 +65,7 @@ CampaignRecord = store.CampaignRecord
 
 @dataclass(frozen=True)
 class CampaignProgress:
-    """Where a campaign stands: its record, counts per state and failure reason, pace and ETA."""
+    """Where a campaign stands: its record, counts per state and reason, pace, limits and ETA."""
 
     campaign: CampaignRecord
     states: dict[str, int]
@@ -73,17 +74,45 @@ class CampaignProgress:
     remaining: int
     """Messages still ``pending`` or ``sending``."""
     settled_recently: int
-    """Messages settled in the last :data:`THROUGHPUT_WINDOW_SECONDS`."""
-    throughput: float
-    """Messages settled per second over that window (0 until the first settles)."""
+    """Messages settled in the current rate's window (:data:`pace.WINDOW_SECONDS`)."""
+    throughput: float | None
+    """The current rate: messages settled per second over that window; None before the first
+    claim and after the end."""
     limit_rate: float
-    """The sender's rate limit as the limiter applies it (declared rate x headroom)."""
+    """The sender's configured limit as the limiter applies it (declared rate x headroom)."""
     eta_seconds: float | None
-    """Remaining / the lower of the observed throughput and the limit; None when paused or done."""
+    """Remaining / the lower of the current rate and the effective limit; None with a note why."""
+    started_at: datetime | None = None
+    """The first claim of one of its messages (or its first settle, when none was ever claimed)."""
+    finished_at: datetime | None = None
+    """When its last message settled, once every row is read and every message settled."""
+    duration_seconds: float | None = None
+    """From the start to the end (to now while it runs)."""
+    average_rate: float | None = None
+    """Messages settled / duration."""
+    effective_rate: float | None = None
+    """What the shared limiter lets the sender send now (the limit x its factor, which 429s halve);
+    None when the limiter cannot be read."""
+    cooldown_seconds: float | None = None
+    """The sender's cooldown left after a 429 (None when unknown)."""
+    rate_limited: int = 0
+    """The provider's rate refusals (429s) met by the campaign's messages."""
+    retries: int = 0
+    """Times one of its messages went back to the queue (a retry), those held back included."""
+    held_back: int = 0
+    """Of the retries, those the limiter held back without a request (cooldown, missed slot)."""
+    workers_alive: int | None = None
+    """Workers with a fresh heartbeat on the queue; None when the broker cannot be asked."""
+    eta_note: str | None = None
+    """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
 
     @property
     def terminal(self) -> int:
         return sum(self.states.values()) - self.remaining
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
 
     @property
     def done(self) -> bool:
@@ -109,9 +138,20 @@ class CampaignProgress:
             "states": self.states,
             "failed_reasons": self.failed_reasons,
             "remaining": self.remaining,
-            "throughput_per_s": round(self.throughput, 2),
+            "started_at": _iso(self.started_at) or None,
+            "finished_at": _iso(self.finished_at) or None,
+            "duration_seconds": _round(self.duration_seconds, 1),
+            "average_rate_per_s": _round(self.average_rate, 2),
+            "throughput_per_s": _round(self.throughput, 2),
             "limit_per_s": round(self.limit_rate, 2),
-            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "effective_limit_per_s": _round(self.effective_rate, 2),
+            "cooldown_seconds": _round(self.cooldown_seconds, 1),
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "held_back": self.held_back,
+            "workers_alive": self.workers_alive,
+            "eta_seconds": _round(self.eta_seconds, 1),
+            "eta_note": self.eta_note,
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -305,14 +345,20 @@ def cancel(campaign_id: str, *, ledger: Ledger | None = None, wait_seconds: floa
 
 
 def progress(
-    campaign_id: str, *, ledger: Ledger | None = None, settings: Settings | None = None
+    campaign_id: str,
+    *,
+    ledger: Ledger | None = None,
+    settings: Settings | None = None,
+    live: Live | None = None,
 ) -> CampaignProgress:
-    """Counts per state and failure reason, throughput over the last 30 s, and an ETA.
+    """Counts per state and failure reason, timing, rates, the sender's limit, 429s and an ETA.
 
-    Marks the campaign ``done`` when every row is read and every message settled.
+    Marks the campaign ``done`` when every row is read and every message settled. ``live`` reads
+    the broker's Redis (workers alive, the limiter): default, that of ``settings``.
     """
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
+    live = live or Live(settings)
     campaign = get_campaign(campaign_id, ledger=ledger)
     if campaign.status == CANCELLED:
         store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
@@ -324,35 +370,70 @@ def progress(
         if state == State.FAILED.value:
             failed_reasons[reason or "unknown"] = failed_reasons.get(reason or "unknown", 0) + count
     remaining = states.get(State.PENDING.value, 0) + states.get(State.SENDING.value, 0)
-    if campaign.status == RUNNING and campaign.finished_reading_at is not None and remaining == 0:
+    finished = campaign.finished_reading_at is not None and remaining == 0
+    if campaign.status == RUNNING and finished:
         store.set_status(ledger, campaign_id, [RUNNING], DONE)
         campaign = get_campaign(campaign_id, ledger=ledger)
     now = utcnow()
-    window = _throughput_window(ledger, campaign_id, now)
-    recent = store.settled_since(ledger, campaign_id, now - timedelta(seconds=window)) if window else 0
-    throughput = recent / window if window else 0.0
-    limit = settings.sender_limit(campaign.provider, campaign.sender).rate * settings.rate_headroom
+    history = cached_timeline(
+        ledger, campaign_id, now - timedelta(seconds=pace.WINDOW_SECONDS), finished=finished
+    )
+    # A campaign younger than the window settled everything it settled within it.
+    young = (
+        history.started_at is not None and pace.window_seconds(history.started_at, now) < pace.WINDOW_SECONDS
+    )
+    in_window = history.settled if young else history.settled_since
+    timing = pace.pace(
+        started_at=history.started_at,
+        last_settle_at=history.last_settle_at,
+        settled=history.settled,
+        settled_in_window=in_window,
+        finished=finished,
+        now=now,
+    )
+    sender = live.sender(campaign.provider, campaign.sender)
+    running = campaign.status == RUNNING
+    workers = live.workers_alive() if running and remaining else None
+    estimate = pace.eta(
+        remaining,
+        timing.current_rate,
+        sender.effective if sender.effective is not None else sender.declared,
+        status=campaign.status,
+        workers_alive=workers,
+    )
     return CampaignProgress(
         campaign=campaign,
         states=states,
         failed_reasons=failed_reasons,
         remaining=remaining,
-        settled_recently=recent,
-        throughput=throughput,
-        limit_rate=limit,
-        eta_seconds=estimate_eta(remaining, throughput, limit, running=campaign.status == RUNNING),
+        settled_recently=in_window,
+        throughput=timing.current_rate,
+        limit_rate=sender.declared,
+        eta_seconds=estimate.seconds,
+        started_at=timing.started_at,
+        finished_at=timing.finished_at,
+        duration_seconds=timing.duration_seconds,
+        average_rate=timing.average_rate,
+        effective_rate=sender.effective,
+        cooldown_seconds=sender.cooldown_seconds,
+        rate_limited=history.rate_limited,
+        retries=history.retries,
+        held_back=history.held_back,
+        workers_alive=workers,
+        eta_note=estimate.note,
     )
 
 
-def estimate_eta(remaining: int, throughput: float, limit: float, *, running: bool) -> float | None:
+def estimate_eta(
+    remaining: int, throughput: float, limit: float, *, running: bool, workers_alive: int | None = 1
+) -> float | None:
     """Seconds to send ``remaining`` at the lower of the observed throughput and the limit. Pure.
 
-    Before anything has settled (throughput 0) the limit alone is used.
+    Before anything has settled (throughput 0) the limit alone is used; None when not running or
+    when no worker is alive (see :func:`wadispatch.campaigns.pace.eta`, which says why).
     """
-    if not running or remaining == 0:
-        return None if not running else 0.0
-    rate = min(throughput, limit) if throughput > 0 else limit
-    return remaining / rate
+    status = RUNNING if running else PAUSED
+    return pace.eta(remaining, throughput, limit, status=status, workers_alive=workers_alive).seconds
 
 
 def report(campaign_id: str, out: str | Path | IO[str], *, ledger: Ledger | None = None) -> int:
@@ -436,13 +517,6 @@ def _in_flight(ledger: Ledger, campaign_id: str) -> bool:
     return any(state == State.SENDING.value for state, _ in store.state_counts(ledger, campaign_id))
 
 
-def _throughput_window(ledger: Ledger, campaign_id: str, now: datetime) -> float:
-    first = aware(store.first_settled_at(ledger, campaign_id))
-    if first is None:
-        return 0.0
-    return max(1.0, min(THROUGHPUT_WINDOW_SECONDS, (now - first).total_seconds()))
-
-
 def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
     for page in store.message_pages(ledger, campaign_id):
         for row in page:
@@ -475,6 +549,10 @@ def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
 
 def _iso(value: datetime | None) -> str:
     return "" if value is None else aware(value).isoformat()
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 __all__ = [

@@ -27,11 +27,9 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
-from wadispatch.states import SETTLED, State
+from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
-
-ACTIVE_STATES = (State.PENDING.value, State.SENDING.value)
 
 
 @dataclass(frozen=True)
@@ -341,30 +339,6 @@ def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None
             .group_by(messages.c.state, messages.c.reason)
         ).all()
     return {(state, reason): count for state, reason, count in rows}
-
-
-def settled_since(ledger: Ledger, campaign_id: str, since: datetime) -> int:
-    """How many of the campaign's messages reached a settled state at or after ``since``."""
-    settled = [state.value for state in SETTLED]
-    with ledger.engine.connect() as conn:
-        return conn.execute(
-            select(func.count())
-            .select_from(messages)
-            .where(
-                messages.c.campaign_id == campaign_id,
-                messages.c.state.in_(settled),
-                messages.c.updated_at >= since,
-            )
-        ).scalar_one()
-
-
-def first_settled_at(ledger: Ledger, campaign_id: str) -> datetime | None:
-    with ledger.engine.connect() as conn:
-        return conn.execute(
-            select(func.min(messages.c.updated_at)).where(
-                messages.c.campaign_id == campaign_id, messages.c.state.not_in(ACTIVE_STATES)
-            )
-        ).scalar_one()
 
 
 def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -199,6 +200,8 @@ def _detail(state: api.CampaignProgress) -> str:
         parts.append(f"{state.throughput:.1f}/s")
     if state.eta_seconds:
         parts.append(f"ETA {_duration(state.eta_seconds)}")
+    elif state.eta_note and state.eta_note.startswith("unknown"):
+        parts.append(f"ETA {state.eta_note}")
     return ", ".join(parts)
 
 
@@ -207,7 +210,7 @@ def status(
     campaign_id: CampaignId,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Counts per state and failure reason, throughput and ETA."""
+    """Counts per state and reason, start, end, rates, the sender's limit, 429s, retries and ETA."""
     from wadispatch.campaigns import api
 
     state = _call(api.progress, campaign_id, settings=load_settings())
@@ -232,11 +235,33 @@ def _print_progress(state: api.CampaignProgress) -> None:
     for reason, count in sorted(state.failed_reasons.items()):
         table.add_row(f"  failed: {reason}", str(count))
     out.print(table)
-    eta = _duration(state.eta_seconds) if state.eta_seconds is not None else "-"
-    out.print(
-        f"throughput {state.throughput:.1f}/s (limit {state.limit_rate:.1f}/s), "
-        f"{state.remaining} remaining, ETA {eta}"
-    )
+    for line in progress_lines(state):
+        out.print(line)
+
+
+def progress_lines(state: api.CampaignProgress) -> list[str]:
+    """The timing, rate and ETA lines of ``campaign status`` (plain text)."""
+    started = _when(state.started_at)
+    finished = _when(state.finished_at) if state.finished_at else "-"
+    duration = _duration(state.duration_seconds) if state.duration_seconds is not None else "-"
+    effective = f"{state.effective_rate:.1f}/s" if state.effective_rate is not None else "unknown"
+    cooling = f", cooling down {state.cooldown_seconds:.1f}s" if state.cooldown_seconds else ""
+    eta = _duration(state.eta_seconds) if state.eta_seconds is not None else state.eta_note or "-"
+    return [
+        f"started {started}, finished {finished}, duration {duration}",
+        f"rate: average {_rate(state.average_rate)}, current {_rate(state.throughput)}",
+        f"sender limit: {effective} effective of {state.limit_rate:.1f}/s configured{cooling}",
+        f"429s {state.rate_limited}, retries {state.retries} ({state.held_back} held back by the limiter)",
+        f"{state.remaining} remaining, ETA {eta}",
+    ]
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}/s"
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @campaign_app.command("pause")
