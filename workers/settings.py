@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     """Per-sender limits keyed ``"<provider>:<sender>"``, e.g. ``"meta:1107264639145282"``."""
     rate_headroom: float = Field(default=0.96, gt=0, le=1)
     """Share of a declared rate actually used, so that timing jitter never crosses the limit."""
-    limiter_max_wait_seconds: float = Field(default=10.0, ge=0)
+    limiter_max_wait_seconds: float = Field(default=1.0, ge=0)
     """A message whose slot is further away than this is rescheduled instead of waited for."""
     limiter_lateness_seconds: float = Field(default=0.015, ge=0)
     """A message that wakes up later than this after its slot takes a fresh one (keep it within
