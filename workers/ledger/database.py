@@ -9,9 +9,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from wadispatch import jsoncodec
 from wadispatch.ledger.schema import messages, transitions
 
 log = logging.getLogger("wadispatch.ledger")
+
+#: The ledger's JSON columns (every message's request, every transition's detail) through orjson.
+_JSON: dict[str, Any] = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
 
 
 class Database:
@@ -46,10 +50,12 @@ class Database:
         """
         url = normalise_database_url(url)
         if url.startswith("sqlite"):
-            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, **_JSON)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+            engine = create_engine(
+                url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, **_JSON
+            )
         # alembic (a tenth of a second to import) is loaded when a ledger opens, not with the package.
         from wadispatch.ledger import revisions
 

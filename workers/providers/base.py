@@ -12,7 +12,6 @@ provider's shapes and the assumptions made where its documentation is silent.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
+from wadispatch import jsoncodec
 from wadispatch.messages import SendRequest
 from wadispatch.settings import ProviderName, Settings
 
@@ -58,7 +58,7 @@ class ProviderRequest:
     @cached_property
     def body(self) -> bytes:
         """``json`` encoded as UTF-8 JSON, as httpx encodes ``json=``."""
-        return json.dumps(self.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        return jsoncodec.dumps_bytes(self.json)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ProviderAnswer:
     def json(self) -> Any:
         """The body as JSON, or ``None`` when it is empty or not JSON."""
         try:
-            return json.loads(self.body) if self.body else None
+            return jsoncodec.loads(self.body) if self.body else None
         except ValueError:
             return None
 
