@@ -51,7 +51,7 @@ _LAG_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86_4
 # --- enqueue ---------------------------------------------------------------------------------------
 ACCEPTED = Counter(
     "wadispatch_messages_accepted_total",
-    "Messages accepted by enqueue (recorded pending; idempotent repeats not counted).",
+    "Messages accepted by enqueue and campaigns (recorded pending; idempotent repeats not counted).",
     ["provider"],
 )
 ENQUEUE_SECONDS = Histogram(
@@ -157,6 +157,8 @@ COLLECTED = (
     "wadispatch_queue_jobs",
     "wadispatch_workers_alive",
     "wadispatch_sender_allowed_rate",
+    "wadispatch_campaigns",
+    "wadispatch_campaign_messages",
 )
 
 
@@ -225,6 +227,14 @@ def accepted(providers: Iterable[str], call: str, seconds: float) -> None:
     """Messages newly accepted by one ``enqueue`` / ``enqueue_many`` call that took ``seconds``."""
     for provider in providers:
         ACCEPTED.labels(provider=provider).inc()
+    ENQUEUE_SECONDS.labels(call=call).observe(seconds)
+
+
+@never_raises
+def accepted_many(provider: str, count: int, call: str, seconds: float) -> None:
+    """``count`` messages of one provider accepted by one call (a campaign's batch of rows)."""
+    if count > 0:
+        ACCEPTED.labels(provider=provider).inc(count)
     ENQUEUE_SECONDS.labels(call=call).observe(seconds)
 
 
@@ -406,7 +416,45 @@ class SenderRateCollector(Collector):
         return iter(())
 
 
-_collectors: dict[str, QueueCollector | SenderRateCollector] = {}
+class CampaignCollector(Collector):
+    """Campaigns by status, and the messages of the running and paused ones by state, read from
+    the ledger when scraped (two grouped counts; no campaign id in a label). Served by the API only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def reset(self) -> None:
+        """Nothing kept between scrapes."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from wadispatch.campaigns.store import campaign_figures
+        from wadispatch.ledger import get_ledger
+
+        try:
+            statuses, states = campaign_figures(get_ledger(self.settings.database_url))
+        except Exception as exc:  # a scrape without the campaigns, not a failed scrape
+            log.debug("could not read the campaigns for metrics: %r", exc)
+            METRIC_ERRORS.inc()
+            return
+        campaigns = GaugeMetricFamily("wadispatch_campaigns", "Campaigns by status.", labels=["status"])
+        for status in ("running", "paused", "done", "cancelled"):
+            campaigns.add_metric([status], statuses.get(status, 0))
+        yield campaigns
+        progress = GaugeMetricFamily(
+            "wadispatch_campaign_messages",
+            "Messages of the running and paused campaigns, by state (their progress).",
+            labels=["state"],
+        )
+        for state in ("pending", "sending", "sent", "delivered", "read", "failed"):
+            progress.add_metric([state], states.get(state, 0))
+        yield progress
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Nothing at registration (no query)."""
+        return iter(())
+
+
+_collectors: dict[str, QueueCollector | SenderRateCollector | CampaignCollector] = {}
 _register_lock = threading.Lock()
 
 
@@ -415,14 +463,19 @@ def watch_queue(settings: Settings) -> None:
     _collect("queue", QueueCollector, settings)
 
 
+def watch_campaigns(settings: Settings) -> None:
+    """Report campaigns and their messages' states at scrape time (the API's process)."""
+    _collect("campaigns", CampaignCollector, settings)
+
+
 def watch_sender_rates(settings: Settings) -> None:
     """Report each sender's allowed rate at scrape time (a worker's process)."""
     _collect("sender_rate", SenderRateCollector, settings)
 
 
 def _collect(
-    name: str, kind: type[QueueCollector | SenderRateCollector], settings: Settings
-) -> QueueCollector | SenderRateCollector:
+    name: str, kind: type[QueueCollector | SenderRateCollector | CampaignCollector], settings: Settings
+) -> QueueCollector | SenderRateCollector | CampaignCollector:
     """The process's one collector of this kind, registered once; later settings replace the
     earlier ones (each app made in a process reads its own Redis)."""
     with _register_lock:

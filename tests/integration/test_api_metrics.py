@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from wadispatch.api.app import create_app
 
 from tests.api_support import Api, ApiServer
 from tests.integration.test_api import message_body
+from tests.support import CAMPAIGN_TEMPLATE
 
 
 def test_metrics_answer_the_text_format_without_a_key_with_the_products_names(api: Api) -> None:
@@ -53,3 +56,32 @@ def test_a_scraper_asking_for_openmetrics_gets_it(api: Api) -> None:
     assert scraped.status_code == 200
     assert scraped.headers["content-type"].startswith("application/openmetrics-text")
     assert scraped.text.rstrip().endswith("# EOF")
+
+
+def metric_values(api: Api, name: str, label: str) -> dict[str, float]:
+    scraped = httpx.get(f"{api.url}/metrics", timeout=15)
+    families = {family.name: family for family in text_string_to_metric_families(scraped.text)}
+    return {sample.labels[label]: sample.value for sample in families[name].samples if label in sample.labels}
+
+
+def accepted_meta(api: Api) -> float:
+    return metric_values(api, "wadispatch_messages_accepted", "provider").get("meta", 0.0)
+
+
+def test_a_campaigns_rows_count_as_accepted_and_its_progress_is_scraped(api: Api) -> None:
+    before = accepted_meta(api)
+    content = "phone,name,order\n" + "".join(f"+2557{i:08d},N{i},{i}\n" for i in range(4))
+    answer = api.client.post(
+        "/v1/campaigns",
+        files={
+            "file": ("customers.csv", content.encode(), "text/csv"),
+            "template": ("template.json", json.dumps(CAMPAIGN_TEMPLATE)),
+        },
+        data={"provider": "meta", "sender": "1107264639145282"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert accepted_meta(api) == before + 4
+    statuses = metric_values(api, "wadispatch_campaigns", "status")
+    assert statuses["running"] >= 1 and set(statuses) == {"running", "paused", "done", "cancelled"}
+    states = metric_values(api, "wadispatch_campaign_messages", "state")
+    assert states["pending"] >= 4  # no worker runs here: the campaign's messages wait

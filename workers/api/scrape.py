@@ -14,10 +14,12 @@ from wadispatch.settings import Settings
 
 
 def add_metrics(app: FastAPI, settings: Settings) -> None:
-    """Serve ``/metrics`` on ``app`` (with the queue's depth read at scrape time), unless turned off."""
+    """Serve ``/metrics`` on ``app`` (with the queue's depth and the campaigns read at scrape time),
+    unless turned off."""
     if not settings.api_metrics:
         return
     metrics.watch_queue(settings)
+    metrics.watch_campaigns(settings)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from wadispatch import jsonread
+from wadispatch import jsonread, metrics
 from wadispatch.campaigns import pace, store
 from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
@@ -229,10 +229,16 @@ def create_campaign(
         target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
         dispatched_to = 0
         started = False
+        counted = 0
+        batch_started = time.monotonic()
 
         def after_batch(counts: IngestCounts) -> None:
-            nonlocal dispatched_to, started
+            nonlocal dispatched_to, started, counted, batch_started
             started = True
+            metrics.accepted_many(
+                provider, counts.accepted - counted, "campaign", time.monotonic() - batch_started
+            )
+            counted, batch_started = counts.accepted, time.monotonic()
             if counts.last_row - dispatched_to >= settings.campaign_fanout_rows:
                 dispatch(campaign_id, dispatched_to + 1, counts.last_row)
                 dispatched_to = counts.last_row

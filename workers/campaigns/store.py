@@ -330,6 +330,19 @@ def _keyset_pages(
         yield rows
 
 
+def campaign_figures(ledger: Ledger) -> tuple[dict[str, int], dict[str, int]]:
+    """Campaigns by status, and the messages of the running and paused ones by state."""
+    with ledger.engine.connect() as conn:
+        statuses = conn.execute(select(campaigns.c.status, func.count()).group_by(campaigns.c.status)).all()
+        states = conn.execute(
+            select(messages.c.state, func.count())
+            .select_from(messages.join(campaigns, messages.c.campaign_id == campaigns.c.id))
+            .where(campaigns.c.status.in_(("running", "paused")))
+            .group_by(messages.c.state)
+        ).all()
+    return {status: count for status, count in statuses}, {state: count for state, count in states}
+
+
 def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None], int]:
     """How many of the campaign's messages are in each (state, reason)."""
     with ledger.engine.connect() as conn:
