@@ -185,7 +185,7 @@ def _direct_allowed() -> bool:
         signals.before_task_publish.receivers
         or signals.after_task_publish.receivers
         or signals.task_sent.receivers
-        or app.current_worker_task is not None
+        or getattr(app, "current_worker_task", None) is not None
     )
 
 
@@ -224,10 +224,17 @@ class _SendJobs:
             self._forget()
 
     def _build(self) -> None:
-        if app.conf.result_backend:
-            self._retry_at = None  # Celery's publish registers each task with the backend
+        try:
+            if app.conf.result_backend:
+                self._retry_at = None  # Celery's publish registers each task with the backend
+                return
+            connection = app.connection_for_write()
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            self._retry_at = None
+            log.debug("send jobs are published through Celery: %s", type(exc).__name__)
             return
-        connection = app.connection_for_write()
         try:
             writer = RedisJobs.build(
                 connection,
