@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -35,6 +36,13 @@ TASK_ID_MARK = "00000000-0000-4000-8000-00000000beef"
 ARGUMENT_MARK = "00000000-0000-4000-8000-00000000f00d"
 CHECK_TASK_ID = "00000000-0000-4000-8000-0000000c0ffe"
 CHECK_ARGUMENT = "00000000-0000-4000-8000-00000000cafe"
+
+#: A job's argument written into the templates as it is (a message id): no character that JSON or
+#: ``repr`` would escape, short enough for Celery's ``argsrepr`` to keep whole.
+_PLAIN_ARGUMENT = re.compile(r"[0-9A-Za-z-]{1,64}")
+#: Tokens in the templates where each job (or event) has its own value.
+_BODY, _TAG, _REPLY_TO = "wadispatch:body:3f1e", "wadispatch:tag:3f1e", "wadispatch:reply-to:3f1e"
+_TIMESTAMP, _CLOCK, _UTCOFFSET = "wadispatch:ts:3f1e", "wadispatch:clock:3f1e", "wadispatch:utcoffset:3f1e"
 
 #: Event fields that change with every event, not with the job: filled in at publish time.
 _EVENT_CLOCK_FIELDS = ("timestamp", "clock", "utcoffset")
@@ -109,21 +117,26 @@ class RedisJobs:
         self._body_encoding = channel.body_encoding
         body, _ = job
         self._embed = body[1:]
-        # The templates: kombu's own envelopes of the placeholder job (and its event).
+        # The templates: kombu's own envelopes of the placeholder job (and its event) as JSON text,
+        # with tokens where each job differs; the ids are the placeholders themselves.
         (_, self._key, job_payload), *event_wire = job_wire
-        self._envelope = json.loads(job_payload)
-        self._headers = self._envelope["headers"]
-        self._properties = self._envelope["properties"]
-        self._header_fields = _fields_with_marks(self._headers)
-        self._property_fields = _fields_with_marks(self._properties)
-        self._reply_to_default = self._properties.get("reply_to") == reply_to()
-        self._event: dict[str, Any] | None = None
+        envelope = json.loads(job_payload)
+        envelope["body"] = _BODY
+        envelope["properties"]["delivery_tag"] = _TAG
+        self._reply_to_default = envelope["properties"].get("reply_to") == reply_to()
+        if self._reply_to_default:
+            envelope["properties"]["reply_to"] = _REPLY_TO
+        self._job_text = json.dumps(envelope)
+        self._event_text: str | None = None
         self._topics: list[str] = []
         if event is not None:
-            self._event_fields = dict(event[0])
-            self._event_marked = _fields_with_marks(self._event_fields)
+            fields = {**event[0], "timestamp": _TIMESTAMP, "clock": _CLOCK, "utcoffset": _UTCOFFSET}
+            self._event_fields_text = json.dumps(fields)
             self._topics = [topic for _, topic, _ in event_wire]
-            self._event = json.loads(event_wire[0][2])
+            event_envelope = json.loads(event_wire[0][2])
+            event_envelope["body"] = _BODY
+            event_envelope["properties"]["delivery_tag"] = _TAG
+            self._event_text = json.dumps(event_envelope)
 
     @classmethod
     def build(
@@ -196,28 +209,36 @@ class RedisJobs:
         return task_id
 
     def commands(self, task_id: str, argument: str) -> list[tuple[str, ...]]:
-        """The Redis commands of one job (and its event), as kombu would write them."""
-        marks = ((TASK_ID_MARK, task_id), (ARGUMENT_MARK, argument))
-        channel = self._channel
-        body = json.dumps(([argument], *self._embed))
-        properties = _filled(self._properties, self._property_fields, marks)
-        properties["delivery_info"] = dict(properties["delivery_info"])
-        properties["delivery_tag"] = uuid()
+        """The Redis commands of one job (and its event), as kombu would write them.
+
+        ``argument`` is a message id (letters, digits, dashes): it is written into the templates
+        as it is; any other raises :class:`ValueError` (the caller publishes through Celery).
+        """
+        if not _PLAIN_ARGUMENT.fullmatch(argument) or not _PLAIN_ARGUMENT.fullmatch(task_id):
+            raise ValueError("a job argument the templates cannot carry as it is")
+        encode = self._channel.encode_body
+        body = encode(json.dumps(([argument], *self._embed)), self._body_encoding)[0]
+        job = (
+            self._job_text.replace(TASK_ID_MARK, task_id)
+            .replace(ARGUMENT_MARK, argument)
+            .replace(_quoted(_BODY), _quoted(body))
+            .replace(_quoted(_TAG), _quoted(uuid()))
+        )
         if self._reply_to_default:
-            properties["reply_to"] = self._reply_to()
-        envelope = dict(self._envelope)
-        envelope["body"] = channel.encode_body(body, self._body_encoding)[0]
-        envelope["headers"] = _filled(self._headers, self._header_fields, marks)
-        envelope["properties"] = properties
-        commands: list[tuple[str, ...]] = [("LPUSH", self._key, json.dumps(envelope))]
-        if self._event is not None:
-            fields = _filled(self._event_fields, self._event_marked, marks)
-            fields.update(timestamp=time.time(), clock=self._clock(), utcoffset=self._utcoffset())
-            event = dict(self._event)
-            event["body"] = channel.encode_body(json.dumps(fields), self._body_encoding)[0]
-            event["properties"] = {**event["properties"], "delivery_tag": uuid()}
-            payload = json.dumps(event)
-            commands += [("PUBLISH", topic, payload) for topic in self._topics]
+            job = job.replace(_quoted(_REPLY_TO), json.dumps(self._reply_to()))
+        commands: list[tuple[str, ...]] = [("LPUSH", self._key, job)]
+        if self._event_text is not None:
+            fields = (
+                self._event_fields_text.replace(TASK_ID_MARK, task_id)
+                .replace(ARGUMENT_MARK, argument)
+                .replace(_quoted(_TIMESTAMP), json.dumps(time.time()))
+                .replace(_quoted(_CLOCK), json.dumps(self._clock()))
+                .replace(_quoted(_UTCOFFSET), json.dumps(self._utcoffset()))
+            )
+            event = self._event_text.replace(
+                _quoted(_BODY), _quoted(encode(fields, self._body_encoding)[0])
+            ).replace(_quoted(_TAG), _quoted(uuid()))
+            commands += [("PUBLISH", topic, event) for topic in self._topics]
         return commands
 
     def close(self) -> None:
@@ -297,25 +318,9 @@ def _plain_event(event: Captured) -> bool:
     )
 
 
-def _fields_with_marks(values: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(
-        key
-        for key, value in values.items()
-        if isinstance(value, str) and (TASK_ID_MARK in value or ARGUMENT_MARK in value)
-    )
-
-
-def _filled(
-    values: dict[str, Any], fields: tuple[str, ...], marks: tuple[tuple[str, str], ...]
-) -> dict[str, Any]:
-    filled = dict(values)
-    for key in fields:
-        value = filled[key]
-        for mark, real in marks:
-            value = value.replace(mark, real)
-        filled[key] = value
-    return filled
-
-
 def _without(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in names}
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
