@@ -54,6 +54,8 @@ class FakeApp:
 def fake_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApp]:
     app = FakeApp()
     monkeypatch.setattr(publishing, "app", app)
+    # A fresh direct writer, which cannot be built on the fake app: send jobs go through send_task.
+    monkeypatch.setattr(publishing, "_send_jobs", publishing._SendJobs())
     monkeypatch.setattr(publishing, "get_settings", lambda: make_settings(send_batch_size=2))
     yield app
 

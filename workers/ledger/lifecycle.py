@@ -41,10 +41,10 @@ class MessageLifecycle(Database):
             existing = self.find_by_idempotency_key(request.idempotency_key)
             if existing is not None:
                 return existing, False
-        row = _new_row(request, now)
+        row = _new_row(request, now, request_as_text=True)
         try:
-            with self.begin() as conn:
-                writer.insert_pending(conn, [row], now)
+            with self.begin_driver() as driver:
+                writer.insert_pending_one(driver, self.engine.dialect, row, now)
         except IntegrityError:
             if request.idempotency_key is None:
                 raise
@@ -304,14 +304,19 @@ def _sent_ids(changes: list[Change]) -> list[str]:
     return [change.message_id for change in changes if change.to_state is State.SENT]
 
 
-def _new_row(request: SendRequest, now: datetime) -> dict[str, Any]:
+def _new_row(request: SendRequest, now: datetime, *, request_as_text: bool = False) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "provider": request.provider,
         "sender": request.sender,
         "recipient": request.to,
         "conversation_id": str(request.conversation_id) if request.conversation_id else None,
-        "request": request.model_dump(mode="json", exclude_none=True),
+        # As text for the driver: pydantic's own JSON, which reads back as the same object.
+        "request": (
+            request.model_dump_json(exclude_none=True)
+            if request_as_text
+            else request.model_dump(mode="json", exclude_none=True)
+        ),
         "idempotency_key": request.idempotency_key,
         "created_at": now,
         "updated_at": now,

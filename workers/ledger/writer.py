@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger.records import Change
 from wadispatch.ledger.schema import in_state, messages, transitions
 from wadispatch.states import State, check_transition
@@ -50,6 +51,80 @@ def insert_pending(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
         return
     conn.execute(insert(messages), [{**row, "state": State.PENDING.value, "attempts": 0} for row in rows])
     conn.execute(insert(transitions), [_first_transition(row["id"], now) for row in rows])
+
+
+#: The columns :func:`insert_pending_one` writes, in its statements' order.
+PENDING_COLUMNS = (
+    "id",
+    "provider",
+    "sender",
+    "recipient",
+    "conversation_id",
+    "request",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "state",
+    "attempts",
+)
+_NEW_MESSAGE = "INSERT INTO {messages} ({names}) VALUES ({marks})".format(
+    messages=messages.name,
+    names=", ".join(f'"{name}"' for name in PENDING_COLUMNS),
+    marks=", ".join("{mark}" for _ in PENDING_COLUMNS),
+)
+_FIRST_TRANSITION = (
+    f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
+    f"VALUES ({{mark}}, '{State.PENDING.value}', {{mark}}, 0)"
+)
+#: PostgreSQL: the message and its transition in one statement (one round trip, atomic alone).
+_NEW_MESSAGE_PG = (
+    f"WITH inserted AS ({_NEW_MESSAGE.format(mark='%s')} RETURNING id) "
+    f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) "
+    f"SELECT id, '{State.PENDING.value}', %s, 0 FROM inserted"
+)
+_NEW_MESSAGE_QMARK = (_NEW_MESSAGE.format(mark="?"), _FIRST_TRANSITION.format(mark="?"))
+
+
+def insert_pending_one(driver: Any, dialect: Dialect, row: dict[str, Any], now: datetime) -> None:
+    """Insert one new message as ``pending`` with its first transition, through the driver's own
+    connection ``driver`` (:meth:`~wadispatch.ledger.database.Database.begin_driver`): the path
+    of every single ``enqueue()``.
+
+    ``row`` has the :data:`PENDING_COLUMNS` but ``state`` and ``attempts``, its ``request`` as
+    JSON text, and no times (both are ``now``). Writes what :func:`insert_pending` writes (the
+    transition's empty ``detail`` as SQL NULL, as :func:`insert_pending_bulk` does) without
+    building and compiling two statements per message; PostgreSQL gets both rows in one
+    statement. A unique key already used raises SQLAlchemy's
+    :class:`~sqlalchemy.exc.IntegrityError`, as a Core insert does.
+    """
+    check_transition(None, State.PENDING, None)
+    stamp = bound_for(dialect, messages.c.created_at, now)
+    values = (
+        row["id"],
+        row["provider"],
+        row["sender"],
+        row["recipient"],
+        row["conversation_id"],
+        row["request"],
+        row["idempotency_key"],
+        stamp,
+        stamp,
+        State.PENDING.value,
+        0,
+    )
+    cursor = driver.cursor()
+    try:
+        if dialect.name == "postgresql":
+            statement, params = _NEW_MESSAGE_PG, (*values, stamp)
+            cursor.execute(statement, params)
+        else:
+            statement, params = _NEW_MESSAGE_QMARK[0], values
+            cursor.execute(statement, params)
+            cursor.execute(_NEW_MESSAGE_QMARK[1], (row["id"], stamp))
+    except dialect.loaded_dbapi.IntegrityError as exc:
+        raise IntegrityError(statement, params, exc) from exc
+    finally:
+        cursor.close()
 
 
 def insert_pending_bulk(
@@ -255,8 +330,21 @@ def apply_change(conn: Connection, change: Change, now: datetime) -> bool:
 
 def bound(conn: Connection, column: Any, value: Any) -> Any:
     """``value`` as the driver gets it for ``column`` (e.g. SQLite's datetime text)."""
-    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return bound_for(conn.dialect, column, value)
+
+
+def bound_for(dialect: Dialect, column: Any, value: Any) -> Any:
+    """``value`` as the driver of ``dialect`` gets it for ``column``."""
+    key = (type(dialect), column.table.name, column.name)
+    processor = _processors.get(key, _UNKNOWN)
+    if processor is _UNKNOWN:
+        processor = _processors[key] = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor(value) if processor else value
+
+
+_UNKNOWN = object()
+#: A column's bind processor by dialect class: it depends on the column's type and the dialect only.
+_processors: dict[tuple[type, str, str], Any] = {}
 
 
 def _apply_params(change: Change, now: datetime) -> dict[str, Any]:
