@@ -19,6 +19,10 @@ class Sizes:
     precision: int = 3000
     precision_naive: int = 500
     storm: int = 2000
+    learn: int = 300
+    """Messages of the sender declared far above its true limit."""
+    learn_limit: int = 5
+    """That sender's true limit (the simulator's, messages/s)."""
     enqueue: int = 20_000
     campaign: int = 100_000
     """Recipients of the campaign acceptance run (the target: under 10 s)."""
@@ -41,6 +45,7 @@ class Sizes:
             precision=600,
             precision_naive=100,
             storm=400,
+            learn=100,
             enqueue=4000,
             campaign=10_000,
             campaign_naive=2000,

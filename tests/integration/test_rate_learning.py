@@ -1,0 +1,175 @@
+"""The shared limiter learning a sender's true rate from the provider's 429s, on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from wadispatch.ratelimit import RedisLimiter
+from wadispatch.simulator.limits import SlidingWindows, retry_after_seconds
+
+from tests.support import make_settings
+
+pytestmark = pytest.mark.integration
+
+DECLARED = 80
+TRUE_LIMIT = 5
+
+
+@pytest.fixture
+def make_limiter(redis_url: str) -> Iterator:
+    """Limiters under one fresh key prefix, declared at 80/s."""
+    prefix = f"wadispatch-test:learn:{uuid.uuid4().hex[:8]}"
+    made: list[RedisLimiter] = []
+
+    def make(**settings: object) -> RedisLimiter:
+        values = {"default_rate": DECLARED, "rate_min_factor": 0.01, **settings}
+        limiter = RedisLimiter(redis_url, make_settings(**values), prefix=prefix)
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        for key in limiter.redis.scan_iter(f"{prefix}:*"):
+            limiter.redis.delete(key)
+        limiter.close()
+
+
+@pytest.fixture
+def run() -> Iterator:
+    """One event loop for the test, as a worker has (the async Redis client stays on it)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+class Provider:
+    """A provider allowing ``limit`` requests in any sliding second, like the simulator."""
+
+    def __init__(self, limit: int) -> None:
+        self.windows = SlidingWindows(1.0)
+        self.limit = limit
+        self.accepted: list[float] = []
+        self.refused: list[float] = []
+
+    def answer(self, now: float) -> int | None:
+        """None when accepted, else the 429's Retry-After."""
+        wait = self.windows.wait("sender", self.limit, now)
+        if wait:
+            self.refused.append(now)
+            return retry_after_seconds(wait)
+        self.windows.record("sender", now)
+        self.accepted.append(now)
+        return None
+
+
+async def send_all(limiter: RedisLimiter, provider: Provider, count: int, latency: float = 0.1) -> None:
+    """Send ``count`` messages as workers do: slot, cooldown check, request, 429 reported."""
+
+    async def one(index: int) -> None:
+        recipient = f"+2557000{index:05d}"
+        for _ in range(200):
+            slot = await limiter.acquire("meta", "s1", recipient)
+            await asyncio.sleep(slot.wait)
+            if not slot.granted:
+                continue
+            cooling = await limiter.cooldown_left("meta", "s1")
+            if cooling > 0:  # held back: back later, like the engine's retry after the cooldown
+                await asyncio.sleep(cooling)
+                continue
+            retry_after = provider.answer(time.monotonic())
+            await asyncio.sleep(latency)
+            if retry_after is None:
+                return
+            await limiter.penalize("meta", "s1", retry_after)
+        raise AssertionError("a message never got through")
+
+    await asyncio.wait_for(asyncio.gather(*(one(index) for index in range(count))), timeout=60)
+
+
+def test_a_sender_declared_far_above_its_limit_learns_it_from_one_burst(make_limiter, run) -> None:
+    limiter = make_limiter()
+    provider = Provider(TRUE_LIMIT)
+    started = time.monotonic()
+    run(send_all(limiter, provider, 40))
+    elapsed = time.monotonic() - started
+    state = limiter.state("meta", "s1")
+    assert len(provider.accepted) == 40
+    # The first burst (the requests in flight when the limit bit) is the only waste...
+    assert len(provider.refused) <= 12
+    assert all(at - started < 1.5 for at in provider.refused)
+    # ...the factor went straight to the provider's rate, not down by halves...
+    assert state.learned is not None
+    assert 4 / DECLARED <= state.learned <= 6 / DECLARED
+    assert state.factor == pytest.approx(state.learned)  # still learned: no recovery yet
+    # ...and the rest went out near the true rate: 40 at 5/s take 8 s.
+    assert elapsed < 40 / TRUE_LIMIT * 1.25
+
+
+def burst(limiter: RedisLimiter, run, sends: int, refused: int, retry_after: float = 0.3) -> None:
+    """``sends`` slots taken and gone out, then ``refused`` of them answered 429."""
+    slots = limiter.acquire_many([("meta", "s1", None)] * sends)
+    assert all(slot.granted for slot in slots)
+    time.sleep(max(slot.wait for slot in slots) + 0.05)
+    for _ in range(refused):
+        run(limiter.penalize("meta", "s1", retry_after))
+
+
+def test_the_estimate_is_what_the_provider_accepted_over_the_window(make_limiter, run) -> None:
+    limiter = make_limiter(rate_headroom=1.0)
+    burst(limiter, run, sends=13, refused=8)  # 13 sent in the last second, 8 refused: 5/s
+    state = limiter.state("meta", "s1")
+    assert state.learned == pytest.approx(5 / DECLARED)
+    assert state.factor == pytest.approx(5 / DECLARED)
+    time.sleep(0.35)  # past the cooldown: slots now come 1/5 s apart
+    waits = [slot.wait for slot in limiter.acquire_many([("meta", "s1", None)] * 3)]
+    assert waits[2] - waits[1] == pytest.approx(0.2, abs=0.02)
+
+
+def test_a_lone_429_pauses_without_cutting_the_rate(make_limiter, run) -> None:
+    limiter = make_limiter()
+    burst(limiter, run, sends=10, refused=1)
+    state = limiter.state("meta", "s1")
+    assert state.factor == 1.0 and state.learned is None
+    assert state.cooldown > 0.2
+
+
+def test_a_learned_rate_is_kept_for_the_quiet_period_then_probed(make_limiter, run) -> None:
+    limiter = make_limiter(rate_recovery_delay_seconds=1.0, rate_recovery_per_second=0.5)
+    burst(limiter, run, sends=13, refused=8)
+    learned = 5 / DECLARED
+    time.sleep(0.8)
+    assert limiter.state("meta", "s1").factor == pytest.approx(learned)  # quiet: no recovery
+    time.sleep(0.4)
+    assert limiter.state("meta", "s1").factor > learned + 0.05  # past it, recovery climbs
+    # A 429 while climbing above the learned rate: straight back down, and quiet again.
+    run(limiter.penalize("meta", "s1", 0.1))
+    assert limiter.state("meta", "s1").factor == pytest.approx(learned)
+    time.sleep(0.5)
+    state = limiter.state("meta", "s1")
+    assert state.factor == pytest.approx(learned) and state.learned == pytest.approx(learned)
+
+
+def test_a_learned_rate_does_not_climb_back_within_the_default_quiet_period(make_limiter, run) -> None:
+    limiter = make_limiter()
+    assert limiter.settings.rate_recovery_delay_seconds >= 30
+    burst(limiter, run, sends=13, refused=8)
+    time.sleep(2.0)  # the old additive recovery would have been at 5/80 + 2 x 0.05 by now
+    assert limiter.state("meta", "s1").factor == pytest.approx(5 / DECLARED)
+
+
+def test_429s_that_keep_coming_at_the_learned_rate_make_it_forgotten(make_limiter, run) -> None:
+    # Random 429s (a storm) shaped like an overrun once: the next bursts at or below the learned
+    # rate contradict it, and the factor goes back to what it was.
+    limiter = make_limiter()
+    burst(limiter, run, sends=13, refused=8, retry_after=0.2)
+    assert limiter.state("meta", "s1").learned is not None
+    time.sleep(0.25)
+    run(limiter.penalize("meta", "s1", 0.2))  # one contradiction: kept
+    assert limiter.state("meta", "s1").learned is not None
+    time.sleep(0.25)
+    run(limiter.penalize("meta", "s1", 0.2))  # two in a row: forgotten
+    state = limiter.state("meta", "s1")
+    assert state.learned is None and state.factor == 1.0
