@@ -5,7 +5,8 @@ clock, so workers' clocks do not matter. A take either **grants** a slot ``wait`
 (the worker sends then, without holding a thread: the wait happens in its event loop) or, when the
 next free slot is further away than ``max_wait``, **defers**: nothing is reserved and the message
 is rescheduled for about then. Every granted slot's time is kept for ``rate_learning_window_seconds``
-(what the learning below counts).
+(what the learning below counts); a slot that goes by unused (its message woke up late, or was
+held back by a cooldown) is given back, so that only sends are counted.
 
 A message that wakes up more than ``limiter_lateness_seconds`` after its slot (its worker's
 event loop was busy) takes a fresh slot rather than go out bunched with the next one.
@@ -26,8 +27,10 @@ belong to it. Then the sender's rate factor (its share of the declared rate):
   recovering, for ``rate_recovery_delay_seconds``;
 * when it was climbing back above a learned rate, drops back to it at the first 429 (and waits a
   new quiet period): probing costs one or two 429s, not a burst;
-* forgets a learned rate that 429s keep contradicting (bursts while at or below it, in a row): the
-  429s were not the limit (a storm of random 429s), so the factor goes back to what it was;
+* when a burst comes while at or below a learned rate, the rate learned was too high: the burst's
+  own count lowers it; a third such burst in a row makes it forgotten instead (429s that keep
+  coming however low the rate goes are not the limit, e.g. a storm of random 429s): the factor
+  recovers from there as after any cut;
 * otherwise, a lone 429 only pauses, and a repeated one (within 10 s of the last cooldown's end)
   halves the factor, once per cooldown.
 
@@ -45,6 +48,7 @@ and ``<prefix>:p:<provider>:<sender>:<recipient>`` for the optional pair limit. 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -54,6 +58,28 @@ import redis
 import redis.asyncio
 from wadispatch.redisretry import retry_options
 from wadispatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The furthest ahead a deferred message is told to come back (its turn behind a long backlog).
+DEFER_SPREAD_SECONDS = 30.0
+
+# A slot that went by unused (its message late, or held back by a cooldown) must not count as a
+# send: the latest slots before now are dropped, and the open burst's count too if it had them.
+_FORGET = """
+local function forget_slots(hash, slots, now, count, burst_at)
+  local last = redis.call('ZREVRANGEBYSCORE', slots, now, '-inf', 'WITHSCORES', 'LIMIT', 0, count)
+  local counted = 0
+  for i = 1, #last, 2 do
+    redis.call('ZREM', slots, last[i])
+    if burst_at and tonumber(last[i + 1]) <= burst_at then counted = counted + 1 end
+  end
+  if counted > 0 then
+    local sent = tonumber(redis.call('HGET', hash, 'sent')) or 0
+    redis.call('HSET', hash, 'sent', math.max(0, sent - counted))
+  end
+end
+"""
 
 # The factor now: ``factor`` as of ``factor_at``, plus what recovery gave back since. A
 # ``factor_at`` in the future is a quiet period: no recovery until then.
@@ -65,11 +91,14 @@ end
 """
 
 # KEYS: sender hash, pair key (or "" for none), slot times (sorted set)
-# ARGV: rate (msg/s), burst, max_wait_ms, pair_interval_ms (0: none), recover_per_s, window_ms
+# ARGV: rate (msg/s), burst, max_wait_ms, pair_interval_ms (0: none), recover_per_s, window_ms,
+#       retake (1: a message late for its slot takes a fresh one; its old slot was never used)
 # Returns {granted (1/0), wait_ms, now_ms}, numbers as strings (a Lua number would be truncated to
 # an integer); now_ms is Redis' clock when the script ran.
 ACQUIRE = (
     _FACTOR
+    + _FORGET
+    + f"local DEFER_SPREAD_MS = {DEFER_SPREAD_SECONDS * 1000:g}"
     + """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + t[2] / 1000
@@ -79,7 +108,8 @@ local max_wait = tonumber(ARGV[3])
 local pair_interval = tonumber(ARGV[4])
 local recover = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until')
+local retake = tonumber(ARGV[7]) == 1
+local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until', 'dtat', 'burst_at')
 local tat = tonumber(s[1]) or 0
 local factor = current_factor(tonumber(s[2]) or 1, tonumber(s[3]) or now, now, recover)
 local cool_until = tonumber(s[4]) or 0
@@ -96,13 +126,23 @@ if pair_interval > 0 then
   end
 end
 if wait > max_wait then
-  return {0, tostring(wait), tostring(now)}
+  -- Deferred: told to come back at its turn behind the messages deferred before it (up to
+  -- DEFER_SPREAD_MS ahead), so a backlog comes back spread at the sender's rate instead of all of
+  -- it again a second later. Nothing is reserved: its slot is taken when it comes back.
+  local turn = math.max(now + wait, tonumber(s[5]) or 0)
+  if turn - now > DEFER_SPREAD_MS then turn = now + DEFER_SPREAD_MS end
+  redis.call('HSET', KEYS[1], 'dtat', turn + interval)
+  return {0, tostring(turn - now), tostring(now)}
 end
 local send_at = now + wait
 -- Idle keys expire, but not before a quiet period ends (a learned rate is kept that long).
 local ttl = math.ceil(math.max(wait + interval, (tonumber(s[3]) or 0) - now)) + 300000
 redis.call('HSET', KEYS[1], 'tat', math.max(tat, send_at) + interval)
 redis.call('PEXPIRE', KEYS[1], ttl)
+if retake then
+  -- The late message's old slot went by unused: it must not count as a send.
+  forget_slots(KEYS[1], KEYS[3], now, 1, tonumber(s[6]))
+end
 redis.call('ZADD', KEYS[3], send_at, string.format('%.3f', send_at))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window - 1000)
 redis.call('PEXPIRE', KEYS[3], ttl)
@@ -131,18 +171,20 @@ local declared = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
 local quiet = tonumber(ARGV[8])
 local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until', 'strikes',
-  'sent', 'refused', 'learned', 'prior', 'refuted')
+  'sent', 'refused', 'learned', 'refuted', 'lowering', 'burst_at')
 local tat = tonumber(s[1]) or 0
 local factor_at = tonumber(s[3]) or now
 local factor = current_factor(tonumber(s[2]) or 1, factor_at, now, recover)
 if factor_at < now then factor_at = now end
+local old_factor = factor
 local cool_until = tonumber(s[4]) or 0
 local strikes = tonumber(s[5]) or 0
 local sent = tonumber(s[6]) or 0
 local refused = tonumber(s[7]) or 0
 local learned = tonumber(s[8])
-local prior = tonumber(s[9]) or 1
-local refuted = tonumber(s[10]) or 0
+local refuted = tonumber(s[9]) or 0
+local lowering = tonumber(s[10]) or 0
+local burst_at = tonumber(s[11]) or 0
 if now >= cool_until then
   -- The first 429 after a cooldown opens a burst; 429s from requests that were already in
   -- flight during the cooldown belong to it.
@@ -151,23 +193,28 @@ if now >= cool_until then
     refuted = 0
   end
   strikes = strikes + 1
-  -- What went out in the window before this 429; slots not reached yet are held back by the
-  -- cooldown (not sent), so they are forgotten.
+  -- What went out in the window before this 429 (the slots whose messages turn out to have
+  -- been held back are taken off as the workers give them back).
   sent = redis.call('ZCOUNT', KEYS[2], now - window, now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+  burst_at = now
   refused = 0
+  lowering = 0
   if learned and factor > learned then
     -- Probing above the learned rate met a 429: back down at once, quiet again.
     factor = learned
     factor_at = now + quiet
   elseif learned then
-    -- A 429 at or below the learned rate contradicts it; twice in a row and it is forgotten.
+    -- A 429 at or below the learned rate contradicts it: it was too high, and this burst's
+    -- count lowers it; but 429s that keep coming however low it goes (a third burst in a row)
+    -- are not the limit (a storm of random 429s): the learned rate is forgotten, and the rate
+    -- recovers from here as after any cut.
     refuted = refuted + 1
-    if refuted >= 2 then
-      factor = prior
+    if refuted >= 3 then
       factor_at = now
       learned = nil
       refuted = 0
+    else
+      lowering = 1
     end
   elseif strikes > 1 then
     factor = math.max(min_factor, factor / 2)
@@ -175,15 +222,14 @@ if now >= cool_until then
   end
 end
 refused = refused + 1
-if refused >= 2 and 2 * refused >= sent and sent > refused then
+if sent > refused and (lowering == 1 or (refused >= 2 and 2 * refused >= sent)) then
   -- A limit overrun: the provider accepted (sent - refused) over the window. Go straight there.
   local estimate = math.max(min_factor, (sent - refused) * 1000 / window / declared)
   if estimate < factor then
-    if not learned then prior = factor end
+    if lowering == 0 then refuted = 0 end
     factor = estimate
     learned = estimate
     factor_at = now + quiet
-    refuted = 0
   end
 end
 local cooldown = retry_after
@@ -192,7 +238,11 @@ if now + cooldown > cool_until then cool_until = now + cooldown end
 if tat < cool_until then tat = cool_until end
 redis.call('HSET', KEYS[1], 'tat', tat, 'factor', factor, 'factor_at', factor_at,
   'cool_until', cool_until, 'strikes', strikes, 'sent', sent, 'refused', refused,
-  'prior', prior, 'refuted', refuted)
+  'refuted', refuted, 'lowering', lowering, 'burst_at', burst_at)
+if factor < old_factor then
+  -- Slower now: the turns given to deferred messages were counted at the old rate.
+  redis.call('HDEL', KEYS[1], 'dtat')
+end
 if learned then
   redis.call('HSET', KEYS[1], 'learned', learned)
 else
@@ -200,6 +250,17 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(cool_until, factor_at) - now) + 300000)
 return tostring(cool_until - now)
+"""
+)
+
+# KEYS: sender hash, slot times (sorted set). ARGV: how many slots went by unused.
+RELEASE = (
+    _FORGET
+    + """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+forget_slots(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(redis.call('HGET', KEYS[1], 'burst_at')))
+return 1
 """
 )
 
@@ -243,6 +304,8 @@ class Limiter(Protocol):
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float: ...
 
+    async def release(self, provider: str, sender: str | None, count: int) -> None: ...
+
 
 class Unlimited:
     """No shared limit (eager mode, where there is no Redis): every take is granted at once."""
@@ -258,6 +321,9 @@ class Unlimited:
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float:
         return 0.0
+
+    async def release(self, provider: str, sender: str | None, count: int) -> None:
+        return None
 
 
 class RedisLimiter:
@@ -287,6 +353,7 @@ class RedisLimiter:
         self._acquire_async = self.async_redis.register_script(ACQUIRE)
         self._penalize = self.async_redis.register_script(PENALIZE)
         self._cooldown_left = self.async_redis.register_script(COOLDOWN_LEFT)
+        self._release = self.async_redis.register_script(RELEASE)
 
     def sender_key(self, provider: str, sender: str | None) -> str:
         return f"{self.prefix}:s:{provider}:{sender or '-'}"
@@ -315,9 +382,9 @@ class RedisLimiter:
         ]
 
     async def acquire(self, provider: str, sender: str | None, recipient: str | None) -> Slot:
-        """Take one slot, from the event loop (a message that woke up late for its slot)."""
+        """Take a fresh slot for a message that woke up late for its own (which went unused)."""
         script_keys, args = self._acquire_call(provider, sender, recipient)
-        granted, wait, _ = await self._acquire_async(keys=script_keys, args=args)
+        granted, wait, _ = await self._acquire_async(keys=script_keys, args=[*args[:-1], 1])
         return Slot(bool(granted), float(wait) / 1000)
 
     def _acquire_call(
@@ -334,6 +401,7 @@ class RedisLimiter:
             pair_ms,
             settings.rate_recovery_per_second,
             settings.rate_learning_window_seconds * 1000,
+            0,
         ]
         return [self.sender_key(provider, sender), pair_key, self.slots_key(provider, sender)], args
 
@@ -358,6 +426,11 @@ class RedisLimiter:
     async def cooldown_left(self, provider: str, sender: str | None) -> float:
         """Seconds until the sender's cooldown ends (0 when there is none), by Redis' clock."""
         return float(await self._cooldown_left(keys=[self.sender_key(provider, sender)])) / 1000
+
+    async def release(self, provider: str, sender: str | None, count: int) -> None:
+        """Give back ``count`` slots that went by unused (messages held back by a cooldown)."""
+        keys = [self.sender_key(provider, sender), self.slots_key(provider, sender)]
+        await self._release(keys=keys, args=[count])
 
     def state(self, provider: str, sender: str | None) -> SenderState:
         """The sender's current rate factor, remaining cooldown, strike count and learned factor."""
@@ -402,7 +475,9 @@ class CooldownView:
     """A process's view of the senders' cooldowns, read from Redis at most every ``max_age`` s.
 
     Every send checks its sender's cooldown; concurrent checks of one sender share one lookup,
-    and a 429 this process met is known at once. Belongs to one event loop.
+    and a 429 this process met is known at once. A check that finds a cooldown holds its message
+    back, so its slot goes by unused: the view gives those slots back to the limiter (in the
+    background, gathered), for its count of what was sent. Belongs to one event loop.
     """
 
     def __init__(self, limiter: Limiter, max_age: float = 0.1) -> None:
@@ -411,6 +486,8 @@ class CooldownView:
         self._until: dict[tuple[str, str | None], float] = {}
         self._read_at: dict[tuple[str, str | None], float] = {}
         self._reading: dict[tuple[str, str | None], asyncio.Future[float]] = {}
+        self._unused: dict[tuple[str, str | None], int] = {}
+        self._releasing: dict[tuple[str, str | None], asyncio.Task[None]] = {}
 
     async def left(self, provider: str, sender: str | None) -> float:
         """Seconds of cooldown left for the sender (0 when none)."""
@@ -422,13 +499,34 @@ class CooldownView:
             if reading is None:
                 reading = self._reading[key] = loop.create_task(self._read(key))
             await asyncio.shield(reading)
-        return max(0.0, self._until.get(key, 0.0) - loop.time())
+        left = max(0.0, self._until.get(key, 0.0) - loop.time())
+        if left > 0:
+            self._held_back(key)
+        return left
 
     def note(self, provider: str, sender: str | None, cooldown: float) -> None:
         """Record a cooldown this process learned itself (from a 429)."""
         key = (provider, sender)
         until = asyncio.get_running_loop().time() + cooldown
         self._until[key] = max(self._until.get(key, 0.0), until)
+
+    def _held_back(self, key: tuple[str, str | None]) -> None:
+        self._unused[key] = self._unused.get(key, 0) + 1
+        if key not in self._releasing:
+            self._releasing[key] = asyncio.get_running_loop().create_task(self._release(key))
+
+    async def _release(self, key: tuple[str, str | None]) -> None:
+        try:
+            await asyncio.sleep(0)  # the others held back at the same instant go in the same call
+            while count := self._unused.pop(key, 0):
+                release = getattr(self.limiter, "release", None)
+                if release is not None:
+                    await release(*key, count)
+        except Exception as exc:  # only the learning's count suffers: never the sends
+            log.warning("could not give back unused slots of %s: %s", key[0], type(exc).__name__)
+        finally:
+            self._unused.pop(key, None)
+            del self._releasing[key]
 
     async def _read(self, key: tuple[str, str | None]) -> float:
         loop = asyncio.get_running_loop()

