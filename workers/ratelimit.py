@@ -24,9 +24,11 @@ belong to it. Then the sender's rate factor (its share of the declared rate):
   429s, and at least half of the requests sent in the window before it refused. The window held
   ``sent`` sends and ``refused`` of them came back 429, so the provider accepted ``sent - refused``
   per window: the factor drops at once to that rate (not by halves), and is kept there, without
-  recovering, for ``rate_recovery_delay_seconds``;
-* when it was climbing back above a learned rate, drops back to it at the first 429 (and waits a
-  new quiet period): probing costs one or two 429s, not a burst;
+  recovering, for a quiet period: an eighth of ``rate_recovery_delay_seconds`` after a learning,
+  doubling after each probe up to all of it;
+* when it was climbing back above a learned rate, drops back at the first 429 to what that burst
+  counts the provider accepted (up to the rate probed: a rate learned low is corrected), and waits
+  a quiet period twice as long as the last: probing costs one or two 429s, not a burst;
 * when a burst comes while at or below a learned rate, the rate learned was too high: the burst's
   own count lowers it; a third such burst in a row makes it forgotten instead (429s that keep
   coming however low the rate goes are not the limit, e.g. a storm of random 429s): the factor
@@ -171,7 +173,7 @@ local declared = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
 local quiet = tonumber(ARGV[8])
 local s = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'factor_at', 'cool_until', 'strikes',
-  'sent', 'refused', 'learned', 'refuted', 'lowering', 'burst_at')
+  'sent', 'refused', 'learned', 'refuted', 'lowering', 'burst_at', 'probed', 'quiet')
 local tat = tonumber(s[1]) or 0
 local factor_at = tonumber(s[3]) or now
 local factor = current_factor(tonumber(s[2]) or 1, factor_at, now, recover)
@@ -185,6 +187,11 @@ local learned = tonumber(s[8])
 local refuted = tonumber(s[9]) or 0
 local lowering = tonumber(s[10]) or 0
 local burst_at = tonumber(s[11]) or 0
+local probed = tonumber(s[12]) or 1
+-- The quiet period after a learning: an eighth of the longest at first, twice as long after
+-- each probe, so a rate learned a little low is found again soon and a right one is kept long.
+local longest = quiet
+quiet = tonumber(s[13]) or longest / 8
 if now >= cool_until then
   -- The first 429 after a cooldown opens a burst; 429s from requests that were already in
   -- flight during the cooldown belong to it.
@@ -193,16 +200,27 @@ if now >= cool_until then
     refuted = 0
   end
   strikes = strikes + 1
-  -- What went out in the window before this 429 (the slots whose messages turn out to have
-  -- been held back are taken off as the workers give them back).
-  sent = redis.call('ZCOUNT', KEYS[2], now - window, now)
+  -- What went out in the window that ends with the last send before this 429 (about the
+  -- refused request's own: the 429 arrives a latency after it, and a window ending now would
+  -- miss the first sends the provider counted). The slots whose messages turn out to have
+  -- been held back are taken off as the workers give them back.
+  local last = redis.call('ZREVRANGEBYSCORE', KEYS[2], now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local last_at = tonumber(last[2]) or now
+  sent = 0
+  if last_at > now - window then
+    sent = redis.call('ZCOUNT', KEYS[2], '(' .. (last_at - window), last_at)
+  end
   burst_at = now
   refused = 0
   lowering = 0
   if learned and factor > learned then
-    -- Probing above the learned rate met a 429: back down at once, quiet again.
+    -- Probing above the learned rate met a 429: back down at once (to what this burst counts,
+    -- which may be a little above the learned rate if that was low), quiet again for longer.
+    probed = factor
     factor = learned
+    quiet = math.min(longest, quiet * 2)
     factor_at = now + quiet
+    lowering = 2
   elseif learned then
     -- A 429 at or below the learned rate contradicts it: it was too high, and this burst's
     -- count lowers it; but 429s that keep coming however low it goes (a third burst in a row)
@@ -222,11 +240,18 @@ if now >= cool_until then
   end
 end
 refused = refused + 1
-if sent > refused and (lowering == 1 or (refused >= 2 and 2 * refused >= sent)) then
+if sent > refused and (lowering > 0 or (refused >= 2 and 2 * refused >= sent)) then
   -- A limit overrun: the provider accepted (sent - refused) over the window. Go straight there.
   local estimate = math.max(min_factor, (sent - refused) * 1000 / window / declared)
-  if estimate < factor then
-    if lowering == 0 then refuted = 0 end
+  if lowering == 2 then
+    -- A probe: what the provider accepted, up to the rate probed.
+    factor = math.min(estimate, probed)
+    learned = factor
+  elseif estimate < factor then
+    if lowering == 0 then
+      refuted = 0
+      quiet = longest / 8
+    end
     factor = estimate
     learned = estimate
     factor_at = now + quiet
@@ -238,7 +263,7 @@ if now + cooldown > cool_until then cool_until = now + cooldown end
 if tat < cool_until then tat = cool_until end
 redis.call('HSET', KEYS[1], 'tat', tat, 'factor', factor, 'factor_at', factor_at,
   'cool_until', cool_until, 'strikes', strikes, 'sent', sent, 'refused', refused,
-  'refuted', refuted, 'lowering', lowering, 'burst_at', burst_at)
+  'refuted', refuted, 'lowering', lowering, 'burst_at', burst_at, 'probed', probed, 'quiet', quiet)
 if factor < old_factor then
   -- Slower now: the turns given to deferred messages were counted at the old rate.
   redis.call('HDEL', KEYS[1], 'dtat')

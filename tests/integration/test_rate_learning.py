@@ -115,7 +115,6 @@ def test_a_sender_declared_far_above_its_limit_learns_it_from_one_burst(make_lim
     # ...the factor went straight to the provider's rate, not down by halves...
     assert state.learned is not None
     assert 3.5 / DECLARED <= state.learned <= 6 / DECLARED
-    assert state.factor == pytest.approx(state.learned)  # still learned: no recovery yet
     # ...and the rest went out near the true rate: 40 at 5/s take 8 s.
     assert elapsed < 40 / TRUE_LIMIT * 1.25
 
@@ -149,27 +148,30 @@ def test_a_lone_429_pauses_without_cutting_the_rate(make_limiter, run) -> None:
 
 
 def test_a_learned_rate_is_kept_for_the_quiet_period_then_probed(make_limiter, run) -> None:
-    limiter = make_limiter(rate_recovery_delay_seconds=1.0, rate_recovery_per_second=0.5)
+    # The longest quiet period 8 s: the first, after a learning, is an eighth of it.
+    limiter = make_limiter(rate_recovery_delay_seconds=8.0, rate_recovery_per_second=0.5)
     burst(limiter, run, sends=13, refused=8)
     learned = 5 / DECLARED
     time.sleep(0.8)
     assert limiter.state("meta", "s1").factor == pytest.approx(learned)  # quiet: no recovery
     time.sleep(0.4)
     assert limiter.state("meta", "s1").factor > learned + 0.05  # past it, recovery climbs
-    # A 429 while climbing above the learned rate: straight back down, and quiet again.
+    # A 429 while climbing above the learned rate: straight back down, and quiet twice as long.
     run(limiter.penalize("meta", "s1", 0.1))
     assert limiter.state("meta", "s1").factor == pytest.approx(learned)
-    time.sleep(0.5)
+    time.sleep(1.5)
     state = limiter.state("meta", "s1")
     assert state.factor == pytest.approx(learned) and state.learned == pytest.approx(learned)
 
 
-def test_a_learned_rate_does_not_climb_back_within_the_default_quiet_period(make_limiter, run) -> None:
-    limiter = make_limiter()
-    assert limiter.settings.rate_recovery_delay_seconds >= 30
-    burst(limiter, run, sends=13, refused=8)
-    time.sleep(2.0)  # the old additive recovery would have been at 5/80 + 2 x 0.05 by now
-    assert limiter.state("meta", "s1").factor == pytest.approx(5 / DECLARED)
+def test_a_probe_corrects_a_rate_learned_too_low(make_limiter, run) -> None:
+    limiter = make_limiter(rate_recovery_delay_seconds=8.0, rate_recovery_per_second=0.5, rate_headroom=1.0)
+    burst(limiter, run, sends=13, refused=10, retry_after=0.2)  # 3/s learned: the provider takes 5
+    assert limiter.state("meta", "s1").learned == pytest.approx(3 / DECLARED)
+    time.sleep(1.2)  # past the first quiet second: climbing
+    burst(limiter, run, sends=6, refused=1)  # the probe: 5 went through in the second, the 6th not
+    state = limiter.state("meta", "s1")
+    assert state.learned == pytest.approx(5 / DECLARED) and state.factor == pytest.approx(5 / DECLARED)
 
 
 def test_a_429_at_a_learned_rate_that_was_too_high_lowers_it(make_limiter, run) -> None:
