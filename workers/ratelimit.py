@@ -206,9 +206,11 @@ if now >= cool_until then
   -- been held back are taken off as the workers give them back.
   local last = redis.call('ZREVRANGEBYSCORE', KEYS[2], now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local last_at = tonumber(last[2]) or now
+  -- A tenth wider than the window: sends reach the provider a little later than their slots,
+  -- and a slot just a window before the last may have counted there.
   sent = 0
   if last_at > now - window then
-    sent = redis.call('ZCOUNT', KEYS[2], '(' .. (last_at - window), last_at)
+    sent = redis.call('ZCOUNT', KEYS[2], '(' .. (last_at - window * 1.1), last_at)
   end
   burst_at = now
   refused = 0
