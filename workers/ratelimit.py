@@ -5,8 +5,8 @@ clock, so workers' clocks do not matter. A take either **grants** a slot ``wait`
 (the worker sends then, without holding a thread: the wait happens in its event loop) or, when the
 next free slot is further away than ``max_wait``, **defers**: nothing is reserved and the message
 is rescheduled for about then. Every granted slot's time is kept for ``rate_learning_window_seconds``
-(what the learning below counts); a slot that goes by unused (its message woke up late, or was
-held back by a cooldown) is given back, so that only sends are counted.
+(what the learning below counts); a slot that goes by unused (its message woke up late and took
+a fresh one) is taken off, so that only sends are counted.
 
 A message that wakes up more than ``limiter_lateness_seconds`` after its slot (its worker's
 event loop was busy) takes a fresh slot rather than go out bunched with the next one.
@@ -50,7 +50,6 @@ and ``<prefix>:p:<provider>:<sender>:<recipient>`` for the optional pair limit. 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -61,13 +60,11 @@ import redis.asyncio
 from wadispatch.redisretry import retry_options
 from wadispatch.settings import Settings
 
-log = logging.getLogger(__name__)
-
 #: The furthest ahead a deferred message is told to come back (its turn behind a long backlog).
 DEFER_SPREAD_SECONDS = 30.0
 
-# A slot that went by unused (its message late, or held back by a cooldown) must not count as a
-# send: the latest slots before now are dropped, and the open burst's count too if it had them.
+# A slot that went by unused (its message woke up late) must not count as a send: the latest
+# slots before now are dropped, and the open burst's count too if it had them.
 _FORGET = """
 local function forget_slots(hash, slots, now, count, burst_at)
   local last = redis.call('ZREVRANGEBYSCORE', slots, now, '-inf', 'WITHSCORES', 'LIMIT', 0, count)
@@ -203,7 +200,8 @@ if now >= cool_until then
   -- What went out in the window that ends with the last send before this 429 (about the
   -- refused request's own: the 429 arrives a latency after it, and a window ending now would
   -- miss the first sends the provider counted). The slots whose messages turn out to have
-  -- been held back are taken off as the workers give them back.
+  -- been held back are not counted: slots not reached yet are forgotten (held back by the
+  -- cooldown, not sent).
   local last = redis.call('ZREVRANGEBYSCORE', KEYS[2], now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local last_at = tonumber(last[2]) or now
   -- A tenth wider than the window: sends reach the provider a little later than their slots,
@@ -212,6 +210,7 @@ if now >= cool_until then
   if last_at > now - window then
     sent = redis.call('ZCOUNT', KEYS[2], '(' .. (last_at - window * 1.1), last_at)
   end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
   burst_at = now
   refused = 0
   lowering = 0
@@ -246,8 +245,9 @@ if sent > refused and (lowering > 0 or (refused >= 2 and 2 * refused >= sent)) t
   -- A limit overrun: the provider accepted (sent - refused) over the window. Go straight there.
   local estimate = math.max(min_factor, (sent - refused) * 1000 / window / declared)
   if lowering == 2 then
-    -- A probe: what the provider accepted, up to the rate probed.
-    factor = math.min(estimate, probed)
+    -- A probe: what the provider accepted, up to the rate probed, and one message per window
+    -- more than the learned rate at most (a count is off by one now and then).
+    factor = math.min(estimate, probed, learned + 1000 / window / declared)
     learned = factor
   elseif estimate < factor then
     if lowering == 0 then
@@ -277,17 +277,6 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(cool_until, factor_at) - now) + 300000)
 return tostring(cool_until - now)
-"""
-)
-
-# KEYS: sender hash, slot times (sorted set). ARGV: how many slots went by unused.
-RELEASE = (
-    _FORGET
-    + """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + t[2] / 1000
-forget_slots(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(redis.call('HGET', KEYS[1], 'burst_at')))
-return 1
 """
 )
 
@@ -331,8 +320,6 @@ class Limiter(Protocol):
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float: ...
 
-    async def release(self, provider: str, sender: str | None, count: int) -> None: ...
-
 
 class Unlimited:
     """No shared limit (eager mode, where there is no Redis): every take is granted at once."""
@@ -348,9 +335,6 @@ class Unlimited:
 
     async def cooldown_left(self, provider: str, sender: str | None) -> float:
         return 0.0
-
-    async def release(self, provider: str, sender: str | None, count: int) -> None:
-        return None
 
 
 class RedisLimiter:
@@ -380,7 +364,6 @@ class RedisLimiter:
         self._acquire_async = self.async_redis.register_script(ACQUIRE)
         self._penalize = self.async_redis.register_script(PENALIZE)
         self._cooldown_left = self.async_redis.register_script(COOLDOWN_LEFT)
-        self._release = self.async_redis.register_script(RELEASE)
 
     def sender_key(self, provider: str, sender: str | None) -> str:
         return f"{self.prefix}:s:{provider}:{sender or '-'}"
@@ -454,11 +437,6 @@ class RedisLimiter:
         """Seconds until the sender's cooldown ends (0 when there is none), by Redis' clock."""
         return float(await self._cooldown_left(keys=[self.sender_key(provider, sender)])) / 1000
 
-    async def release(self, provider: str, sender: str | None, count: int) -> None:
-        """Give back ``count`` slots that went by unused (messages held back by a cooldown)."""
-        keys = [self.sender_key(provider, sender), self.slots_key(provider, sender)]
-        await self._release(keys=keys, args=[count])
-
     def state(self, provider: str, sender: str | None) -> SenderState:
         """The sender's current rate factor, remaining cooldown, strike count and learned factor."""
         factor, factor_at, cool_until, strikes, learned = self.redis.hmget(
@@ -502,9 +480,7 @@ class CooldownView:
     """A process's view of the senders' cooldowns, read from Redis at most every ``max_age`` s.
 
     Every send checks its sender's cooldown; concurrent checks of one sender share one lookup,
-    and a 429 this process met is known at once. A check that finds a cooldown holds its message
-    back, so its slot goes by unused: the view gives those slots back to the limiter (in the
-    background, gathered), for its count of what was sent. Belongs to one event loop.
+    and a 429 this process met is known at once. Belongs to one event loop.
     """
 
     def __init__(self, limiter: Limiter, max_age: float = 0.1) -> None:
@@ -513,8 +489,6 @@ class CooldownView:
         self._until: dict[tuple[str, str | None], float] = {}
         self._read_at: dict[tuple[str, str | None], float] = {}
         self._reading: dict[tuple[str, str | None], asyncio.Future[float]] = {}
-        self._unused: dict[tuple[str, str | None], int] = {}
-        self._releasing: dict[tuple[str, str | None], asyncio.Task[None]] = {}
 
     async def left(self, provider: str, sender: str | None) -> float:
         """Seconds of cooldown left for the sender (0 when none)."""
@@ -526,34 +500,13 @@ class CooldownView:
             if reading is None:
                 reading = self._reading[key] = loop.create_task(self._read(key))
             await asyncio.shield(reading)
-        left = max(0.0, self._until.get(key, 0.0) - loop.time())
-        if left > 0:
-            self._held_back(key)
-        return left
+        return max(0.0, self._until.get(key, 0.0) - loop.time())
 
     def note(self, provider: str, sender: str | None, cooldown: float) -> None:
         """Record a cooldown this process learned itself (from a 429)."""
         key = (provider, sender)
         until = asyncio.get_running_loop().time() + cooldown
         self._until[key] = max(self._until.get(key, 0.0), until)
-
-    def _held_back(self, key: tuple[str, str | None]) -> None:
-        self._unused[key] = self._unused.get(key, 0) + 1
-        if key not in self._releasing:
-            self._releasing[key] = asyncio.get_running_loop().create_task(self._release(key))
-
-    async def _release(self, key: tuple[str, str | None]) -> None:
-        try:
-            await asyncio.sleep(0)  # the others held back at the same instant go in the same call
-            while count := self._unused.pop(key, 0):
-                release = getattr(self.limiter, "release", None)
-                if release is not None:
-                    await release(*key, count)
-        except Exception as exc:  # only the learning's count suffers: never the sends
-            log.warning("could not give back unused slots of %s: %s", key[0], type(exc).__name__)
-        finally:
-            self._unused.pop(key, None)
-            del self._releasing[key]
 
     async def _read(self, key: tuple[str, str | None]) -> float:
         loop = asyncio.get_running_loop()

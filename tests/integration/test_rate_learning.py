@@ -171,7 +171,8 @@ def test_a_probe_corrects_a_rate_learned_too_low(make_limiter, run) -> None:
     time.sleep(1.2)  # past the first quiet second: climbing
     burst(limiter, run, sends=6, refused=1)  # the probe: 5 went through in the second, the 6th not
     state = limiter.state("meta", "s1")
-    assert state.learned == pytest.approx(5 / DECLARED) and state.factor == pytest.approx(5 / DECLARED)
+    # Up by one message per second (at most, a count being off by one now and then): 4/s.
+    assert state.learned == pytest.approx(4 / DECLARED) and state.factor == pytest.approx(4 / DECLARED)
 
 
 def test_a_429_at_a_learned_rate_that_was_too_high_lowers_it(make_limiter, run) -> None:
@@ -216,32 +217,3 @@ def test_a_late_messages_fresh_slot_gives_its_unused_slot_back(make_limiter, run
     time.sleep(0.1)
     run(limiter.acquire("meta", "s1", None))  # a retake: one of the 6 went by unused
     assert limiter.redis.zcard(limiter.slots_key("meta", "s1")) == 6
-
-
-def test_slots_held_back_by_a_cooldown_are_not_counted_as_sent(make_limiter, run) -> None:
-    limiter = make_limiter(rate_headroom=1.0)
-    slots = limiter.acquire_many([("meta", "s1", None)] * 16)
-    time.sleep(max(slot.wait for slot in slots) + 0.05)
-    run(limiter.penalize("meta", "s1", 0.5))  # 16 slots in the window when the burst opened...
-    run(limiter.release("meta", "s1", 3))  # ...but 3 of their messages were held back
-    for _ in range(8):
-        run(limiter.penalize("meta", "s1", 0.5))
-    # 13 went out, 9 refused: the provider took 4 in its second, not 16 - 9 = 7.
-    assert limiter.state("meta", "s1").learned == pytest.approx(4 / DECLARED)
-
-
-def test_the_cooldown_view_gives_back_the_slots_of_the_messages_it_holds_back(make_limiter, run) -> None:
-    limiter = make_limiter(rate_headroom=1.0)
-    slots = limiter.acquire_many([("meta", "s1", None)] * 5)
-    time.sleep(max(slot.wait for slot in slots) + 0.05)
-
-    run(limiter.penalize("meta", "s1", 1.0))  # a worker met a 429
-
-    async def hold_back_three() -> list[float]:
-        view = CooldownView(limiter)
-        lefts = [await view.left("meta", "s1") for _ in range(3)]
-        await asyncio.sleep(0.1)  # the give-back runs in the background
-        return lefts
-
-    assert all(left > 0.5 for left in run(hold_back_three()))
-    assert limiter.redis.zcard(limiter.slots_key("meta", "s1")) == 2
