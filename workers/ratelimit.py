@@ -4,9 +4,11 @@ Each take is one Lua script, so it is atomic however many workers ask at once, a
 clock, so workers' clocks do not matter. A take either **grants** a slot ``wait`` seconds from now
 (the worker sends then, without holding a thread: the wait happens in its event loop) or, when the
 next free slot is further away than ``max_wait``, **defers**: nothing is reserved and the message
-is rescheduled for about then. Every granted slot's time is kept for ``rate_learning_window_seconds``
-(what the learning below counts); a slot that goes by unused (its message woke up late and took
-a fresh one) is taken off, so that only sends are counted.
+is told its own turn behind those deferred before it (spread at the sender's current rate, at most
+``DEFER_SPREAD_SECONDS`` ahead), so a backlog comes back once, in order. Every granted slot's
+time is kept for ``rate_learning_window_seconds`` (what the learning below counts); a slot that
+goes by unused (its message woke up late and took a fresh one) is taken off, so that only sends
+are counted.
 
 A message that wakes up more than ``limiter_lateness_seconds`` after its slot (its worker's
 event loop was busy) takes a fresh slot rather than go out bunched with the next one.
@@ -27,7 +29,8 @@ belong to it. Then the sender's rate factor (its share of the declared rate):
   recovering, for a quiet period: an eighth of ``rate_recovery_delay_seconds`` after a learning,
   doubling after each probe up to all of it;
 * when it was climbing back above a learned rate, drops back at the first 429 to what that burst
-  counts the provider accepted (up to the rate probed: a rate learned low is corrected), and waits
+  counts the provider accepted (up to the rate probed, and one message per window above the
+  learned rate at most: a rate learned low is corrected), and waits
   a quiet period twice as long as the last: probing costs one or two 429s, not a burst;
 * when a burst comes while at or below a learned rate, the rate learned was too high: the burst's
   own count lowers it; a third such burst in a row makes it forgotten instead (429s that keep
