@@ -114,7 +114,13 @@ class Settings(BaseSettings):
     """A message that wakes up later than this after its slot takes a fresh one (keep it within
     the headroom's slack: at 0.96 of the rate, 40 ms late in a second still keeps to the limit)."""
     rate_recovery_per_second: float = Field(default=0.05, gt=0, le=1)
+    """Share of the declared rate a sender's cut rate climbs back by, per second without a 429."""
     rate_min_factor: float = Field(default=0.05, gt=0, le=1)
+    """The lowest share of its declared rate a sender is cut to."""
+    rate_learning_window_seconds: float = Field(default=1.0, gt=0, le=60)
+    """The provider's rate window: at a burst of 429s, the rate becomes what it accepted over it."""
+    rate_recovery_delay_seconds: float = Field(default=60.0, ge=0)
+    """How long a rate learned from 429s is kept, without recovering, before it is probed upwards."""
 
     # Sending
     max_in_flight: int = Field(default=256, ge=1)

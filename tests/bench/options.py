@@ -26,6 +26,10 @@ class Sizes:
     paced_one: int = 3000
     paced_one_rate: int = 100
     paced_one_workers: int = 4
+    learn: int = 300
+    """Messages of the sender declared far above its true limit."""
+    learn_limit: int = 5
+    """That sender's true limit (the simulator's, messages/s)."""
     enqueue: int = 20_000
     campaign: int = 100_000
     """Recipients of the campaign acceptance run (the target: under 10 s)."""
@@ -50,6 +54,7 @@ class Sizes:
             storm=400,
             paced=1600,
             paced_one=600,
+            learn=100,
             enqueue=4000,
             campaign=10_000,
             campaign_naive=2000,
