@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import random
 
+import phonenumbers
 import pytest
 from wadispatch.campaigns.api import estimate_eta, suppress
 from wadispatch.campaigns.errors import CampaignInputError
@@ -174,6 +176,43 @@ def test_suppress_with_an_unknown_region_is_a_campaign_input_error() -> None:
 def test_the_fast_path_agrees_with_the_full_parse_on_leading_zero_numbers() -> None:
     # Italy keeps the leading 0 of landlines in E.164: the fast path hands such numbers to the parser.
     assert PhoneNormaliser()("+390612345678") == "+390612345678"
+
+
+def test_the_fast_path_judges_every_country_code_as_libphonenumber_does() -> None:
+    # The fast path checks +<digits> numbers against libphonenumber's metadata itself: for each
+    # country code, its example numbers, their one-digit changes and random digits must be judged
+    # exactly as the full parse and phonenumbers.is_valid_number judge them.
+    rng = random.Random(7)
+    normalise = PhoneNormaliser()
+    numbers: list[str] = []
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            examples = (
+                [phonenumbers.example_number_for_non_geo_entity(code)]
+                if region == "001"
+                else [phonenumbers.example_number_for_type(region, kind) for kind in range(11)]
+            )
+            for example in filter(None, examples):
+                digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                numbers.append(digits)
+                for _ in range(5):
+                    at = rng.randrange(len(str(code)) + 1, len(digits))
+                    numbers.append(digits[:at] + str(rng.randrange(10)) + digits[at + 1 :])
+        for _ in range(20):
+            numbers.append(f"+{code}" + "".join(rng.choices("0123456789", k=rng.randrange(1, 13))))
+    for number in numbers:
+        try:
+            expected = phonenumbers.format_number(
+                phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164
+            )
+            valid = phonenumbers.is_valid_number(phonenumbers.parse(number))
+        except phonenumbers.NumberParseException:
+            valid = False
+        if valid:
+            assert normalise(number) == expected, number
+        else:
+            with pytest.raises(PhoneError):
+                normalise(number)
 
 
 # --- reading rows ----------------------------------------------------------------------------------
