@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import random
+import time
+import uuid
 
 import phonenumbers
 import pytest
 from wadispatch.campaigns.api import estimate_eta, suppress
 from wadispatch.campaigns.errors import CampaignInputError
+from wadispatch.campaigns.ingest import message_ids
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template, parse_text
@@ -213,6 +216,23 @@ def test_the_fast_path_judges_every_country_code_as_libphonenumber_does() -> Non
         else:
             with pytest.raises(PhoneError):
                 normalise(number)
+
+
+# --- message ids -----------------------------------------------------------------------------------
+
+
+def test_message_ids_are_version_7_uuids_in_time_order() -> None:
+    ids = message_ids()
+    before = time.time_ns() // 1_000_000
+    made = [next(ids) for _ in range(3000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == len(made)
+    stamps = []
+    for text in made:
+        value = uuid.UUID(text)
+        assert (str(value), value.version, value.variant) == (text, 7, uuid.RFC_4122)
+        stamps.append(value.int >> 80)
+    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= after
 
 
 # --- reading rows ----------------------------------------------------------------------------------
