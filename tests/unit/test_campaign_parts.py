@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import time
 import uuid
@@ -11,7 +12,7 @@ import phonenumbers
 import pytest
 from wadispatch.campaigns.api import estimate_eta, suppress
 from wadispatch.campaigns.errors import CampaignInputError
-from wadispatch.campaigns.ingest import message_ids
+from wadispatch.campaigns.ingest import RequestText, Target, message_ids
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template, parse_text
@@ -216,6 +217,22 @@ def test_the_fast_path_judges_every_country_code_as_libphonenumber_does() -> Non
         else:
             with pytest.raises(PhoneError):
                 normalise(number)
+
+
+@pytest.mark.parametrize("sender", ["1107264639145282", None])
+def test_a_rows_request_text_is_what_json_dumps_writes(sender: str | None) -> None:
+    # RequestText writes each row's request from a skeleton: it must be json.dumps's text exactly.
+    provider = "meta" if sender else "briq"
+    checked = Template.parse(LIST, provider=provider, sender=sender)
+    target = Target("campaign-1", provider, sender, checked, "phone", PhoneNormaliser())
+    write = RequestText(target)
+    rng = random.Random(3)
+    alphabet = ['"', "\\", "%", "%s", "{", "}", "\x01", "\u2028", "é", "😀", "a", " ", "\n"]
+    for _ in range(300):
+        texts = ["".join(rng.choices(alphabet, k=rng.randrange(1, 8))) for _ in checked.slots]
+        recipient = rng.choice(["+255712345678", "US.13491208655302741918"])
+        expected = json.dumps(target.request(recipient, checked.filled(texts)))
+        assert write(recipient, texts) == expected
 
 
 # --- message ids -----------------------------------------------------------------------------------
