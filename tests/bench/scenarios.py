@@ -460,8 +460,8 @@ def enqueue_scenario(ctx: Context, result: ScenarioResult) -> None:
 
 # --- 5. campaign -------------------------------------------------------------------------
 
-CAMPAIGN_RATE_TARGET = 10_000
-CAMPAIGN_RSS_TARGET_MB = 250
+CAMPAIGN_RATE_TARGET = 20_000
+CAMPAIGN_RSS_TARGET_MB = 150
 CAMPAIGN_COLUMNS = [
     Column("rows", "rows", "int"),
     Column("accepted", "accepted", "int"),
@@ -523,8 +523,8 @@ def campaign_scenario(ctx: Context, result: ScenarioResult) -> None:
             f"peak RSS, {sizes.campaign_memory:,} rows",
             memory["peak_rss_mb"],
             "peak_rss_mb",
-            f"< {CAMPAIGN_RSS_TARGET_MB} MB",
-            memory["peak_rss_mb"] < CAMPAIGN_RSS_TARGET_MB,
+            f"<= {CAMPAIGN_RSS_TARGET_MB} MB",
+            memory["peak_rss_mb"] <= CAMPAIGN_RSS_TARGET_MB,
             "int",
             maximum=CAMPAIGN_RSS_TARGET_MB,
         ),

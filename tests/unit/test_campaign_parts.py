@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import random
+import time
+import uuid
 
+import phonenumbers
 import pytest
 from wadispatch.campaigns.api import estimate_eta, suppress
 from wadispatch.campaigns.errors import CampaignInputError
+from wadispatch.campaigns.ingest import RequestText, Target, message_ids
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template, parse_text
@@ -174,6 +180,76 @@ def test_suppress_with_an_unknown_region_is_a_campaign_input_error() -> None:
 def test_the_fast_path_agrees_with_the_full_parse_on_leading_zero_numbers() -> None:
     # Italy keeps the leading 0 of landlines in E.164: the fast path hands such numbers to the parser.
     assert PhoneNormaliser()("+390612345678") == "+390612345678"
+
+
+def test_the_fast_path_judges_every_country_code_as_libphonenumber_does() -> None:
+    # The fast path checks +<digits> numbers against libphonenumber's metadata itself: for each
+    # country code, its example numbers, their one-digit changes and random digits must be judged
+    # exactly as the full parse and phonenumbers.is_valid_number judge them.
+    rng = random.Random(7)
+    normalise = PhoneNormaliser()
+    numbers: list[str] = []
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            examples = (
+                [phonenumbers.example_number_for_non_geo_entity(code)]
+                if region == "001"
+                else [phonenumbers.example_number_for_type(region, kind) for kind in range(11)]
+            )
+            for example in filter(None, examples):
+                digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                numbers.append(digits)
+                for _ in range(5):
+                    at = rng.randrange(len(str(code)) + 1, len(digits))
+                    numbers.append(digits[:at] + str(rng.randrange(10)) + digits[at + 1 :])
+        for _ in range(20):
+            numbers.append(f"+{code}" + "".join(rng.choices("0123456789", k=rng.randrange(1, 13))))
+    for number in numbers:
+        try:
+            expected = phonenumbers.format_number(
+                phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164
+            )
+            valid = phonenumbers.is_valid_number(phonenumbers.parse(number))
+        except phonenumbers.NumberParseException:
+            valid = False
+        if valid:
+            assert normalise(number) == expected, number
+        else:
+            with pytest.raises(PhoneError):
+                normalise(number)
+
+
+@pytest.mark.parametrize("sender", ["1107264639145282", None])
+def test_a_rows_request_text_is_what_json_dumps_writes(sender: str | None) -> None:
+    # RequestText writes each row's request from a skeleton: it must be json.dumps's text exactly.
+    provider = "meta" if sender else "briq"
+    checked = Template.parse(LIST, provider=provider, sender=sender)
+    target = Target("campaign-1", provider, sender, checked, "phone", PhoneNormaliser())
+    write = RequestText(target)
+    rng = random.Random(3)
+    alphabet = ['"', "\\", "%", "%s", "{", "}", "\x01", "\u2028", "é", "😀", "a", " ", "\n"]
+    for _ in range(300):
+        texts = ["".join(rng.choices(alphabet, k=rng.randrange(1, 8))) for _ in checked.slots]
+        recipient = rng.choice(["+255712345678", "US.13491208655302741918"])
+        expected = json.dumps(target.request(recipient, checked.filled(texts)))
+        assert write(recipient, texts) == expected
+
+
+# --- message ids -----------------------------------------------------------------------------------
+
+
+def test_message_ids_are_version_7_uuids_in_time_order() -> None:
+    ids = message_ids()
+    before = time.time_ns() // 1_000_000
+    made = [next(ids) for _ in range(3000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == len(made)
+    stamps = []
+    for text in made:
+        value = uuid.UUID(text)
+        assert (str(value), value.version, value.variant) == (text, 7, uuid.RFC_4122)
+        stamps.append(value.int >> 80)
+    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= after
 
 
 # --- reading rows ----------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def check_rows(recorded: list[dict[str, Any]], skipped: list[Skipped], rows_read
         assert item.kind == "invalid" and isinstance(item.reason, str) and item.reason.strip()
     for row in recorded:
         # What a campaign accepts is a valid send request: every filled text within its limit.
-        request = validate_send_request(row["request"])
+        request = validate_send_request(json.loads(row["request"]))
         assert request.to == row["recipient"]
 
 

@@ -1,15 +1,20 @@
 """Reading a campaign's rows into the ledger in batches: fill, normalise, skip, record.
 
 Per row the work is small: the template's placeholders filled and their texts checked
-(:class:`~wadispatch.campaigns.template.Template`), the phone number normalised
-(:class:`~wadispatch.campaigns.phones.PhoneNormaliser`); per batch one transaction
+(:meth:`~wadispatch.campaigns.template.Template.texts`), the phone number normalised
+(:class:`~wadispatch.campaigns.phones.PhoneNormaliser`), the send request written as JSON text
+from a skeleton made once (:class:`RequestText`); per batch one transaction
 (:func:`wadispatch.campaigns.store.add_batch`). Memory holds one batch, whatever the file's size.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +22,10 @@ from wadispatch.campaigns import store
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
-from wadispatch.ledger import Ledger, utcnow
+from wadispatch.ledger import Ledger
 from wadispatch.rules import recipient_rule
+
+_encode = json.encoder.encode_basestring_ascii  # what json.dumps writes for a string
 
 
 @dataclass
@@ -53,23 +60,74 @@ class Target:
     phone_column: str
     normalise: PhoneNormaliser
 
-    def message_row(
-        self, row_number: int, recipient: str, interactive: dict[str, Any], now: Any
-    ) -> dict[str, Any]:
+    def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
+        """The send request of one recipient."""
         request: dict[str, Any] = {"provider": self.provider, "to": recipient, "interactive": interactive}
         if self.sender is not None:
             request["sender"] = self.sender
+        return request
+
+    def message_row(self, row_number: int, recipient: str, request: str, message_id: str) -> dict[str, Any]:
+        """The message of one accepted row, as :func:`wadispatch.campaigns.store.add_batch` takes it;
+        ``request`` is its send request as JSON text (:class:`RequestText`)."""
         return {
-            "id": str(uuid.uuid4()),
+            "id": message_id,
             "provider": self.provider,
             "sender": self.sender,
             "recipient": recipient,
             "request": request,
-            "created_at": now,
-            "updated_at": now,
             "campaign_id": self.campaign_id,
             "campaign_row": row_number,
         }
+
+
+class RequestText:
+    """The JSON text of a row's send request, exactly as ``json.dumps(target.request(...))`` writes
+    it, without building the request: ``json.dumps`` runs once, on the request with a unique
+    stand-in for the recipient and each filled text, and each row's strings, JSON-encoded, take
+    the stand-ins' places.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        slots = target.template.slots
+        marker = uuid.uuid4().hex
+        stand_ins = [f"{marker}.{index}" for index in range(len(slots) + 1)]  # the last: the recipient
+        skeleton = json.dumps(target.request(stand_ins[-1], target.template.filled(stand_ins[:-1])))
+        pieces = re.split(f'"({marker}\\.[0-9]+)"', skeleton)
+        order = [stand_ins.index(name) for name in pieces[1::2]]
+        self._order: list[int] | None = order
+        if sorted(order) != list(range(len(stand_ins))):
+            self._order = None  # a stand-in found in the template itself: build each request instead
+        self._format = "%s".join(piece.replace("%", "%%") for piece in pieces[0::2])
+
+    def __call__(self, recipient: str, texts: list[str]) -> str:
+        """``texts``: the template's filled texts (:meth:`~wadispatch.campaigns.template.Template.texts`)."""
+        if self._order is None:
+            return json.dumps(self.target.request(recipient, self.target.template.filled(texts)))
+        values = [*texts, recipient]
+        return self._format % tuple([_encode(values[index]) for index in self._order])
+
+
+def message_ids() -> Iterator[str]:
+    """Time-ordered random ids for messages: UUIDs of version 7 (RFC 9562) as text, the Unix time
+    in milliseconds then 74 random bits, those read from the OS a thousand ids at a time.
+
+    A campaign inserts its messages by the hundred thousand: with random (version 4) ids every
+    batch lands on pages all over the id indexes of messages and transitions, and the database
+    writes most of those pages again per batch; ids that grow with time are appended at the
+    indexes' end. 74 random bits keep them unguessable and unique.
+    """
+    while True:
+        block = os.urandom(10 * 1024).hex()
+        for start in range(0, len(block), 20):
+            bits = block[start : start + 20]
+            stamp = f"{time.time_ns() // 1_000_000:012x}"
+            yield f"{stamp[:8]}-{stamp[8:]}-7{bits[:3]}-{_VARIANT[bits[3]]}{bits[4:7]}-{bits[7:19]}"
+
+
+# The variant bits (10) in the first hex digit of the fourth group, as RFC 9562 sets them.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def ingest(
@@ -91,17 +149,20 @@ def ingest(
     skipped: list[store.Skipped] = []
     read = 0
     last_row = 0
-    now = utcnow()
+    template, normalise, phone_column = target.template, target.normalise, target.phone_column
+    request_text = RequestText(target)
+    new_id = message_ids().__next__
+    message_row = target.message_row
 
     def flush() -> None:
-        nonlocal messages, skipped, read, now, campaign
+        nonlocal messages, skipped, read, campaign
         invalid = len(skipped)
         recorded = store.add_batch(
             ledger, target.campaign_id, target.sender, messages, skipped, read, campaign
         )
         campaign = None
         counts.add(read, invalid, recorded, last_row)
-        messages, skipped, read, now = [], [], 0, utcnow()
+        messages, skipped, read = [], [], 0
         if after_batch is not None:
             after_batch(counts)
 
@@ -111,17 +172,18 @@ def ingest(
         if isinstance(value, RowError):
             skipped.append(store.Skipped(row_number, "invalid", str(value)))
         else:
-            raw_phone = value[target.phone_column]
+            raw_phone = value[phone_column]
             try:
-                recipient = target.normalise(raw_phone)
-                refused = recipient_rule(target.provider, recipient)
+                recipient = normalise(raw_phone)
+                # A BSUID never starts with "+": only one may be refused by the provider.
+                refused = None if recipient[0] == "+" else recipient_rule(target.provider, recipient)
                 if refused is not None:
                     raise PhoneError(f"phone: {refused}")
-                interactive = target.template.fill(value)
+                texts = template.texts(value)
             except (PhoneError, RowError) as exc:
                 skipped.append(store.Skipped(row_number, "invalid", str(exc), raw_phone))
             else:
-                messages.append(target.message_row(row_number, recipient, interactive, now))
+                messages.append(message_row(row_number, recipient, request_text(recipient, texts), new_id()))
         if read >= batch_size:
             flush()
     if read:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
@@ -30,6 +30,15 @@ from wadispatch.ledger.optouts import add_suppressions
 from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
+
+ACTIVE_STATES = (State.PENDING.value, State.SENDING.value)
+SQLITE_CACHE_KIB = 16 * 1024
+"""SQLite's page cache on a connection that records campaign batches (its default is 2 MB).
+
+A batch inserts into indexes keyed by random ids (the messages' and the transitions'), so it
+touches pages all over them: with the default cache most of those pages are read again, from the
+file, by every batch. The connection keeps the size (and the pages, up to this much) in the pool.
+"""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,8 @@ def add_batch(
     now = utcnow()
     skipped = list(skipped)
     with ledger.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         if campaign is not None:
             conn.execute(insert(campaigns), campaign)
         blocked = _suppressed(conn, sender, {row["recipient"] for row in rows})
@@ -159,35 +170,77 @@ def add_batch(
     return counts
 
 
+_MESSAGE_COLUMNS = (
+    "id",
+    "provider",
+    "sender",
+    "recipient",
+    "request",
+    "created_at",
+    "updated_at",
+    "campaign_id",
+    "campaign_row",
+)
+
+
 def _insert_pending(
     conn: Connection, campaign_id: str, rows: list[dict[str, Any]], now: datetime
 ) -> set[str]:
     """Insert the messages whose number the campaign does not have yet, each with its ``pending``
     transition (through the ledger's writer, in bulk); return their ids.
 
-    The values shared by the batch (``now``) are converted for the driver once, the requests
-    turned into JSON text once; the unique index on ``(campaign_id, recipient)`` skips a number
-    the campaign already has.
+    The values shared by the batch (``now``) are converted for the driver once; the requests are
+    JSON text already. The unique index on ``(campaign_id, recipient)`` skips a number the
+    campaign already has.
     """
     stamp = writer.bound(conn, messages.c.created_at, now)
     values = [
-        {**row, "request": json.dumps(row["request"]), "created_at": stamp, "updated_at": stamp}
+        (
+            row["id"],
+            row["provider"],
+            row["sender"],
+            row["recipient"],
+            row["request"],
+            stamp,
+            stamp,
+            campaign_id,
+            row["campaign_row"],
+        )
         for row in rows
     ]
-    return writer.insert_pending_bulk(conn, values, stamp, unique=("campaign_id", "recipient"))
+    return writer.insert_pending_bulk(
+        conn, _MESSAGE_COLUMNS, values, stamp, unique=("campaign_id", "recipient")
+    )
 
 
 def _suppressed(conn: Connection, sender: str | None, recipients: set[str]) -> set[str]:
+    """Which of ``recipients`` are on the suppression list of ``sender`` or of every sender.
+
+    The numbers go to the database as one value (a JSON array on SQLite, an array on
+    PostgreSQL), not as a bound parameter each.
+    """
     if not recipients:
         return set()
-    senders = [SUPPRESS_ALL_SENDERS, sender or SUPPRESS_ALL_SENDERS]
-    return set(
-        conn.execute(
+    senders = {"all": SUPPRESS_ALL_SENDERS, "sender": sender or SUPPRESS_ALL_SENDERS}
+    if conn.dialect.name == "sqlite":
+        query = text(
+            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
+            "AND recipient IN (SELECT value FROM json_each(:recipients))"
+        )
+        found = conn.execute(query, {**senders, "recipients": json.dumps(list(recipients))})
+    elif conn.dialect.name == "postgresql":
+        query = text(
+            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
+            "AND recipient = ANY(:recipients)"
+        )
+        found = conn.execute(query, {**senders, "recipients": list(recipients)})
+    else:
+        found = conn.execute(
             select(suppressions.c.recipient).where(
-                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(senders)
+                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(list(senders.values()))
             )
-        ).scalars()
-    )
+        )
+    return set(found.scalars())
 
 
 def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[str, int]:

@@ -84,6 +84,14 @@ class Template:
         self._uniques = uniques
         """Per uniqueness rule, every path of that kind (with or without a placeholder)."""
         self._texts = {"interactive" + _format(keys): text for keys, text in _strings(interactive)}
+        # What filling needs per row, worked out once: each slot as a format string, and each
+        # uniqueness rule's texts as (path, the slot's index or None, the fixed text).
+        self._formats = tuple(_format_string(slot.parts) for slot in slots)
+        index = {slot.path: position for position, slot in enumerate(slots)}
+        self._unique_texts = tuple(
+            (rule, tuple((path, index.get(path), self._texts[path]) for path in paths))
+            for rule, paths in uniques.items()
+        )
 
     @classmethod
     def parse(cls, interactive: Any, *, provider: str, sender: str | None) -> Template:
@@ -137,9 +145,16 @@ class Template:
         """
         if not self.slots:
             return self.interactive
-        filled = {slot.path: slot.fill(row) for slot in self.slots}
-        for slot in self.slots:
-            text = filled[slot.path]
+        return self.filled(self.texts(row))
+
+    def texts(self, row: Mapping[str, str]) -> list[str]:
+        """The texts of :attr:`slots` filled from ``row``, in their order, each checked as
+        :meth:`fill` checks it (the same :class:`RowError`).
+
+        ``row`` must hold every column of :attr:`columns`, as strings.
+        """
+        texts = [text.format_map(row) for text in self._formats]
+        for slot, text in zip(self.slots, texts, strict=True):
             if not text.strip():
                 raise RowError(f"{slot.path}: must not be empty once filled")
             if len(text) > slot.limit:
@@ -147,17 +162,23 @@ class Template:
             rule = rules.id_rule(text) if slot.is_id else None
             if rule is not None:
                 raise RowError(f"{slot.path}: {rule} once filled")
-        for slot in self.slots:
-            if "\x00" in filled[slot.path]:
+        for slot, text in zip(self.slots, texts, strict=True):
+            if "\x00" in text:
                 raise RowError(f"{slot.path}: must not contain the NUL character (U+0000) once filled")
-        for rule, paths in self._uniques.items():
+        for rule, members in self._unique_texts:
             seen: dict[str, str] = {}
-            for path in paths:
-                value = filled[path] if path in filled else self._texts[path]
+            for path, position, fixed in members:
+                value = fixed if position is None else texts[position]
                 if value in seen:
                     raise RowError(f"{path}: {rule} once filled (same as {seen[value]})")
                 seen[value] = path
-        return _replaced(self.interactive, [(slot.keys, filled[slot.path]) for slot in self.slots])
+        return texts
+
+    def filled(self, texts: list[str]) -> dict[str, Any]:
+        """The interactive object with these texts in its :attr:`slots` (unchecked)."""
+        return _replaced(
+            self.interactive, [(slot.keys, text) for slot, text in zip(self.slots, texts, strict=True)]
+        )
 
 
 class RowError(WadispatchError, ValueError):
@@ -190,6 +211,15 @@ def parse_text(text: str) -> list[Part]:
     if literal:
         parts.append(literal)
     return parts
+
+
+def _format_string(parts: tuple[Part, ...]) -> str:
+    """``("Hi ", ("name",), " {x}")`` → ``"Hi {name} {{x}}"``: ``str.format_map`` fills it from a row
+    as ``Slot.fill`` does (column names are identifiers: no attribute or index lookups)."""
+    return "".join(
+        part.replace("{", "{{").replace("}", "}}") if isinstance(part, str) else f"{{{part[0]}}}"
+        for part in parts
+    )
 
 
 def _strings(value: Any, keys: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:

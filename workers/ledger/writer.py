@@ -128,34 +128,41 @@ def insert_pending_one(driver: Any, dialect: Dialect, row: dict[str, Any], now: 
 
 
 def insert_pending_bulk(
-    conn: Connection, rows: list[dict[str, Any]], stamp: Any, unique: Sequence[str]
+    conn: Connection,
+    columns: Sequence[str],
+    values: list[tuple[Any, ...]],
+    stamp: Any,
+    unique: Sequence[str],
 ) -> set[str]:
     """Insert many new ``pending`` messages straight through the driver; return the ids inserted.
 
-    A row whose ``unique`` columns match a message already there is skipped (``ON CONFLICT DO
-    NOTHING`` on that unique index). ``stamp`` is the batch's time as the driver takes it (see
-    :func:`bound`); ``rows`` carry no ``state`` nor ``attempts``, and their ``request`` is JSON
-    text. PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON
-    CONFLICT`` that also writes the transitions (a multi-row INSERT from the client spends most
-    of its time in the driver parsing the statement). SQLite: one ``executemany``.
+    ``values`` are the messages' ``columns`` (``id`` among them), as the driver takes them: no
+    ``state`` nor ``attempts``, ``request`` as JSON text. A row whose ``unique`` columns match a
+    message already there is skipped (``ON CONFLICT DO NOTHING`` on that unique index). ``stamp``
+    is the batch's time as the driver takes it (see :func:`bound`). PostgreSQL: ``COPY`` into a
+    temporary table, then one ``INSERT ... SELECT ... ON CONFLICT`` that also writes the
+    transitions (a multi-row INSERT from the client spends most of its time in the driver parsing
+    the statement). SQLite: one ``executemany`` each for the messages and their transitions.
     """
     check_transition(None, State.PENDING, None)
-    if not rows:
+    if not values:
         return set()
-    columns = [*rows[0], "state", "attempts"]
-    values = [(*row.values(), State.PENDING.value, 0) for row in rows]
-    names = ", ".join(f'"{name}"' for name in columns)
+    names = ", ".join(f'"{name}"' for name in (*columns, "state", "attempts"))
     conflict = ", ".join(unique)
+    at = list(columns).index("id")
     cursor = conn.connection.driver_connection.cursor()
     try:
         if conn.dialect.name == "postgresql":
             return _copy_pending(cursor, names, conflict, values, stamp)
         marks = ", ".join("?" for _ in columns)
         cursor.executemany(
-            f"INSERT INTO {messages.name} ({names}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING",
+            f"INSERT INTO {messages.name} ({names}) VALUES ({marks}, '{State.PENDING.value}', 0) "
+            f"ON CONFLICT ({conflict}) DO NOTHING",
             values,
         )
-        inserted = _existing(conn, [row["id"] for row in rows])
+        ids = [value[at] for value in values]
+        # The rows it skipped are not counted: when none was, every id went in.
+        inserted = set(ids) if cursor.rowcount == len(values) else _existing(conn, ids)
         cursor.executemany(
             f"INSERT INTO {transitions.name} (message_id, to_state, at, attempt) VALUES (?, ?, ?, 0)",
             [(message_id, State.PENDING.value, stamp) for message_id in inserted],
@@ -426,9 +433,10 @@ def _copy_pending(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
         f"(LIKE {messages.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
+    pending = (State.PENDING.value, 0)
     with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
         for value in values:
-            copy.write_row(value)
+            copy.write_row(value + pending)
     cursor.execute(
         f"WITH inserted AS (INSERT INTO {messages.name} ({names}) SELECT {names} FROM {staging} "
         f"ON CONFLICT ({conflict}) DO NOTHING RETURNING id) "
