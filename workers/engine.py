@@ -410,7 +410,11 @@ async def _wait_for_slot(
         # The sender's coming seconds are booked: a fresh slot is at their end. One further away
         # than a second is not waited for (holding the batch's job); the message comes back then.
         late_wait = min(settings.limiter_max_wait_seconds, LATE_SLOT_MAX_WAIT_SECONDS)
-        slot = await limiter.acquire(record.provider, record.sender, record.recipient, max_wait=late_wait)
+        try:
+            slot = await limiter.acquire(record.provider, record.sender, record.recipient, max_wait=late_wait)
+        except Exception as exc:  # as for the cooldown: Redis trouble does not stop sends
+            log.warning("could not take a fresh slot for %s: %s", record.provider, type(exc).__name__)
+            return None
         if not slot.granted:
             return Outcome.rate_limited(slot.wait, code=THROTTLED, message="late for its slot; rescheduled")
         due_at = event_loop.time() + slot.wait

@@ -375,8 +375,9 @@ class QueueCollector(Collector):
 
 class SenderRateCollector(Collector):
     """The rate each sender this process has sent for may use now: declared rate x headroom x the
-    limiter's current factor (halved on repeated 429s, recovering over time), one Redis read per
-    sender when scraped. Senders past the label bound are not shown."""
+    limiter's current factor (cut on repeated 429s, or set to the rate learned from a burst of them,
+    recovering over time), one Redis read per sender when scraped. Senders past the label bound
+    are not shown."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -531,6 +531,7 @@ class CooldownView:
         self._until: dict[SenderKey, float] = {}
         self._read_at: dict[SenderKey, float] = {}
         self._asked_at: dict[SenderKey, float] = {}
+        self._noted_at: dict[SenderKey, float] = {}
         self._reading: asyncio.Task[None] | None = None
 
     async def left(self, provider: str, sender: str | None) -> float:
@@ -550,21 +551,28 @@ class CooldownView:
     def note(self, provider: str, sender: str | None, cooldown: float) -> None:
         """Record a cooldown this process learned itself (from a 429)."""
         key = (provider, sender)
-        until = asyncio.get_running_loop().time() + cooldown
-        self._until[key] = max(self._until.get(key, 0.0), until)
+        now = asyncio.get_running_loop().time()
+        self._until[key] = max(self._until.get(key, 0.0), now + cooldown)
+        self._noted_at[key] = now
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            now = loop.time()
-            for key in [key for key, at in self._asked_at.items() if now - at > self.active_for]:
+            started = loop.time()
+            for key in [key for key, at in self._asked_at.items() if started - at > self.active_for]:
                 del self._asked_at[key]
                 self._read_at.pop(key, None)
+                self._noted_at.pop(key, None)
             keys = list(self._asked_at)
             lefts = await self.limiter.cooldowns_left(keys)
             now = loop.time()
             for key, left in zip(keys, lefts, strict=True):
-                self._until[key] = max(self._until.get(key, 0.0), now + left) if left > 0 else now
+                if left > 0:
+                    self._until[key] = max(self._until.get(key, 0.0), now + left)
+                elif self._noted_at.get(key, float("-inf")) < started:
+                    # No cooldown in Redis, and no 429 met here since the read began (one noted
+                    # meanwhile may not have reached Redis when it answered): none.
+                    self._until[key] = now
                 self._read_at[key] = now
         finally:
             self._reading = None

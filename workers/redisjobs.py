@@ -196,7 +196,7 @@ class RedisJobs:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = self._pool.get_connection()
+            connection = _new_connection(self._pool)
         try:
             connection.send_packed_command([_packed(commands)])
             for _ in commands:
@@ -246,6 +246,14 @@ class RedisJobs:
         for connection in self._idle:
             connection.disconnect()
         self._channel.close()
+
+
+def _new_connection(pool: Any) -> Any:
+    # redis-py before 5.3 requires a command name here (unused since); later ones deprecate it.
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection("LPUSH")
 
 
 def _packed(commands: list[tuple[str, ...]]) -> bytes:

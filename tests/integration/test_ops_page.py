@@ -152,6 +152,8 @@ def test_the_message_lookup_as_a_part_and_as_a_page(ops: Ops, tmp_path: Path) ->
     assert "nope: no such message" in missing.text
     too_long = httpx.get(ops.url + "/ops/message", params={"id": "x" * 65}, auth=auth, timeout=10)
     assert too_long.status_code == 422
+    nul = httpx.get(ops.url + "/ops/message", params={"id": "a\x00b"}, auth=auth, timeout=10)
+    assert nul.status_code == 200 and "ab: no such message" in nul.text  # not a 500 (PostgreSQL)
 
 
 # --- a real browser during a running campaign -----------------------------------------------------

@@ -180,3 +180,17 @@ def test_a_pair_wait_beyond_max_wait_is_deferred(make_limiter, run) -> None:
     assert limiter.acquire_many([("meta", "s1", "+255700000001")])[0].granted
     slot = limiter.acquire_many([("meta", "s1", "+255700000001")])[0]
     assert not slot.granted and 5.9 < slot.wait <= 6.0
+
+
+def test_a_429_noted_while_a_read_is_under_way_is_kept(make_limiter, run) -> None:
+    limiter = make_limiter(default_rate=100)
+    view = CooldownView(limiter, max_age=0.0)
+    read_many = limiter.cooldowns_left
+
+    async def slow_read(keys: list[tuple[str, str | None]]) -> list[float]:
+        answer = await read_many(keys)  # Redis says: no cooldown
+        view.note("meta", "s1", 2.0)  # meanwhile this process met a 429 (not in Redis yet)
+        return answer
+
+    limiter.cooldowns_left = slow_read  # type: ignore[method-assign]
+    assert 1.8 < run(view.left("meta", "s1")) <= 2.0

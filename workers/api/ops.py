@@ -187,6 +187,8 @@ def read_message(ledger: Ledger, message_id: str) -> dict[str, Any]:
     """A message and its transitions for the lookup (recipient masked), or what was wrong."""
     if not message_id:
         return {"id": "", "error": "give a message id"}
+    if "\x00" in message_id:  # no id holds one (and PostgreSQL refuses it in a query)
+        return {"id": message_id.replace("\x00", ""), "error": "no such message"}
     try:
         record = ledger.get(message_id)
     except UnknownMessage:

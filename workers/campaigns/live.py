@@ -34,7 +34,8 @@ class SenderLimit:
     declared: float
     """The declared rate x ``WADISPATCH_RATE_HEADROOM``: what the limiter starts from."""
     factor: float | None
-    """The limiter's factor now (1: full rate; halved on repeated 429s); None when unknown."""
+    """The limiter's factor now (1: full rate; lower after 429s, or the rate learned from them);
+    None when unknown."""
     cooldown_seconds: float | None
     strikes: int | None
 

@@ -301,6 +301,10 @@ def fail_pending(ledger: Ledger, campaign_id: str, reason: str, batch_size: int 
     In batches, through the ledger's writer; a message that another process moved meanwhile is
     left alone (the move is conditional on ``pending``).
     """
+    pending = and_(messages.c.campaign_id == campaign_id, messages.c.state == State.PENDING.value)
+    with ledger.engine.connect() as conn:  # most calls find none: no write lock for them
+        if conn.execute(select(messages.c.id).where(pending).limit(1)).first() is None:
+            return 0
     total = 0
     while True:
         now = utcnow()
