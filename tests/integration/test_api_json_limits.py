@@ -133,7 +133,7 @@ def test_a_campaign_failing_before_its_first_batch_leaves_nothing(tmp_path: Path
     source.write_text("phone,name,order\n+255700000106,Ann,1\n", encoding="utf-8")
     name = f"fails-{uuid.uuid4()}"
     with (
-        mock.patch.object(Template, "fill", side_effect=RuntimeError("boom")),
+        mock.patch.object(Template, "texts", side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError),
     ):
         campaigns.create_campaign(
