@@ -32,14 +32,12 @@ from wadispatch.ratelimit import CooldownView, Limiter
 from wadispatch.recording import Recorder, recorder_for
 from wadispatch.redaction import mask_phone, scrub_secrets
 from wadispatch.settings import Settings
-from wadispatch.states import State
+from wadispatch.states import THROTTLED, State
 from wadispatch.transport import SendLoop
 from wadispatch.window import Windows
 
 log = logging.getLogger("wadispatch.engine")
 
-#: The provider code of an outcome made without a request (the limiter held the message back).
-THROTTLED = "throttled"
 MAX_FRESH_SLOTS = 3
 LATE_SLOT_MAX_WAIT_SECONDS = 1.0
 

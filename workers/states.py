@@ -45,3 +45,7 @@ def check_transition(from_state: State | None, to_state: State, reason: str | No
         raise IllegalTransition(f"{from_state or '(new)'} → {to_state} is not allowed")
     if to_state is State.FAILED and not reason:
         raise IllegalTransition("a transition to failed needs a reason")
+
+
+#: The provider code of an outcome made without a request: the limiter held the message back.
+THROTTLED = "throttled"

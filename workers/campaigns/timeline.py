@@ -22,10 +22,8 @@ from datetime import datetime
 
 from sqlalchemy import and_, case, func, select
 from wadispatch.ledger import Ledger, aware, messages, transitions
-from wadispatch.states import State
+from wadispatch.states import THROTTLED, State
 
-#: The engine's mark on a message the limiter held back without a request (wadispatch.engine).
-THROTTLED = "throttled"
 RATE_LIMITED = "rate_limited"
 
 
