@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -38,6 +39,17 @@ def test_record_pending_writes_the_message_and_its_first_transition(ledger: Ledg
     assert record.created_at.tzinfo is not None
     [first] = ledger.transitions(message_id)
     assert (first.from_state, first.to_state, first.attempt) == (None, State.PENDING, 0)
+
+
+def test_message_ids_grow_with_time_single_and_many(ledger: Ledger) -> None:
+    """Time-ordered ids (UUIDv7) are appended at the id indexes' end instead of all over them."""
+    single = [new_message(ledger, to=f"+25571234567{digit}") for digit in range(3)]
+    requests = [validate_send_request(button_request(to=f"+25571234568{digit}")) for digit in range(3)]
+    many = [message_id for message_id, _ in ledger.record_pending_many(requests)]
+    ids = single + many
+    assert [uuid.UUID(message_id).version for message_id in ids] == [7] * 6
+    stamps = [uuid.UUID(message_id).int >> 80 for message_id in ids]
+    assert stamps == sorted(stamps)
 
 
 def test_idempotency_key_returns_the_first_id_and_writes_nothing(ledger: Ledger) -> None:

@@ -12,11 +12,12 @@ import phonenumbers
 import pytest
 from wadispatch.campaigns.api import estimate_eta, suppress
 from wadispatch.campaigns.errors import CampaignInputError
-from wadispatch.campaigns.ingest import RequestText, Target, message_ids
+from wadispatch.campaigns.ingest import RequestText, Target
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, detect_format, read_rows
 from wadispatch.campaigns.template import RowError, Template, parse_text
 from wadispatch.errors import MessageValidationError
+from wadispatch.ids import message_ids, new_message_id
 
 from tests.support import CAMPAIGN_TEMPLATE
 
@@ -238,10 +239,11 @@ def test_a_rows_request_text_is_what_json_dumps_writes(sender: str | None) -> No
 # --- message ids -----------------------------------------------------------------------------------
 
 
-def test_message_ids_are_version_7_uuids_in_time_order() -> None:
+@pytest.mark.parametrize("source", ["bulk", "single"])
+def test_message_ids_are_version_7_uuids_in_time_order(source: str) -> None:
     ids = message_ids()
     before = time.time_ns() // 1_000_000
-    made = [next(ids) for _ in range(3000)]
+    made = [next(ids) if source == "bulk" else new_message_id() for _ in range(3000)]
     after = time.time_ns() // 1_000_000
     assert len(set(made)) == len(made)
     stamps = []

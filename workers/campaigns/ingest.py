@@ -10,11 +10,9 @@ from a skeleton made once (:class:`RequestText`); per batch one transaction
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,7 @@ from wadispatch.campaigns import store
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
+from wadispatch.ids import message_ids
 from wadispatch.ledger import Ledger
 from wadispatch.rules import recipient_rule
 
@@ -107,27 +106,6 @@ class RequestText:
             return json.dumps(self.target.request(recipient, self.target.template.filled(texts)))
         values = [*texts, recipient]
         return self._format % tuple([_encode(values[index]) for index in self._order])
-
-
-def message_ids() -> Iterator[str]:
-    """Time-ordered random ids for messages: UUIDs of version 7 (RFC 9562) as text, the Unix time
-    in milliseconds then 74 random bits, those read from the OS a thousand ids at a time.
-
-    A campaign inserts its messages by the hundred thousand: with random (version 4) ids every
-    batch lands on pages all over the id indexes of messages and transitions, and the database
-    writes most of those pages again per batch; ids that grow with time are appended at the
-    indexes' end. 74 random bits keep them unguessable and unique.
-    """
-    while True:
-        block = os.urandom(10 * 1024).hex()
-        for start in range(0, len(block), 20):
-            bits = block[start : start + 20]
-            stamp = f"{time.time_ns() // 1_000_000:012x}"
-            yield f"{stamp[:8]}-{stamp[8:]}-7{bits[:3]}-{_VARIANT[bits[3]]}{bits[4:7]}-{bits[7:19]}"
-
-
-# The variant bits (10) in the first hex digit of the fourth group, as RFC 9562 sets them.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def ingest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from wadispatch.errors import StaleState, UnknownMessage
+from wadispatch.ids import new_message_id
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.records import (
@@ -306,7 +306,7 @@ def _sent_ids(changes: list[Change]) -> list[str]:
 
 def _new_row(request: SendRequest, now: datetime, *, request_as_text: bool = False) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()),
+        "id": new_message_id(),
         "provider": request.provider,
         "sender": request.sender,
         "recipient": request.to,
