@@ -8,6 +8,7 @@ refuses to start on a ledger behind this release (:func:`refuse_a_ledger_behind`
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery import Celery, signals
@@ -78,3 +79,15 @@ def serve_metrics(**_: Any) -> None:
     from wadispatch.settings import get_settings
 
     serve_worker_metrics(get_settings())
+
+
+@signals.worker_ready.connect
+def freeze_startup_objects(**_: Any) -> None:
+    """Once a worker is ready: take what its start made (modules, the app, settings, the ledger's
+    tables) out of the cyclic garbage collector's reach (:func:`gc.freeze`).
+
+    Full collections while sending then skip those objects, and the exit does not collect them
+    one by one either (measured: 1.3 -> 0.95 s of CPU for a process that imports the worker's
+    modules and exits).
+    """
+    gc.freeze()
