@@ -47,21 +47,22 @@ class Sizes:
     def quick(cls) -> Sizes:
         """Small counts for a smoke test: the same code paths in a fraction of the time."""
         return cls(
-            throughput=1000,
-            throughput_naive=100,
-            precision=600,
-            precision_naive=100,
-            storm=400,
-            paced=400,
-            paced_one=200,
+            throughput=300,
+            throughput_naive=50,
+            throughput_in_flight=200,
+            precision=300,
+            precision_naive=50,
+            storm=200,
+            paced=240,
+            paced_one=100,
             paced_one_workers=2,
-            learn=100,
-            enqueue=4000,
-            campaign=10_000,
-            campaign_naive=2000,
-            campaign_memory=50_000,
-            reconcile=10_000,
-            reconcile_stuck=100,
+            learn=60,
+            enqueue=1000,
+            campaign=3000,
+            campaign_naive=500,
+            campaign_memory=10_000,
+            reconcile=3000,
+            reconcile_stuck=60,
         )
 
 
