@@ -52,9 +52,15 @@ SAMPLE_ROWS = {
     "suppressions": 2,
 }
 SAMPLE_STATES = {"pending": 3, "sending": 1, "sent": 1, "delivered": 1, "read": 1, "failed": 1}
-NEW_COLUMNS = {"messages": {"requested_at"}}
+NEW_COLUMNS = {
+    "messages": {"requested_at", "expires_at", "held_until", "fallback", "sent_as"},
+    "campaigns": {
+        *("senders", "start_at", "send_window", "time_zone"),
+        *("valid_for_seconds", "expires_at", "fallback"),
+    },
+}
 #: Tables added since the last release: empty after the upgrade.
-NEW_TABLES = {"early_events", "contacts"}
+NEW_TABLES = {"early_events", "contacts", "sender_assignments"}
 AUTO_IDS = ("transitions", "dead_letters", "suppressions")
 
 

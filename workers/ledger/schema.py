@@ -64,12 +64,21 @@ messages = Table(
     # The campaign a message belongs to and its row in the campaign's file (None outside campaigns).
     Column("campaign_id", String(36)),
     Column("campaign_row", Integer),
+    # Not sent after this time: the claim fails it ``expired`` instead.
+    Column("expires_at", DateTime(timezone=True)),
+    # No job is queued for the message until this time (a campaign's start, a send window).
+    Column("held_until", DateTime(timezone=True)),
+    # The approved template sent instead when the recipient's 24-hour window is closed.
+    Column("fallback", JSON),
+    # ``template`` when the fallback went out instead of the interactive message.
+    Column("sent_as", String(16)),
     Index("ix_messages_state_updated_at", "state", "updated_at"),
     # The reconciler pages through one sender's stale pending messages in queue order.
     Index("ix_messages_state_sender_updated_at", "state", "provider", "sender", "updated_at", "id"),
     Index("ix_messages_provider_message_id", "provider", "provider_message_id"),
     Index("ux_messages_campaign_recipient", "campaign_id", "recipient", unique=True),
     Index("ix_messages_campaign_row", "campaign_id", "campaign_row"),
+    Index("ix_messages_held_until", "held_until"),
 )
 """One row per message. Its ``state`` and ``attempts`` are written only by
 :mod:`wadispatch.ledger.writer`."""
@@ -177,6 +186,15 @@ campaigns = Table(
     Column("finished_reading_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # A pool of senders of the same provider (``sender`` is then the first of them).
+    Column("senders", JSON),
+    Column("start_at", DateTime(timezone=True)),
+    # ``HH:MM-HH:MM`` in the recipient's time zone, or in ``time_zone`` when that is set.
+    Column("send_window", String(16)),
+    Column("time_zone", String(64)),
+    Column("valid_for_seconds", Integer),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("fallback", JSON),
 )
 
 campaign_row_errors = Table(
@@ -203,6 +221,17 @@ suppressions = Table(
     Index("ix_suppressions_recipient", "recipient"),
 )
 """Recipients not to send campaigns to: ``sender`` ``""`` means every sender."""
+
+sender_assignments = Table(
+    "sender_assignments",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("recipient", String(RECIPIENT_LENGTH), primary_key=True),
+    Column("sender", String(256), nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+)
+"""The sender of a pool that writes to a recipient: later campaigns of a pool holding that sender
+use it again (a recipient hears from one number)."""
 
 SUPPRESS_ALL_SENDERS = ""
 RUNNING = "running"
