@@ -21,8 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wadispatch.capabilities import CAPABILITIES
 from wadispatch.errors import FieldError
 from wadispatch.settings import ProviderName
@@ -58,38 +57,6 @@ class FallbackTemplate(BaseModel):
         "reply id of the interactive message, so that a tap is recorded as its reply.",
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if len(value) > NAME_MAX:
-            raise PydanticCustomError("template_name", f"at most {NAME_MAX} characters")
-        if not NAME_PATTERN.fullmatch(value):
-            raise PydanticCustomError("template_name", "only lowercase letters, digits and _ (order_ready)")
-        return value
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str) -> str:
-        if not LANGUAGE_PATTERN.fullmatch(value):
-            raise PydanticCustomError(
-                "template_language", "must be a WhatsApp language code such as en, en_US or pt_BR"
-            )
-        return value
-
-    @field_validator("body_parameters")
-    @classmethod
-    def _parameter_count(cls, value: list[str]) -> list[str]:
-        if len(value) > MAX_PARAMETERS:
-            raise PydanticCustomError("template_parameters", f"at most {MAX_PARAMETERS} parameters")
-        return value
-
-    @field_validator("quick_replies")
-    @classmethod
-    def _button_count(cls, value: list[str]) -> list[str]:
-        if len(value) > MAX_BUTTONS:
-            raise PydanticCustomError("template_buttons", f"at most {MAX_BUTTONS} buttons")
-        return value
-
 
 def template_errors(
     template: FallbackTemplate,
@@ -98,9 +65,22 @@ def template_errors(
     reply_ids: Iterable[str],
     path: str = "fallback",
 ) -> list[FieldError]:
-    """Every rule the template breaks beyond its structure: the texts' rules, the payloads (each
-    one of ``reply_ids``, the interactive object's), and whether ``provider`` can send templates."""
+    """Every rule the template breaks beyond its structure (:class:`FallbackTemplate` checks types
+    only): the name, the language, the counts, the texts, the payloads (each one of
+    ``reply_ids``, the interactive object's), and whether ``provider`` can send templates."""
     errors: list[FieldError] = []
+    if len(template.name) > NAME_MAX:
+        errors.append(FieldError(f"{path}.name", f"at most {NAME_MAX} characters"))
+    elif not NAME_PATTERN.fullmatch(template.name):
+        errors.append(FieldError(f"{path}.name", "only lowercase letters, digits and _ (order_ready)"))
+    if not LANGUAGE_PATTERN.fullmatch(template.language):
+        errors.append(
+            FieldError(f"{path}.language", "must be a WhatsApp language code such as en, en_US or pt_BR")
+        )
+    if len(template.body_parameters) > MAX_PARAMETERS:
+        errors.append(FieldError(f"{path}.body_parameters", f"at most {MAX_PARAMETERS} parameters"))
+    if len(template.quick_replies) > MAX_BUTTONS:
+        errors.append(FieldError(f"{path}.quick_replies", f"at most {MAX_BUTTONS} buttons"))
     if not CAPABILITIES[provider].fallback_templates:
         errors.append(
             FieldError(
