@@ -260,10 +260,12 @@ def validate_send_request(data: Any) -> SendRequest:
     try:
         return SendRequest.model_validate(data)
     except ValidationError as exc:
-        raise MessageValidationError(_field_errors(exc)) from None
+        raise MessageValidationError(field_errors(exc)) from None
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """pydantic's errors as field errors: each path as the validator names it, each rule in
+    words (``interactive.body.text: required``)."""
     errors: list[FieldError] = []
     for detail in exc.errors(include_url=False):
         if detail["type"] == "wadispatch_rules":

@@ -128,10 +128,11 @@ def load_fallback(data: Any) -> FallbackTemplate:
 
 
 def fallback_field_errors(exc: ValidationError, path: str = "fallback") -> list[FieldError]:
-    """pydantic's errors for a fallback as field errors under ``path``."""
-    from wadispatch.messages import format_path
+    """pydantic's errors for a fallback as field errors under ``path``, worded as a send
+    request's are (``fallback.name: must be a string``)."""
+    from wadispatch.messages import field_errors
 
     return [
-        FieldError(format_path((path, *detail["loc"])), detail["msg"])
-        for detail in exc.errors(include_url=False)
+        FieldError(path if error.path == "(request)" else f"{path}.{error.path}", error.rule)
+        for error in field_errors(exc)
     ]

@@ -39,7 +39,7 @@ from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
 from wadispatch.campaigns.template import Template
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger
-from wadispatch.messages import _field_errors
+from wadispatch.messages import field_errors
 from wadispatch.settings import ProviderName, Settings
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=[Depends(require_api_key)])
@@ -307,7 +307,7 @@ def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | N
     try:
         return CampaignFields.model_validate(values)
     except ValidationError as exc:
-        errors.extend(_field_errors(exc))
+        errors.extend(field_errors(exc))
         return None
 
 
