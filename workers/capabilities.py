@@ -25,6 +25,9 @@ class Capabilities:
     sender_max_length: int = 256
     bsuid_recipients: bool = False
     """Whether ``to`` may be a business-scoped user id: only where the provider's docs show one."""
+    fallback_templates: bool = False
+    """Whether a template can be sent as the fallback for a closed window: only where the
+    provider documents a template send (see ``docs/providers.md``)."""
 
 
 CAPABILITIES: dict[ProviderName, Capabilities] = {
@@ -65,5 +68,6 @@ CAPABILITIES: dict[ProviderName, Capabilities] = {
         sender_required=True,
         conversation_id=False,
         bsuid_recipients=True,
+        fallback_templates=True,
     ),
 }

@@ -22,17 +22,19 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
-from wadispatch import metrics
+from wadispatch import fallback, metrics
 from wadispatch.errors import ConfigurationError, MessageValidationError
 from wadispatch.later import Later
 from wadispatch.ledger import Change, Ledger, MessageRecord, utcnow
 from wadispatch.ledger.webhooks import EarlyApplied
 from wadispatch.providers import Outcome, ProviderAdapter, ProviderRequest, adapter_for
+from wadispatch.providers.templates import build_template_request
 from wadispatch.ratelimit import CooldownView, Limiter
 from wadispatch.recording import Recorder, recorder_for
 from wadispatch.redaction import mask_phone, scrub_secrets
 from wadispatch.settings import Settings
 from wadispatch.states import THROTTLED, State
+from wadispatch.templates import SENT_AS_TEMPLATE, load_fallback
 from wadispatch.transport import SendLoop
 from wadispatch.window import Windows
 
@@ -122,8 +124,9 @@ def send_batch(
             result.later.append(Later(record.id, wait, "not_due", "not due yet"))
         else:
             due.append(record)
+    as_template: set[str] = set()
     if windows is not None and due:  # the 24-hour window
-        due = _fail_closed_windows(due, windows, ledger, result, now)
+        due, as_template = _fail_closed_windows(due, windows, ledger, result, now)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
@@ -143,7 +146,7 @@ def send_batch(
         result.later.append(Later(record.id, delay, "deferred", "waiting for the sender's rate limit"))
 
     acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
-    claimed = ledger.claim_many([record for record in due if record.id in waits], now=utcnow())
+    claimed = _claim(ledger, [record for record in due if record.id in waits], as_template)
     claimed_ids = {record.id for record in claimed}
     result.skipped += [message_id for message_id in waits if message_id not in claimed_ids]
     if not claimed:
@@ -156,6 +159,7 @@ def send_batch(
     settled = loop.run(attempts.run_all(claimed, prepared))
 
     window_errors: list[MessageRecord] = []
+    refused_windows: list[MessageRecord] = []  # the fallback template goes instead
     for record, attempt in zip(claimed, settled, strict=True):
         result.early_events += attempt.early
         change = attempt.change
@@ -179,9 +183,11 @@ def send_batch(
         else:
             assert attempt.retry is not None
             result.later.append(attempt.retry)
+            if change.sent_as is not None and change.reason == "window_closed":
+                refused_windows.append(record)
     result.closed_windows += window_errors
-    if windows is not None and window_errors:
-        _close_windows(windows, window_errors)
+    if windows is not None and (window_errors or refused_windows):
+        _close_windows(windows, window_errors + refused_windows)
     _suppress_opted_out(ledger, claimed, result)
     return result
 
@@ -201,12 +207,16 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
     """
     try:
         request = record.send_request()
+        template = load_fallback(record.fallback) if fallback.goes_as_template(record) else None
     except (MessageValidationError, ValidationError) as exc:
         # Stored by an older release whose rules were looser: it can never go out.
         return Outcome.permanent("invalid", message=str(exc)[:1000])
     adapter = adapter_for(request.provider)
     try:
-        provider_request = adapter.build_request(request, settings, record.id)
+        if template is None:
+            provider_request = adapter.build_request(request, settings, record.id)
+        else:
+            provider_request = build_template_request(adapter, request, template, settings, record.id)
         _ = provider_request.body  # encode here too, off the event loop
     except ConfigurationError as exc:
         return Outcome.permanent("config", message=str(exc))
@@ -221,16 +231,21 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
 
 def _fail_closed_windows(
     due: list[MessageRecord], windows: Windows, ledger: Ledger, result: BatchResult, now: datetime
-) -> list[MessageRecord]:
-    """Fail the messages to pairs known closed (one Redis round trip); return the others."""
+) -> tuple[list[MessageRecord], set[str]]:
+    """Fail the messages to pairs known closed (one Redis round trip) unless they have a fallback
+    template; return the others, and the ids of those that go as their template."""
+    # A template needs no open window: the messages going as theirs are not asked about.
+    asked = [record for record in due if not fallback.goes_as_template(record)]
     try:
-        closed = windows.closed_among([(record.provider, record.sender, record.recipient) for record in due])
+        closed = windows.closed_among([(item.provider, item.sender, item.recipient) for item in asked])
     except Exception as exc:  # the window is a shortcut: without Redis the provider still decides
         log.warning("could not read the 24-hour windows: %s", type(exc).__name__)
-        return due
-    failing = [record for record, is_closed in zip(due, closed, strict=True) if is_closed]
+        return due, set()
+    closed_ids = {record.id for record, is_closed in zip(asked, closed, strict=True) if is_closed}
+    as_template = {item.id for item in asked if item.id in closed_ids and fallback.can_fall_back(item)}
+    failing = [record for record in asked if record.id in closed_ids and record.id not in as_template]
     if not failing:
-        return due
+        return due, as_template
     # Never claimed: no attempt to give back, and no request was made.
     changes = [
         Change(
@@ -251,7 +266,19 @@ def _fail_closed_windows(
             result.failed[record.id] = "window_closed"
             result.closed_windows.append(record)
             metrics.settled(record.provider, record.sender, "failed", "window_closed")
-    return [record for record, is_closed in zip(due, closed, strict=True) if not is_closed]
+    failed = {record.id for record in failing}
+    return [record for record in due if record.id not in failed], as_template
+
+
+def _claim(ledger: Ledger, records: list[MessageRecord], as_template: set[str]) -> list[MessageRecord]:
+    """Claim the records; those in ``as_template`` are claimed to go as their fallback template."""
+    if not as_template:
+        return ledger.claim_many(records, now=utcnow())
+    interactive = [record for record in records if record.id not in as_template]
+    templates = [record for record in records if record.id in as_template]
+    claimed = ledger.claim_many(interactive, now=utcnow())
+    claimed += ledger.claim_many(templates, now=utcnow(), sent_as=SENT_AS_TEMPLATE)
+    return claimed
 
 
 def _close_windows(windows: Windows, records: list[MessageRecord]) -> None:
@@ -302,8 +329,13 @@ class Attempts:
         outcome, requested = await self._outcome(record, prepared)
         if outcome is None:
             return Settled(change=None)
-        change, retry_in = decide(record, outcome, self.settings, self.rng, utcnow(), requested=requested)
-        retry = None if retry_in is None else Later(record.id, retry_in, "retry", describe(outcome, retry_in))
+        now = utcnow()
+        change, retry_in = decide(record, outcome, self.settings, self.rng, now, requested=requested)
+        change, retry_in = fallback.after_attempt(record, outcome, change, retry_in, now)
+        description = describe(outcome, retry_in)
+        if change.sent_as is not None and not fallback.goes_as_template(record):
+            description = f"{outcome.reason}: the fallback template goes instead"
+        retry = None if retry_in is None else Later(record.id, retry_in, "retry", description)
         try:
             settlement = await self.recorder.settle(change)
         except Exception as exc:  # the database stayed away: the reconciler settles it later

@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.recipients import BSUID_RULE, is_bsuid, looks_like_bsuid
 from wadispatch.settings import PROVIDER_NAMES, ProviderName
+from wadispatch.templates import FallbackTemplate
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+?[1-9][0-9]{6,17}$")
@@ -126,6 +127,11 @@ class SendRequest(_Strict):
     interactive: Interactive
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    fallback: FallbackTemplate | None = Field(
+        default=None,
+        description="An approved template sent instead when the recipient's 24-hour window is "
+        "closed (Meta only); its quick-reply payloads are this message's reply ids.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +180,14 @@ class SendRequest(_Strict):
     def to_is_bsuid(self) -> bool:
         """Whether ``to`` is a business-scoped user id rather than a phone number."""
         return is_bsuid(self.to)
+
+    @property
+    def reply_ids(self) -> list[str]:
+        """The ids a reply to the interactive object can carry: its buttons' or its rows'."""
+        action = self.interactive.action
+        if action.buttons:
+            return [button.reply.id for button in action.buttons]
+        return [row.id for section in action.sections or () for row in section.rows]
 
     @property
     def recipient_digits(self) -> str | None:
@@ -246,10 +260,12 @@ def validate_send_request(data: Any) -> SendRequest:
     try:
         return SendRequest.model_validate(data)
     except ValidationError as exc:
-        raise MessageValidationError(_field_errors(exc)) from None
+        raise MessageValidationError(field_errors(exc)) from None
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """pydantic's errors as field errors: each path as the validator names it, each rule in
+    words (``interactive.body.text: required``)."""
     errors: list[FieldError] = []
     for detail in exc.errors(include_url=False):
         if detail["type"] == "wadispatch_rules":

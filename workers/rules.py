@@ -45,6 +45,10 @@ def request_rule_errors(request: SendRequest) -> list[FieldError]:
     errors += provider_errors(request)
     if metadata_size(request.metadata) > METADATA_MAX_BYTES:
         errors.append(FieldError("metadata", f"at most {METADATA_MAX_BYTES} bytes as JSON"))
+    if request.fallback is not None:
+        from wadispatch.templates import template_errors
+
+        errors += template_errors(request.fallback, provider=request.provider, reply_ids=request.reply_ids)
     return errors
 
 

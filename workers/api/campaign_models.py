@@ -123,6 +123,11 @@ class CampaignProgressOut(CampaignOut):
         description="Why there is no ETA: `unknown: no worker running`, `unknown: cannot reach the "
         "broker`, `paused`, `cancelled`, `done`..."
     )
+    sent_as_template: int = Field(
+        default=0,
+        description="Messages sent as the campaign's fallback template because the recipient's "
+        "24-hour window was closed (counted once accepted; also in `states`).",
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -151,6 +156,7 @@ class CampaignProgressOut(CampaignOut):
                     "workers_alive",
                     "eta_seconds",
                     "eta_note",
+                    "sent_as_template",
                 )
             },
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -34,16 +34,19 @@ from wadispatch.api.errors import ApiError
 from wadispatch.api.models import ERROR_RESPONSES, ErrorBody
 from wadispatch.api.uploads import read_form, safe_filename, save_upload
 from wadispatch.campaigns import api
+from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
 from wadispatch.campaigns.template import Template
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger
-from wadispatch.messages import _field_errors
-from wadispatch.settings import Settings
+from wadispatch.messages import field_errors
+from wadispatch.settings import ProviderName, Settings
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=[Depends(require_api_key)])
 
 FILE_PARTS = ("file", "template")
+#: Optional parts read as JSON, like the template (file or text).
+JSON_PARTS = ("fallback",)
 MAX_PARTS = 16
 REPORT_CHUNK = 64 * 1024
 
@@ -63,6 +66,13 @@ def _upload_schema() -> dict[str, Any]:
             "type": "string",
             "format": "binary",
             "description": "JSON: the interactive object with {column} placeholders (file or text).",
+        },
+        "fallback": {
+            "type": "string",
+            "format": "binary",
+            "description": "Optional JSON (file or text): an approved template sent instead when a "
+            "recipient's 24-hour window is closed (Meta only): `name`, `language`, `body_parameters`, "
+            "`quick_replies` (each a reply id of the template), with {column} placeholders.",
         },
         **fields["properties"],
     }
@@ -168,7 +178,7 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccepted:
     """Check the form, copy the file to a private directory and read it into a campaign (blocking)."""
-    upload, template, fields, file_format = _checked(form, settings)
+    upload, template, fields, file_format, fallback = _checked(form, settings)
     published: list[bool] = []
 
     def dispatch(campaign_id: str, first_row: int, last_row: int | None) -> bool:
@@ -190,6 +200,7 @@ def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccept
                 ledger=ledger,
                 settings=settings,
                 dispatch=dispatch,
+                fallback=fallback,
             )
         except MessageValidationError as exc:
             raise _invalid(_template_paths(exc.errors)) from None
@@ -200,23 +211,27 @@ def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccept
 
 def _checked(
     form: FormData, settings: Settings
-) -> tuple[UploadFile, dict[str, Any], CampaignFields, FileFormat]:
-    """The form's parts, or a 422 listing every problem (template rules included)."""
+) -> tuple[UploadFile, dict[str, Any], CampaignFields, FileFormat, dict[str, Any] | None]:
+    """The form's parts, or a 422 listing every problem (template and fallback rules included)."""
     errors: list[FieldError] = []
     upload = _file_part(form, errors)
     template = _template_part(form, settings.api_max_body_bytes, errors)
+    fallback = _fallback_part(form, settings.api_max_body_bytes, errors)
     fields = _text_fields(form, errors)
     file_format: FileFormat | None = None
     if fields is not None and upload is not None:
         file_format = fields.format or _format_of(upload.filename, errors)
     if fields is not None and template is not None:
         try:
-            Template.parse(template, provider=fields.provider, sender=fields.sender)
+            checked = Template.parse(template, provider=fields.provider, sender=fields.sender)
+            if fallback is not None:
+                provider = cast(ProviderName, fields.provider)  # the template's check named it
+                CampaignFallback.parse(fallback, checked, provider=provider)
         except MessageValidationError as exc:
             errors.extend(_template_paths(exc.errors))
     if errors or upload is None or template is None or fields is None or file_format is None:
         raise _invalid(errors)
-    return upload, template, fields, file_format
+    return upload, template, fields, file_format, fallback
 
 
 def _file_part(form: FormData, errors: list[FieldError]) -> UploadFile | None:
@@ -237,16 +252,8 @@ def _template_part(form: FormData, max_bytes: int, errors: list[FieldError]) -> 
     if len(parts) != 1:
         errors.append(FieldError("template", "required" if not parts else "give one template"))
         return None
-    part = parts[0]
-    raw = part.file.read(max_bytes + 1) if isinstance(part, UploadFile) else part.encode()
-    if len(raw) > max_bytes:
-        errors.append(FieldError("template", f"at most {max_bytes} bytes"))
-        return None
-    try:
-        template = jsonread.loads(raw)
-    except jsonread.JsonInputError as exc:
-        where = "" if exc.path == "$" else f"at {exc.path}: "
-        errors.append(FieldError("template", where + exc.rule))
+    read, template = _json_part("template", parts[0], max_bytes, errors)
+    if not read:
         return None
     if isinstance(template, dict) and "interactive" in template and "type" not in template:
         template = template["interactive"]  # a send request's shape is fine too, as for the CLI
@@ -256,9 +263,40 @@ def _template_part(form: FormData, max_bytes: int, errors: list[FieldError]) -> 
     return template
 
 
+def _fallback_part(form: FormData, max_bytes: int, errors: list[FieldError]) -> dict[str, Any] | None:
+    parts = form.getlist("fallback")
+    if not parts:
+        return None
+    if len(parts) > 1:
+        errors.append(FieldError("fallback", "give one fallback template"))
+        return None
+    read, fallback = _json_part("fallback", parts[0], max_bytes, errors)
+    if not read:
+        return None
+    if not isinstance(fallback, dict):
+        errors.append(FieldError("fallback", "must be a JSON object: name, language, body_parameters..."))
+        return None
+    return fallback
+
+
+def _json_part(name: str, part: Any, max_bytes: int, errors: list[FieldError]) -> tuple[bool, Any]:
+    """``(True, value)``: a part's JSON (a file or a text); ``(False, None)`` with the error added."""
+    raw = part.file.read(max_bytes + 1) if isinstance(part, UploadFile) else part.encode()
+    if len(raw) > max_bytes:
+        errors.append(FieldError(name, f"at most {max_bytes} bytes"))
+        return False, None
+    try:
+        return True, jsonread.loads(raw)
+    except jsonread.JsonInputError as exc:
+        where = "" if exc.path == "$" else f"at {exc.path}: "
+        errors.append(FieldError(name, where + exc.rule))
+        return False, None
+
+
 def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | None:
     values: dict[str, str] = {}
-    for key in dict.fromkeys(key for key, _ in form.multi_items() if key not in FILE_PARTS):
+    parts = (*FILE_PARTS, *JSON_PARTS)
+    for key in dict.fromkeys(key for key, _ in form.multi_items() if key not in parts):
         parts = form.getlist(key)
         if len(parts) > 1:
             errors.append(FieldError(key, "given more than once"))
@@ -269,7 +307,7 @@ def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | N
     try:
         return CampaignFields.model_validate(values)
     except ValidationError as exc:
-        errors.extend(_field_errors(exc))
+        errors.extend(field_errors(exc))
         return None
 
 

@@ -83,6 +83,14 @@ class MessageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     reply: ReplyOut | None = Field(description="The button or row the recipient chose, if any.")
+    sent_as: str | None = Field(
+        default=None,
+        description="`template` when the fallback template went instead of the interactive message "
+        "(the recipient's 24-hour window was closed); otherwise null.",
+    )
+    fallback: dict[str, Any] | None = Field(
+        default=None, description="The fallback template named with the message, if any."
+    )
     metadata: dict[str, Any]
     transitions: list[TransitionOut]
 
@@ -109,6 +117,8 @@ class MessageOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
             reply=reply,
+            sent_as=record.sent_as,
+            fallback=record.fallback,
             metadata=record.request.get("metadata") or {},
             transitions=[TransitionOut.of(transition) for transition in transitions],
         )

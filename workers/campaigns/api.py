@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from wadispatch import jsonread, metrics
 from wadispatch.campaigns import pace, store
 from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
+from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
@@ -37,7 +38,7 @@ from wadispatch.campaigns.template import RowError, Template
 from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
-from wadispatch.settings import Settings, get_settings
+from wadispatch.settings import ProviderName, Settings, get_settings
 from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
@@ -58,6 +59,7 @@ REPORT_COLUMNS = (
     "reply_id",
     "reply_title",
     "replied_at",
+    "sent_as",
 )
 
 CampaignRecord = store.CampaignRecord
@@ -105,6 +107,8 @@ class CampaignProgress:
     """Workers with a fresh heartbeat on the queue; None when the broker cannot be asked."""
     eta_note: str | None = None
     """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
+    sent_as_template: int = 0
+    """Messages that went as the fallback template (the window was closed), accepted."""
 
     @property
     def terminal(self) -> int:
@@ -152,6 +156,7 @@ class CampaignProgress:
             "workers_alive": self.workers_alive,
             "eta_seconds": _round(self.eta_seconds, 1),
             "eta_note": self.eta_note,
+            "sent_as_template": self.sent_as_template,
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -170,6 +175,7 @@ def create_campaign(
     settings: Settings | None = None,
     on_batch: Callable[[str, IngestCounts], None] | None = None,
     dispatch: Callable[[str, int, int | None], bool] | None = None,
+    fallback: dict[str, Any] | None = None,
 ) -> CampaignRecord:
     """Read a CSV or JSONL file of recipients into a new campaign and queue its sends.
 
@@ -183,6 +189,10 @@ def create_campaign(
 
     ``dispatch(campaign_id, first_row, last_row)`` publishes a fan-out (default: the Celery task);
     ``False`` means the broker was unreachable: the messages stay pending until :func:`resume`.
+
+    ``fallback``: an approved template sent instead of the interactive message to a recipient
+    whose 24-hour window is closed (:class:`wadispatch.templates.FallbackTemplate`); its body
+    parameters and quick-reply payloads may carry ``{column}`` placeholders too.
     """
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
@@ -192,6 +202,14 @@ def create_campaign(
     except jsonread.JsonInputError as exc:
         raise MessageValidationError([FieldError("interactive", str(exc))]) from None
     checked = Template.parse(template, provider=provider, sender=sender)
+    checked_fallback = None
+    if fallback is not None:
+        try:
+            jsonread.check(fallback)
+        except jsonread.JsonInputError as exc:
+            raise MessageValidationError([FieldError("fallback", str(exc))]) from None
+        # The provider is known good: the template's check above named it.
+        checked_fallback = CampaignFallback.parse(fallback, checked, provider=cast(ProviderName, provider))
     normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
     try:
@@ -204,7 +222,8 @@ def create_campaign(
     campaign_id = str(uuid.uuid4())
     with handle:
         try:
-            rows = read_rows(handle, file_format, checked.columns | {phone_column})
+            columns = checked.columns | (checked_fallback.columns if checked_fallback else frozenset())
+            rows = read_rows(handle, file_format, columns | {phone_column})
         except FileError as exc:
             raise CampaignInputError(f"{path.name}: {exc}") from None
         except UnicodeDecodeError:
@@ -217,6 +236,7 @@ def create_campaign(
             "sender": sender,
             "source": str(path),
             "template": template,
+            "fallback": fallback,
             "status": RUNNING,
             "rows_read": 0,
             "accepted": 0,
@@ -226,7 +246,7 @@ def create_campaign(
             "created_at": now,
             "updated_at": now,
         }
-        target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
+        target = Target(campaign_id, provider, sender, checked, phone_column, normalise, checked_fallback)
         dispatched_to = 0
         started = False
         counted = 0
@@ -427,6 +447,7 @@ def progress(
         held_back=history.held_back,
         workers_alive=workers,
         eta_note=estimate.note,
+        sent_as_template=store.sent_as_template(ledger, campaign_id) if campaign.fallback else 0,
     )
 
 
@@ -542,6 +563,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
                     row.reply_id or "",
                     row.reply_title or "",
                     _iso(row.replied_at),
+                    row.sent_as or "",
                 ],
             )
 
@@ -549,7 +571,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
 def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
     for page in store.skipped_pages(ledger, campaign_id):
         for item in page:
-            line = [item.row_number, item.recipient or "", item.kind, item.reason, *[""] * 9]
+            line = [item.row_number, item.recipient or "", item.kind, item.reason, *[""] * 10]
             yield item.row_number, line
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wadispatch.campaigns import store
+from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
@@ -58,6 +59,8 @@ class Target:
     template: Template
     phone_column: str
     normalise: PhoneNormaliser
+    fallback: CampaignFallback | None = None
+    """The template sent instead when a recipient's 24-hour window is closed."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -66,9 +69,12 @@ class Target:
             request["sender"] = self.sender
         return request
 
-    def message_row(self, row_number: int, recipient: str, request: str, message_id: str) -> dict[str, Any]:
+    def message_row(
+        self, row_number: int, recipient: str, request: str, message_id: str, fallback: str | None = None
+    ) -> dict[str, Any]:
         """The message of one accepted row, as :func:`wadispatch.campaigns.store.add_batch` takes it;
-        ``request`` is its send request as JSON text (:class:`RequestText`)."""
+        ``request`` is its send request as JSON text (:class:`RequestText`), ``fallback`` its
+        fallback template's (:meth:`CampaignFallback.text`)."""
         return {
             "id": message_id,
             "provider": self.provider,
@@ -77,6 +83,7 @@ class Target:
             "request": request,
             "campaign_id": self.campaign_id,
             "campaign_row": row_number,
+            "fallback": fallback,
         }
 
 
@@ -158,10 +165,12 @@ def ingest(
                 if refused is not None:
                     raise PhoneError(f"phone: {refused}")
                 texts = template.texts(value)
+                fallback = None if target.fallback is None else _fallback_text(target, value, texts)
             except (PhoneError, RowError) as exc:
                 skipped.append(store.Skipped(row_number, "invalid", str(exc), raw_phone))
             else:
-                messages.append(message_row(row_number, recipient, request_text(recipient, texts), new_id()))
+                request = request_text(recipient, texts)
+                messages.append(message_row(row_number, recipient, request, new_id(), fallback))
         if read >= batch_size:
             flush()
     if read:
@@ -169,3 +178,10 @@ def ingest(
     if campaign is not None:
         store.insert_campaign(ledger, campaign)
     return counts
+
+
+def _fallback_text(target: Target, row: dict[str, str], texts: list[str]) -> str:
+    fallback = target.fallback
+    assert fallback is not None
+    interactive = target.template.filled(texts) if fallback.needs_interactive else None
+    return fallback.text(row, interactive)

@@ -28,6 +28,7 @@ from wadispatch.ledger import (
 )
 from wadispatch.ledger.optouts import add_suppressions
 from wadispatch.states import State
+from wadispatch.templates import SENT_AS_TEMPLATE
 
 log = logging.getLogger("wadispatch.campaigns")
 
@@ -60,6 +61,8 @@ class CampaignRecord:
     finished_reading_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    fallback: dict[str, Any] | None = None
+    """The fallback template, placeholders unfilled (``None``: none)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ _MESSAGE_COLUMNS = (
     "updated_at",
     "campaign_id",
     "campaign_row",
+    "fallback",
 )
 
 
@@ -205,6 +209,7 @@ def _insert_pending(
             stamp,
             campaign_id,
             row["campaign_row"],
+            row.get("fallback"),
         )
         for row in rows
     ]
@@ -411,6 +416,19 @@ def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None
     return {(state, reason): count for state, reason, count in rows}
 
 
+def sent_as_template(ledger: Ledger, campaign_id: str) -> int:
+    """How many of the campaign's messages went as their fallback template (accepted)."""
+    accepted = (State.SENT.value, State.DELIVERED.value, State.READ.value)
+    with ledger.engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(
+                messages.c.campaign_id == campaign_id,
+                messages.c.sent_as == SENT_AS_TEMPLATE,
+                messages.c.state.in_(accepted),
+            )
+        ).scalar_one()
+
+
 def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:
     """The campaign's messages in row order, a page at a time (keyset on the row)."""
     columns = [
@@ -427,6 +445,7 @@ def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> It
         messages.c.reply_id,
         messages.c.reply_title,
         messages.c.replied_at,
+        messages.c.sent_as,
     ]
     statement = select(*columns).where(messages.c.campaign_id == campaign_id)
     yield from _keyset_pages(ledger, statement, messages.c.campaign_row, 0, page_size)
@@ -505,4 +524,5 @@ def _campaign(row: Any) -> CampaignRecord:
         finished_reading_at=aware(row.finished_reading_at),
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+        fallback=row.fallback,
     )

@@ -75,6 +75,14 @@ def send(
     detach: Annotated[
         bool, typer.Option("--detach", help="Return once the file is read; do not watch.")
     ] = False,
+    fallback_template: Annotated[
+        Path | None,
+        typer.Option(
+            "--fallback-template",
+            help="JSON file: an approved template sent instead when a recipient's 24-hour window is "
+            "closed (Meta only): name, language, body_parameters, quick_replies ({column} placeholders).",
+        ),
+    ] = None,
 ) -> None:
     """Read FILE into a campaign, queue its sends and watch it to the end (Ctrl-C stops watching only)."""
     from wadispatch.campaigns import api
@@ -89,6 +97,7 @@ def send(
     template = read_json(message, "message template")
     if isinstance(template, dict) and "interactive" in template and "type" not in template:
         template = template["interactive"]  # a send request's shape is fine too
+    fallback = None if fallback_template is None else read_json(fallback_template, "fallback template")
     reading = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True)
     task = reading.add_task(f"reading {file.name}")
     started: list[str] = []
@@ -122,6 +131,7 @@ def send(
                 settings=settings,
                 on_batch=on_batch,
                 dispatch=dispatch,
+                fallback=fallback,
             )
     except KeyboardInterrupt:
         if not started:
@@ -133,7 +143,8 @@ def send(
         )
         raise typer.Exit(130) from None
     except MessageValidationError as exc:
-        err.print(f"[red]invalid message template[/] {message}: {len(exc.errors)} problem(s)")
+        about = f"{message}" + (f" / {fallback_template}" if fallback_template else "")
+        err.print(f"[red]invalid message template[/] {about}: {len(exc.errors)} problem(s)")
         for error in exc.errors:
             err.print(f"  {error.path}: {error.rule}")
         raise typer.Exit(1) from None
@@ -234,6 +245,8 @@ def _print_progress(state: api.CampaignProgress) -> None:
         table.add_row(name, str(count))
     for reason, count in sorted(state.failed_reasons.items()):
         table.add_row(f"  failed: {reason}", str(count))
+    if state.sent_as_template:
+        table.add_row("  sent as template", str(state.sent_as_template))
     out.print(table)
     for line in progress_lines(state):
         out.print(line)

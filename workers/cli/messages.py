@@ -55,6 +55,14 @@ def send(
     eager: Annotated[
         bool, typer.Option("--eager", help="Run the whole pipeline here, without a broker.")
     ] = False,
+    fallback_template: Annotated[
+        Path | None,
+        typer.Option(
+            "--fallback-template",
+            help="JSON file: an approved template sent instead if the recipient's 24-hour window is "
+            "closed (meta only): name, language, body_parameters, quick_replies.",
+        ),
+    ] = None,
 ) -> None:
     """Enqueue one interactive message and print its id (--eager: send it now, exit 1 unless sent)."""
     from wadispatch import enqueue
@@ -68,6 +76,7 @@ def send(
         "conversation_id": conversation_id,
         "interactive": read_json(interactive, "interactive object"),
         "idempotency_key": idempotency_key,
+        "fallback": None if fallback_template is None else read_json(fallback_template, "fallback template"),
     }
     request = {key: value for key, value in request.items() if value is not None}
     try:
@@ -109,6 +118,7 @@ def status(
         "provider": record.provider,
         "provider_message_id": record.provider_message_id,
         "attempts": record.attempts,
+        "sent_as": record.sent_as,
         "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
         "last_error": (
             {"code": record.provider_error_code, "message": record.provider_error_message}
@@ -136,6 +146,8 @@ def status(
     )
     out.print(f"provider {record.provider}, provider message id {record.provider_message_id or '-'}")
     out.print(f"attempts {record.attempts}")
+    if record.sent_as:
+        out.print(f"sent as {record.sent_as} (the recipient's 24-hour window was closed)")
     if summary["last_error"]:
         out.print(f"last error: {record.provider_error_code or '-'} {record.provider_error_message or ''}")
     table = Table("at", "from", "to", "attempt", "reason", "detail")

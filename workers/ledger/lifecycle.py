@@ -135,17 +135,23 @@ class MessageLifecycle(Database):
         order = {message_id: index for index, message_id in enumerate(message_ids)}
         return sorted((message_record(row) for row in rows), key=lambda record: order[record.id])
 
-    def claim_many(self, records: list[MessageRecord], *, now: datetime | None = None) -> list[MessageRecord]:
+    def claim_many(
+        self, records: list[MessageRecord], *, now: datetime | None = None, sent_as: str | None = None
+    ) -> list[MessageRecord]:
         """Atomically move the due ``pending`` messages among these to ``sending``.
 
         One conditional UPDATE for all of them: a message another worker claimed first is not
         returned. The claims' transitions are logged in the same transaction. Returns the given
-        records as claimed (state and attempts updated), without reading them again.
+        records as claimed (state and attempts updated), without reading them again. ``sent_as``
+        (``template``) records, with the claim, that they go as their fallback template.
         """
         if not records:
             return []
         now = now or utcnow()
         due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
+        values: dict[str, Any] = {"next_attempt_at": None, "requested_at": None}
+        if sent_as is not None:
+            values["sent_as"] = sent_as
         with self.begin() as conn:
             moved = writer.move(
                 conn,
@@ -154,7 +160,8 @@ class MessageLifecycle(Database):
                 State.SENDING,
                 now=now,
                 where=[due, campaign_allows_sending(by_id=True)],
-                values={"next_attempt_at": None, "requested_at": None},
+                values=values,
+                detail={"sent_as": sent_as, "window": "known closed"} if sent_as else None,
                 count_attempt=True,
             )
         attempts = {claim.message_id: claim.attempt for claim in moved}
@@ -166,6 +173,7 @@ class MessageLifecycle(Database):
                 next_attempt_at=None,
                 requested_at=None,
                 updated_at=now,
+                sent_as=sent_as or record.sent_as,
             )
             for record in records
             if record.id in attempts
@@ -313,11 +321,19 @@ def _new_row(request: SendRequest, now: datetime, *, request_as_text: bool = Fal
         "conversation_id": str(request.conversation_id) if request.conversation_id else None,
         # As text for the driver: pydantic's own JSON, which reads back as the same object.
         "request": (
-            request.model_dump_json(exclude_none=True)
+            request.model_dump_json(exclude_none=True, exclude={"fallback"})
             if request_as_text
-            else request.model_dump(mode="json", exclude_none=True)
+            else request.model_dump(mode="json", exclude_none=True, exclude={"fallback"})
         ),
+        # Kept beside the request: the engine sends it only when the window is closed.
+        "fallback": _fallback(request, as_text=request_as_text),
         "idempotency_key": request.idempotency_key,
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _fallback(request: SendRequest, *, as_text: bool) -> Any:
+    if request.fallback is None:
+        return None
+    return request.fallback.model_dump_json() if as_text else request.fallback.model_dump(mode="json")

@@ -48,6 +48,10 @@ class MessageRecord:
     requested_at: datetime | None = None
     """When the current attempt's request was about to leave (``None`` before that)."""
     campaign_id: str | None = None
+    fallback: dict[str, Any] | None = None
+    """The template to send instead when the 24-hour window is closed (``None``: none)."""
+    sent_as: str | None = None
+    """``template`` once the message goes as its fallback template."""
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -78,6 +82,8 @@ def message_record(row: Any) -> MessageRecord:
         replied_at=aware(row.replied_at),
         requested_at=aware(row.requested_at),
         campaign_id=row.campaign_id,
+        fallback=row.fallback,
+        sent_as=row.sent_as,
     )
 
 
@@ -102,6 +108,8 @@ class Change:
     request_made: bool = True
     """False when no request reached the provider (held back by the limiter): the claim's attempt
     is given back, so ``attempts`` counts requests."""
+    sent_as: str | None = None
+    """``template``: from now on the message goes as its fallback template (never cleared)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger.records import Change
 from wadispatch.ledger.schema import in_state, messages, transitions
@@ -29,6 +29,7 @@ TRANSITION_FIELDS = frozenset(
         "provider_message_id",
         "provider_error_code",
         "provider_error_message",
+        "sent_as",
     }
 )
 
@@ -62,6 +63,7 @@ PENDING_COLUMNS = (
     "conversation_id",
     "request",
     "idempotency_key",
+    "fallback",
     "created_at",
     "updated_at",
     "state",
@@ -107,6 +109,7 @@ def insert_pending_one(driver: Any, dialect: Dialect, row: dict[str, Any], now: 
         row["conversation_id"],
         row["request"],
         row["idempotency_key"],
+        row["fallback"],
         stamp,
         stamp,
         State.PENDING.value,
@@ -300,6 +303,8 @@ _APPLY = (
         provider_message_id=bindparam("b_pmid"),
         provider_error_code=bindparam("b_code"),
         provider_error_message=bindparam("b_message"),
+        # Set once (the fallback template goes instead), never cleared by a later change.
+        sent_as=func.coalesce(bindparam("b_sent_as", type_=messages.c.sent_as.type), messages.c.sent_as),
     )
 )
 
@@ -367,6 +372,7 @@ def _apply_params(change: Change, now: datetime) -> dict[str, Any]:
         "b_code": _cut(change.provider_error_code, messages.c.provider_error_code),
         "b_message": change.provider_error_message,
         "b_refund": 0 if change.request_made else 1,
+        "b_sent_as": change.sent_as,
     }
 
 

@@ -1,5 +1,8 @@
 """Meta WhatsApp Cloud API: ``POST /{phone-number-id}/messages``, classified by ``error.code``.
 
+Sends the interactive message (``type: "interactive"``) or, for a closed 24-hour window, the
+message's fallback template (``type: "template"``, :func:`template_json`).
+
 A phone number goes out as ``to`` (digits); a business-scoped user id as ``recipient`` (Meta's
 answer then names the contact by ``contacts[].user_id`` instead of ``wa_id``; the message id in
 ``messages[0].id`` is what is recorded either way).
@@ -22,6 +25,7 @@ from wadispatch.providers.base import (
     text_or_none,
 )
 from wadispatch.settings import ProviderName, Settings
+from wadispatch.templates import FallbackTemplate
 
 RATE_LIMIT_CODES = frozenset({4, 613, 80007, 130429, 131056})
 TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 131057})
@@ -47,6 +51,17 @@ class MetaAdapter:
     name: ProviderName = "meta"
 
     def build_request(self, request: SendRequest, settings: Settings, message_id: str) -> ProviderRequest:
+        return self._message(request, settings, "interactive", interactive_json(request))
+
+    def build_template_request(
+        self, request: SendRequest, template: FallbackTemplate, settings: Settings, message_id: str
+    ) -> ProviderRequest:
+        """The send of ``template`` (``type: "template"``) to the request's recipient, from its sender."""
+        return self._message(request, settings, "template", template_json(template))
+
+    def _message(
+        self, request: SendRequest, settings: Settings, kind: str, content: dict[str, Any]
+    ) -> ProviderRequest:
         if settings.meta_access_token is None:
             raise ConfigurationError("WADISPATCH_META_ACCESS_TOKEN is not set")
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
@@ -55,8 +70,8 @@ class MetaAdapter:
             body["recipient"] = request.to
         else:
             body["to"] = request.recipient_digits
-        body["type"] = "interactive"
-        body["interactive"] = interactive_json(request)
+        body["type"] = kind
+        body[kind] = content
         return ProviderRequest(
             method="POST",
             url=join_url(settings.meta_base_url, f"{request.sender}/messages"),
@@ -103,6 +118,28 @@ class MetaAdapter:
         if code is None and status >= 500:
             return Outcome.transient("server_error", status_code=status, message=message)
         return Outcome.permanent("provider_rejected", status_code=status, code=code_text, message=message)
+
+
+def template_json(template: FallbackTemplate) -> dict[str, Any]:
+    """Meta's ``template`` object: name, ``language.code``, a ``body`` component with one text
+    parameter per variable, and one ``quick_reply`` button component per payload (by index)."""
+    components: list[dict[str, Any]] = []
+    if template.body_parameters:
+        parameters = [{"type": "text", "text": text} for text in template.body_parameters]
+        components.append({"type": "body", "parameters": parameters})
+    for index, payload in enumerate(template.quick_replies):
+        components.append(
+            {
+                "type": "button",
+                "sub_type": "quick_reply",
+                "index": str(index),
+                "parameters": [{"type": "payload", "payload": payload}],
+            }
+        )
+    content: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        content["components"] = components
+    return content
 
 
 def _int_or_none(value: object) -> int | None:

@@ -63,7 +63,7 @@ class SendInfo:
     recipient: str | None
     """Digits without ``+``; None when Briq targets an unknown ``conversation_id``."""
     kind: str
-    """``button`` or ``list``."""
+    """``button``, ``list`` or ``template``."""
     choices: tuple[Choice, ...]
     post_back_data: str | None = None
     post_back_url: str | None = None

@@ -4,8 +4,9 @@ Answers (docs/providers.md): 200 ``{"messaging_product": "whatsapp", "contacts":
 "wa_id"}], "messages": [{"id": "wamid..."}]}`` (``user_id`` instead of ``wa_id`` for a send to a
 business-scoped user id, given as ``recipient`` instead of ``to``); refusals ``{"error":
 {"message", "type", "code", "error_data": {"messaging_product", "details"}, "fbtrace_id"}}`` with
-Meta's codes (130429 and 131056 with HTTP 429). Webhooks: Meta's own
-``whatsapp_business_account`` notifications (``entry[].changes[].value.statuses[]`` and
+Meta's codes (130429 and 131056 with HTTP 429). A template send (``type: "template"``) is
+checked minimally (:mod:`.templates`) and reaches a recipient whose 24-hour window is closed.
+Webhooks: Meta's own ``whatsapp_business_account`` notifications (``entry[].changes[].value.statuses[]`` and
 ``messages[]``), signed with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>``.
 """
 
@@ -35,6 +36,7 @@ from wadispatch.simulator.providers.base import (
     stable_digits,
 )
 from wadispatch.simulator.providers.interactive import check_interactive, check_phone
+from wadispatch.simulator.providers.templates import check_template
 from wadispatch.simulator.signing import hmac_sha256_hex
 
 # kind -> (HTTP status, error.code, error.type, message, error_data.details)
@@ -130,8 +132,11 @@ class Meta(Dialect):
             recipient = _check_bsuid(data["recipient"])
         else:
             recipient = check_phone(data.get("to"), "to")
+        if data.get("type") == "template":
+            choices = check_template(data.get("template"))
+            return SendInfo(params["phone_number_id"], recipient, "template", choices)
         if data.get("type") != "interactive":
-            raise InvalidRequest("type", "must be interactive")
+            raise InvalidRequest("type", "must be interactive or template")
         kind, choices = check_interactive(data.get("interactive"))
         return SendInfo(params["phone_number_id"], recipient, kind, choices)
 
@@ -172,19 +177,23 @@ class Meta(Dialect):
         return self._notification(sent, {"statuses": [entry]})
 
     def reply_event(self, sent: Sent, choice: Choice, now: float) -> dict[str, Any]:
-        reply_type = "button_reply" if sent.info.kind == "button" else "list_reply"
-        reply: dict[str, Any] = {"id": choice.id, "title": choice.title}
-        if reply_type == "list_reply" and choice.description:
-            reply["description"] = choice.description
         recipient = sent.info.recipient or ""
-        message = {
+        message: dict[str, Any] = {
             "context": {"from": business_number(sent.info.sender), "id": sent.message_id},
             "from": recipient,
             "id": new_wamid(),
             "timestamp": str(int(now)),
-            "type": "interactive",
-            "interactive": {"type": reply_type, reply_type: reply},
         }
+        if sent.info.kind == "template":  # a tap on a quick-reply button of the template
+            message["type"] = "button"
+            message["button"] = {"payload": choice.id, "text": choice.title}
+        else:
+            reply_type = "button_reply" if sent.info.kind == "button" else "list_reply"
+            reply: dict[str, Any] = {"id": choice.id, "title": choice.title}
+            if reply_type == "list_reply" and choice.description:
+                reply["description"] = choice.description
+            message["type"] = "interactive"
+            message["interactive"] = {"type": reply_type, reply_type: reply}
         contacts = [{"profile": {"name": f"Sim User {recipient[-4:]}"}, "wa_id": recipient}]
         return self._notification(sent, {"contacts": contacts, "messages": [message]})
 
