@@ -59,13 +59,13 @@ def after_attempt(
 
 def _template_attempt(outcome: Outcome, change: Change) -> Change:
     detail = {**(change.detail or {}), **TEMPLATE_DETAIL}
-    if change.to_state is State.PENDING and change.request_made:
-        # The request left: it may have been sent, and a template is never sent twice.
-        reason = "rate_limited" if outcome.kind == "rate_limited" else "provider_unavailable"
+    if change.to_state is State.PENDING and change.request_made and outcome.kind != "rate_limited":
+        # The request left and may have been sent: a template is never sent twice. (A 429 is a
+        # refusal, nothing was sent: that one waits for its turn like any other message.)
         return replace(
             change,
             to_state=State.FAILED,
-            reason=reason,
+            reason="provider_unavailable",
             detail={**detail, "gave_up": "template sent once"},
             next_attempt_at=None,
         )

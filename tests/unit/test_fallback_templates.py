@@ -209,3 +209,11 @@ def test_a_template_held_back_before_its_request_waits_for_its_slot() -> None:
     held = Change("m-1", State.SENDING, State.PENDING, 1, reason="rate_limited", request_made=False)
     change, retry_in = fallback.after_attempt(template, Outcome.rate_limited(1.0), held, 1.2, NOW)
     assert (change.to_state, retry_in) == (State.PENDING, 1.2)
+
+
+def test_a_template_the_provider_answers_429_waits_and_goes_again() -> None:
+    template = replace(RECORD, sent_as="template", attempts=1)
+    refused = Change("m-1", State.SENDING, State.PENDING, 1, reason="rate_limited", next_attempt_at=NOW)
+    change, retry_in = fallback.after_attempt(template, Outcome.rate_limited(2.0), refused, 2.0, NOW)
+    assert (change.to_state, change.reason, retry_in) == (State.PENDING, "rate_limited", 2.0)
+    assert change.detail == {"sent_as": "template"}
