@@ -123,6 +123,10 @@ class CampaignProgressOut(CampaignOut):
         description="Why there is no ETA: `unknown: no worker running`, `unknown: cannot reach the "
         "broker`, `paused`, `cancelled`, `done`..."
     )
+    suppressed_by_keyword: int = Field(
+        description="Messages stopped (`failed`, reason `suppressed`) because their recipient wrote "
+        'an opt-out keyword after they were queued (README "Opt-out keywords").'
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -151,6 +155,7 @@ class CampaignProgressOut(CampaignOut):
                     "workers_alive",
                     "eta_seconds",
                     "eta_note",
+                    "suppressed_by_keyword",
                 )
             },
         )

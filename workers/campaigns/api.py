@@ -105,6 +105,9 @@ class CampaignProgress:
     """Workers with a fresh heartbeat on the queue; None when the broker cannot be asked."""
     eta_note: str | None = None
     """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
+    suppressed_by_keyword: int = 0
+    """Messages stopped (``failed``, reason ``suppressed``) because their recipient wrote an
+    opt-out keyword after they were queued."""
 
     @property
     def terminal(self) -> int:
@@ -152,6 +155,7 @@ class CampaignProgress:
             "workers_alive": self.workers_alive,
             "eta_seconds": _round(self.eta_seconds, 1),
             "eta_note": self.eta_note,
+            "suppressed_by_keyword": self.suppressed_by_keyword,
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -427,6 +431,9 @@ def progress(
         held_back=history.held_back,
         workers_alive=workers,
         eta_note=estimate.note,
+        suppressed_by_keyword=(
+            store.suppressed_by_keyword(ledger, campaign_id) if failed_reasons.get("suppressed") else 0
+        ),
     )
 
 

@@ -234,6 +234,8 @@ def _print_progress(state: api.CampaignProgress) -> None:
         table.add_row(name, str(count))
     for reason, count in sorted(state.failed_reasons.items()):
         table.add_row(f"  failed: {reason}", str(count))
+    if state.suppressed_by_keyword:
+        table.add_row("    of which by opt-out keyword", str(state.suppressed_by_keyword))
     out.print(table)
     for line in progress_lines(state):
         out.print(line)

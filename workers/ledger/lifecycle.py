@@ -21,7 +21,13 @@ from wadispatch.ledger.records import (
     message_record,
     utcnow,
 )
-from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages, transitions
+from wadispatch.ledger.schema import (
+    campaign_allows_sending,
+    campaign_recipient_not_suppressed,
+    in_state,
+    messages,
+    transitions,
+)
 from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
@@ -139,8 +145,10 @@ class MessageLifecycle(Database):
         """Atomically move the due ``pending`` messages among these to ``sending``.
 
         One conditional UPDATE for all of them: a message another worker claimed first is not
-        returned. The claims' transitions are logged in the same transaction. Returns the given
-        records as claimed (state and attempts updated), without reading them again.
+        returned, nor is a campaign message whose recipient is on the suppression list (see
+        :func:`wadispatch.campaigns.store.fail_suppressed`). The claims' transitions are logged in
+        the same transaction. Returns the given records as claimed (state and attempts updated),
+        without reading them again.
         """
         if not records:
             return []
@@ -153,7 +161,11 @@ class MessageLifecycle(Database):
                 State.PENDING,
                 State.SENDING,
                 now=now,
-                where=[due, campaign_allows_sending(by_id=True)],
+                where=[
+                    due,
+                    campaign_allows_sending(by_id=True),
+                    campaign_recipient_not_suppressed(by_id=True),
+                ],
                 values={"next_attempt_at": None, "requested_at": None},
                 count_attempt=True,
             )
