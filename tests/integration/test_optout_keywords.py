@@ -1,0 +1,265 @@
+"""Opt-out keywords end to end: a signed inbound "STOP" posted to the API's webhook endpoint puts
+its writer on the suppression list and stops their campaign messages, queued ones included, on
+SQLite and PostgreSQL; a number suppressed after its message was queued is stopped at the claim.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from wadispatch.api import create_app
+from wadispatch.api.auth import create_api_key
+from wadispatch.campaigns import api as campaigns
+from wadispatch.campaigns.store import list_suppressions
+from wadispatch.ledger import Ledger
+from wadispatch.states import State
+from wadispatch.window import RedisWindows
+
+from tests.api_support import WEBHOOK_SECRETS, ApiServer, published, signature_headers, webhook_url
+from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
+
+pytestmark = pytest.mark.integration
+
+SENDER = "1107264639145282"
+OTHER_SENDER = "2207264639145282"
+
+
+def phone(index: int) -> str:
+    return f"+2558{index:08d}"
+
+
+def write_csv(path: Path, numbers: list[str]) -> Path:
+    lines = ["phone,name,order"] + [f"{number},Ann,{index}" for index, number in enumerate(numbers)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def meta_text(sender: str, number: str, typed: str) -> bytes:
+    """Meta's webhook for a text message ``typed`` by ``number`` to the business number ``sender``."""
+    message = {
+        "from": number.lstrip("+"),
+        "id": f"wamid.{uuid.uuid4().hex}",
+        "timestamp": "1767225630",
+        "type": "text",
+        "text": {"body": typed},
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": sender},
+        "contacts": [{"profile": {"name": "Ann"}, "wa_id": number.lstrip("+")}],
+        "messages": [message],
+    }
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"value": value, "field": "messages"}]}],
+    }
+    return json.dumps(body).encode()
+
+
+def meta_button(sender: str, number: str, title: str) -> bytes:
+    """Meta's webhook for a tap on a quick-reply button titled ``title`` (of no known message)."""
+    body = json.loads(meta_text(sender, number, ""))
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message |= {
+        "type": "interactive",
+        "context": {"id": "wamid.unknown"},
+        "interactive": {"type": "button_reply", "button_reply": {"id": "opt-out", "title": title}},
+    }
+    return json.dumps(body).encode()
+
+
+class OptOutApi:
+    """The running API with the opt-out settings of a test, and what it runs on."""
+
+    def __init__(self, url: str, ledger: Ledger, settings: Any, worker_env: dict[str, str]) -> None:
+        self.url, self.ledger, self.settings, self.worker_env = url, ledger, settings, worker_env
+
+    def post(self, raw: bytes) -> dict[str, int]:
+        url = webhook_url(self.url, "meta")
+        answer = httpx.post(url, content=raw, headers=signature_headers("meta", raw, url), timeout=15)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["outcomes"]
+
+
+@pytest.fixture
+def optout_api(
+    ledger: Ledger, database_url: str, redis_url: str, queue_name: str, producer_app
+) -> Iterator[Callable[..., Any]]:
+    """Start the API with these settings (the ``opted_out`` event task configured)."""
+    servers: list[tuple[ApiServer, RedisWindows, str]] = []
+
+    def start(**overrides: Any) -> OptOutApi:
+        run = uuid.uuid4().hex[:8]
+        settings = make_settings(
+            database_url=database_url,
+            redis_url=redis_url,
+            window_prefix=f"wadispatch-test:win:{run}",
+            event_tasks={"opted_out": "crm.on_opt_out"},
+            event_queue=f"{queue_name}-events-{run}",
+            **WEBHOOK_SECRETS,
+            **overrides,
+        )
+        windows = RedisWindows.from_url(redis_url, settings)
+        server = ApiServer(create_app(settings, ledger=ledger, windows=windows)).start()
+        create_api_key(ledger, "tests")
+        servers.append((server, windows, settings.event_queue))
+        worker_env = {"WADISPATCH_WINDOW_PREFIX": settings.window_prefix}
+        return OptOutApi(server.url, ledger, settings, worker_env)
+
+    yield start
+    for server, windows, queue in servers:
+        server.stop()
+        windows.redis.delete(queue)
+        windows.redis.close()
+
+
+def campaign(api: OptOutApi, tmp_path: Path, numbers: list[str], sender: str = SENDER) -> str:
+    """A campaign to ``numbers``, its messages queued."""
+    source = write_csv(tmp_path / f"{uuid.uuid4().hex}.csv", numbers)
+    return campaigns.create_campaign(
+        source, CAMPAIGN_TEMPLATE, provider="meta", sender=sender, ledger=api.ledger, settings=api.settings
+    ).id
+
+
+def outcome(ledger: Ledger, campaign_id: str, number: str) -> tuple[State, str | None, list[State]]:
+    """The state and reason of the campaign's message to ``number``, and its states in order."""
+    [message_id] = [
+        row.id
+        for page in campaigns.store.message_pages(ledger, campaign_id)
+        for row in page
+        if row.recipient == number
+    ]
+    record = ledger.get(message_id)
+    return record.state, record.reason, [step.to_state for step in ledger.transitions(message_id)]
+
+
+def sent(api: OptOutApi, campaign_id: str) -> int:
+    return campaigns.store.state_counts(api.ledger, campaign_id).get((State.SENT.value, None), 0)
+
+
+def finished(api: OptOutApi, campaign_id: str) -> campaigns.CampaignProgress | None:
+    progress = campaigns.progress(campaign_id, ledger=api.ledger, settings=api.settings)
+    return progress if progress.done else None
+
+
+def requested(sim: httpx.Client, number: str) -> int:
+    """Requests the simulator accepted for ``number``."""
+    log = sim.get("/_sim/stats", params={"log": "true"}).json()["accepted_log"]
+    return sum(1 for entry in log if str(entry["recipient"]).lstrip("+") == number.lstrip("+"))
+
+
+def test_a_stop_reply_mid_campaign_stops_every_later_message_to_that_number(
+    tmp_path: Path, optout_api, start_worker, database_url: str, sim: httpx.Client
+) -> None:
+    """A campaign paced at 3/s; the last recipient writes "Stop." after the first sends: their
+    queued message fails ``suppressed`` and never reaches the provider, a later campaign skips
+    them, a text that only contains the word changes nothing, the others are all sent."""
+    api = optout_api()
+    numbers = [phone(100 + index) for index in range(6)]
+    stopper, chatty = numbers[-1], numbers[-2]
+    first = campaign(api, tmp_path, numbers)
+    start_worker(database_url, WADISPATCH_DEFAULT_RATE="3", **api.worker_env)
+    wait_for(
+        lambda: campaigns.progress(first, ledger=api.ledger, settings=api.settings).states.get("sent"), 30
+    )
+
+    assert api.post(meta_text(SENDER, chatty, "please don't stop")) == {"inbound": 1}
+    assert api.post(meta_text(SENDER, stopper, " Stop. ")) == {"inbound": 1}
+    # At once: the queued message is failed, before the worker gets to it.
+    state, reason, steps = outcome(api.ledger, first, stopper)
+    assert (state, reason, steps) == (State.FAILED, "suppressed", [State.PENDING, State.FAILED])
+    [entry] = list_suppressions(api.ledger, recipient=stopper)
+    assert (entry.sender, entry.source, entry.reason) == (SENDER, "keyword", "opt-out keyword STOP")
+    assert list_suppressions(api.ledger, recipient=chatty) == []
+    # The user's code hears of it: the stopped message's id, the keyword; no phone number.
+    [(task, (message_id, event))] = published(api.settings.redis_url, api.settings.event_queue)
+    assert (task, event["type"], event["keyword"], event["scope"]) == (
+        "crm.on_opt_out",
+        "opted_out",
+        "STOP",
+        "sender",
+    )
+    assert event["stopped_messages"] == 1 and api.ledger.get(message_id).recipient == stopper
+    assert stopper.lstrip("+") not in json.dumps(event)
+
+    done = wait_for(lambda: finished(api, first), 30)
+    assert done.states == {"sent": 5, "failed": 1} and done.failed_reasons == {"suppressed": 1}
+    assert done.suppressed_by_keyword == 1 and done.as_json()["suppressed_by_keyword"] == 1
+    assert requested(sim, stopper) == 0 and requested(sim, chatty) == 1
+    # A later campaign skips the number when it reads it.
+    later = campaigns.get_campaign(campaign(api, tmp_path, [stopper, phone(200)]), ledger=api.ledger)
+    assert (later.accepted, later.suppressed) == (1, 1)
+
+
+@pytest.mark.parametrize("scope", ["sender", "all"])
+def test_the_scope_says_whether_other_senders_campaigns_stop_too(
+    scope: str, tmp_path: Path, optout_api, start_worker, database_url: str, sim: httpx.Client
+) -> None:
+    """Two campaigns from two business numbers, queued, no worker yet; the recipient taps a
+    quick-reply button titled "STOP" on the first number: scope ``sender`` stops that number's
+    message only, ``all`` both; then the workers send what is left."""
+    api = optout_api(opt_out_scope=scope)
+    stopper, other = phone(300 + len(scope)), phone(400 + len(scope))
+    ours = campaign(api, tmp_path, [stopper, other])
+    theirs = campaign(api, tmp_path, [stopper], sender=OTHER_SENDER)
+
+    # A reply to a message the ledger does not know (yet) is kept; the opt-out applies at once.
+    assert api.post(meta_button(SENDER, stopper, "STOP")) == {"kept": 1}
+    assert outcome(api.ledger, ours, stopper)[:2] == (State.FAILED, "suppressed")
+    expected = (State.FAILED, "suppressed") if scope == "all" else (State.PENDING, None)
+    assert outcome(api.ledger, theirs, stopper)[:2] == expected
+    [entry] = list_suppressions(api.ledger, recipient=stopper)
+    assert (entry.sender, entry.source) == (SENDER if scope == "sender" else None, "keyword")
+    [(_, (_, event))] = published(api.settings.redis_url, api.settings.event_queue)
+    assert (event["scope"], event["stopped_messages"]) == (scope, 2 if scope == "all" else 1)
+
+    start_worker(database_url, **api.worker_env)
+    for campaign_id in (ours, theirs):
+        wait_for(
+            lambda c=campaign_id: campaigns.progress(c, ledger=api.ledger, settings=api.settings).done, 30
+        )
+    assert outcome(api.ledger, ours, other)[0] is State.SENT
+    assert outcome(api.ledger, theirs, stopper)[0] is (State.FAILED if scope == "all" else State.SENT)
+    assert requested(sim, stopper) == (0 if scope == "all" else 1)
+
+
+def test_a_number_suppressed_after_its_message_was_queued_is_stopped_at_the_claim(
+    tmp_path: Path, optout_api, start_worker, database_url: str, sim: httpx.Client
+) -> None:
+    """``suppress add`` does not sweep the queue, and a keyword racing a batch being read can
+    miss a message not committed yet: the claim checks the list, so neither goes out."""
+    api = optout_api()
+    late, other = phone(500), phone(501)
+    campaign_id = campaign(api, tmp_path, [late, other])
+    campaigns.suppress([late], sender=SENDER, ledger=api.ledger)
+    assert outcome(api.ledger, campaign_id, late)[0] is State.PENDING
+
+    start_worker(database_url, **api.worker_env)
+    done = wait_for(
+        lambda: (p := campaigns.progress(campaign_id, ledger=api.ledger, settings=api.settings)).done and p,
+        30,
+    )
+    assert outcome(api.ledger, campaign_id, late) == (
+        State.FAILED,
+        "suppressed",
+        [State.PENDING, State.FAILED],
+    )
+    assert done.failed_reasons == {"suppressed": 1} and done.suppressed_by_keyword == 0  # not by keyword
+    assert requested(sim, late) == 0 and requested(sim, other) == 1
+
+
+def test_with_no_keywords_a_stop_changes_nothing(tmp_path: Path, optout_api) -> None:
+    api = optout_api(opt_out_keywords="none")
+    number = phone(600)
+    campaign_id = campaign(api, tmp_path, [number])
+    assert api.post(meta_text(SENDER, number, "STOP")) == {"inbound": 1}
+    assert outcome(api.ledger, campaign_id, number)[0] is State.PENDING
+    assert list_suppressions(api.ledger, recipient=number) == []
+    assert published(api.settings.redis_url, api.settings.event_queue) == []
