@@ -40,25 +40,28 @@ def write_csv(path: Path, numbers: list[str]) -> Path:
     return path
 
 
-def meta_text(sender: str, number: str, typed: str) -> bytes:
-    """Meta's webhook for a text message ``typed`` by ``number`` to the business number ``sender``."""
-    message = {
-        "from": number.lstrip("+"),
+def meta_text(sender: str, number: str | None, typed: str, *, user_id: str | None = None) -> bytes:
+    """Meta's webhook for a text message ``typed`` to the business number ``sender``, from a
+    phone ``number`` and/or a business-scoped ``user_id``."""
+    message: dict[str, Any] = {
         "id": f"wamid.{uuid.uuid4().hex}",
         "timestamp": "1767225630",
         "type": "text",
         "text": {"body": typed},
     }
+    contact: dict[str, Any] = {"profile": {"name": "Ann"}}
+    if number:
+        message["from"] = contact["wa_id"] = number.lstrip("+")
+    if user_id:
+        message["from_user_id"] = contact["user_id"] = user_id
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550000000", "phone_number_id": sender},
-        "contacts": [{"profile": {"name": "Ann"}, "wa_id": number.lstrip("+")}],
+        "contacts": [contact],
         "messages": [message],
     }
-    body = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"value": value, "field": "messages"}]}],
-    }
+    change = {"value": value, "field": "messages"}
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]}
     return json.dumps(body).encode()
 
 
@@ -263,3 +266,24 @@ def test_with_no_keywords_a_stop_changes_nothing(tmp_path: Path, optout_api) -> 
     assert outcome(api.ledger, campaign_id, number)[0] is State.PENDING
     assert list_suppressions(api.ledger, recipient=number) == []
     assert published(api.settings.redis_url, api.settings.event_queue) == []
+
+
+def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_for_it(
+    tmp_path: Path, optout_api
+) -> None:
+    """A username user writes by business-scoped user id alone: the phone number the ledger
+    learned for that id (from an earlier webhook naming both) is suppressed and stopped too."""
+    api = optout_api()
+    number, user_id = phone(700), "US.13491208655302741918"
+    campaign_id = campaign(api, tmp_path, [number])
+    assert api.post(meta_text(SENDER, number, "hi", user_id=user_id)) == {"inbound": 1}
+    assert outcome(api.ledger, campaign_id, number)[0] is State.PENDING
+
+    assert api.post(meta_text(SENDER, None, "STOP", user_id=user_id)) == {"inbound": 1}
+    assert outcome(api.ledger, campaign_id, number)[:2] == (State.FAILED, "suppressed")
+    listed = {(entry.sender, entry.recipient, entry.source) for entry in list_suppressions(api.ledger)}
+    assert listed == {(SENDER, number, "keyword"), (SENDER, user_id, "keyword")}
+    # Writing it again adds nothing and is not announced twice.
+    assert api.post(meta_text(SENDER, None, "stop", user_id=user_id)) == {"inbound": 1}
+    assert len(list_suppressions(api.ledger)) == 2
+    assert len(published(api.settings.redis_url, api.settings.event_queue)) == 1
