@@ -71,9 +71,9 @@ class Keywords:
 def parse_keywords(value: str) -> Keywords:
     """Parse ``WADISPATCH_OPT_OUT_KEYWORDS``: comma-separated words; empty or ``none``: no words.
 
-    Raises ``ValueError`` naming the setting and the word at fault: an empty item (two commas in
-    a row), a word with no letter or digit, or one longer than :data:`MAX_WORD_LENGTH`. A word
-    given twice (in any case or accent) counts once.
+    Raises ``ValueError`` naming the item at fault (the settings' error names the setting): an
+    empty item (two commas in a row), a word with no letter or digit, or one longer than
+    :data:`MAX_WORD_LENGTH`. A word given twice (in any case or accent) counts once.
     """
     if not value.strip() or value.strip().lower() == OFF:
         return Keywords({})
@@ -82,18 +82,16 @@ def parse_keywords(value: str) -> Keywords:
         word = item.strip()
         if not word:
             raise ValueError(
-                f"WADISPATCH_OPT_OUT_KEYWORDS: item {position} is empty (comma-separated words, "
+                f"item {position} is empty (comma-separated words, "
                 f"e.g. {DEFAULT_KEYWORDS!r}; {OFF!r} turns opt-out keywords off)"
             )
         if len(word) > MAX_WORD_LENGTH:
             raise ValueError(
-                f"WADISPATCH_OPT_OUT_KEYWORDS: item {position} is {len(word)} characters long "
+                f"item {position} is {len(word)} characters long "
                 f"(at most {MAX_WORD_LENGTH}: a keyword is a short reply)"
             )
         key = normalise(word)
         if not any(char.isalnum() for char in key):
-            raise ValueError(
-                f"WADISPATCH_OPT_OUT_KEYWORDS: item {position} ({word!r}) has no letter or digit"
-            )
+            raise ValueError(f"item {position} ({word!r}) has no letter or digit")
         words.setdefault(key, word)
     return Keywords(words)

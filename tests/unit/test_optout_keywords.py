@@ -79,8 +79,8 @@ def test_an_empty_setting_or_none_turns_matching_off(value: str) -> None:
         ("x" * 65, "item 1 is 65 characters long"),
     ],
 )
-def test_bad_words_are_refused_naming_the_setting_and_the_item(value: str, said: str) -> None:
-    with pytest.raises(ValueError, match="WADISPATCH_OPT_OUT_KEYWORDS") as raised:
+def test_bad_words_are_refused_naming_the_item(value: str, said: str) -> None:
+    with pytest.raises(ValueError) as raised:
         parse_keywords(value)
     assert said in str(raised.value)
 
@@ -89,7 +89,7 @@ def test_the_settings_validate_the_words_and_the_scope(monkeypatch: pytest.Monke
     monkeypatch.setenv("WADISPATCH_OPT_OUT_KEYWORDS", "STOP,,END")
     with pytest.raises(ValidationError, match="opt_out_keywords") as raised:
         Settings(_env_file=None)
-    assert "WADISPATCH_OPT_OUT_KEYWORDS: item 2 is empty" in str(raised.value)
+    assert "item 2 is empty" in str(raised.value)
     monkeypatch.setenv("WADISPATCH_OPT_OUT_KEYWORDS", "Baja, ARRÊT")
     monkeypatch.setenv("WADISPATCH_OPT_OUT_SCOPE", "everyone")
     with pytest.raises(ValidationError, match="opt_out_scope"):
