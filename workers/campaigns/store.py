@@ -27,7 +27,7 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
-from wadispatch.ledger.schema import campaign_recipient_suppressed
+from wadispatch.ledger.schema import Unindexed, campaign_recipient_suppressed
 from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
@@ -485,13 +485,17 @@ def opt_out(
     the claim checks the list (:func:`~wadispatch.ledger.schema.campaign_recipient_not_suppressed`).
     """
     now = utcnow()
-    live = select(campaigns.c.id).where(campaigns.c.status.not_in(_ENDED)).scalar_subquery()
-    where = [messages.c.campaign_id.in_(live), messages.c.recipient.in_(names)]
-    if sender is not None:
-        where += [messages.c.provider == provider, messages.c.sender == sender]
     with ledger.begin() as conn:
         pairs = [(sender, name) for name in names]
         added = add_suppressions(conn, pairs, reason=reason, source=source, now=now)
+        live = list(conn.execute(select(campaigns.c.id).where(campaigns.c.status.not_in(_ENDED))).scalars())
+        if not live:
+            return OptOut(added, [])
+        # (campaign, recipient) pairs on the campaigns' unique index: a few rows, however large
+        # the campaigns; the sender's own columns only filter them.
+        where = [messages.c.campaign_id.in_(live), messages.c.recipient.in_(names)]
+        if sender is not None:
+            where += [Unindexed(messages.c.provider) == provider, Unindexed(messages.c.sender) == sender]
         moved = writer.move_where(
             conn,
             where,
