@@ -27,7 +27,7 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
-from wadispatch.ledger.schema import Unindexed, campaign_recipient_suppressed
+from wadispatch.ledger.schema import Unindexed, campaign_recipient_suppressed, in_state
 from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
@@ -543,8 +543,9 @@ def suppressed_by_keyword(ledger: Ledger, campaign_id: str) -> int:
             .select_from(messages)
             .where(
                 messages.c.campaign_id == campaign_id,
-                messages.c.state == State.FAILED.value,
-                messages.c.reason == SUPPRESSED_REASON,
+                # by the campaign's index (one on the state would read every failed message)
+                in_state(State.FAILED, by_id=True),
+                Unindexed(messages.c.reason) == SUPPRESSED_REASON,
                 exists(keyword),
             )
         ).scalar_one()
