@@ -514,10 +514,16 @@ def fail_suppressed(ledger: Ledger, message_ids: list[str]) -> list[str]:
     list (reason ``suppressed``): the ones a claim refused for that; return their ids."""
     if not message_ids:
         return []
+    suppressed = and_(messages.c.id.in_(message_ids), campaign_recipient_suppressed())
+    # Most calls are for a paused campaign's messages and find none: no write lock for them.
+    with ledger.engine.connect() as conn:
+        found = list(conn.execute(select(messages.c.id).where(suppressed)).scalars())
+    if not found:
+        return []
     with ledger.begin() as conn:
         moved = writer.move(
             conn,
-            message_ids,
+            found,
             State.PENDING,
             State.FAILED,
             now=utcnow(),
