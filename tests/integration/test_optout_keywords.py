@@ -6,8 +6,11 @@ SQLite and PostgreSQL; a number suppressed after its message was queued is stopp
 from __future__ import annotations
 
 import json
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,12 @@ from wadispatch.api.auth import create_api_key
 from wadispatch.campaigns import api as campaigns
 from wadispatch.campaigns.store import list_suppressions
 from wadispatch.ledger import Ledger
+from wadispatch.settings import Settings
 from wadispatch.states import State
 from wadispatch.window import RedisWindows
 
 from tests.api_support import WEBHOOK_SECRETS, ApiServer, published, signature_headers, webhook_url
+from tests.integration.test_campaign_cli import run
 from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,11 +83,20 @@ def meta_button(sender: str, number: str, title: str) -> bytes:
     return json.dumps(body).encode()
 
 
+@dataclass
 class OptOutApi:
     """The running API with the opt-out settings of a test, and what it runs on."""
 
-    def __init__(self, url: str, ledger: Ledger, settings: Any, worker_env: dict[str, str]) -> None:
-        self.url, self.ledger, self.settings, self.worker_env = url, ledger, settings, worker_env
+    url: str
+    key: str
+    ledger: Ledger
+    settings: Settings
+    worker_env: dict[str, str]
+
+    def get(self, path: str) -> dict[str, Any]:
+        answer = httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.key}"}, timeout=15)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
     def post(self, raw: bytes) -> dict[str, int]:
         url = webhook_url(self.url, "meta")
@@ -111,10 +125,10 @@ def optout_api(
         )
         windows = RedisWindows.from_url(redis_url, settings)
         server = ApiServer(create_app(settings, ledger=ledger, windows=windows)).start()
-        create_api_key(ledger, "tests")
+        _, key = create_api_key(ledger, "tests")
         servers.append((server, windows, settings.event_queue))
         worker_env = {"WADISPATCH_WINDOW_PREFIX": settings.window_prefix}
-        return OptOutApi(server.url, ledger, settings, worker_env)
+        return OptOutApi(server.url, key, ledger, settings, worker_env)
 
     yield start
     for server, windows, queue in servers:
@@ -269,7 +283,7 @@ def test_with_no_keywords_a_stop_changes_nothing(tmp_path: Path, optout_api) -> 
 
 
 def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_for_it(
-    tmp_path: Path, optout_api
+    tmp_path: Path, optout_api, database_url: str
 ) -> None:
     """A username user writes by business-scoped user id alone: the phone number the ledger
     learned for that id (from an earlier webhook naming both) is suppressed and stopped too."""
@@ -287,3 +301,12 @@ def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_
     assert api.post(meta_text(SENDER, None, "stop", user_id=user_id)) == {"inbound": 1}
     assert len(list_suppressions(api.ledger)) == 2
     assert len(published(api.settings.redis_url, api.settings.event_queue)) == 1
+
+    # Reported over HTTP and on the command line.
+    over_http = api.get(f"/v1/campaigns/{campaign_id}")
+    assert (over_http["failed_reasons"], over_http["suppressed_by_keyword"]) == ({"suppressed": 1}, 1)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WADISPATCH_")}
+    env |= {"WADISPATCH_DATABASE_URL": database_url, "WADISPATCH_REDIS_URL": api.settings.redis_url}
+    shown = run(env, tmp_path, "campaign", "status", campaign_id)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"of which by opt-out keyword\s*│\s*1", shown.stdout), shown.stdout
