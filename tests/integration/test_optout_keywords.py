@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from wadispatch.api import create_app
 from wadispatch.api.auth import create_api_key
 from wadispatch.campaigns import api as campaigns
@@ -166,6 +167,13 @@ def finished(api: OptOutApi, campaign_id: str) -> campaigns.CampaignProgress | N
     return progress if progress.done else None
 
 
+def opt_out_counts() -> tuple[float, float]:
+    """``wadispatch_opt_outs_total`` and ``wadispatch_opt_out_stopped_messages_total`` for Meta."""
+    opt_outs = REGISTRY.get_sample_value("wadispatch_opt_outs_total", {"provider": "meta", "scope": "sender"})
+    stopped = REGISTRY.get_sample_value("wadispatch_opt_out_stopped_messages_total", {"provider": "meta"})
+    return opt_outs or 0.0, stopped or 0.0
+
+
 def requested(sim: httpx.Client, number: str) -> int:
     """Requests the simulator accepted for ``number``."""
     log = sim.get("/_sim/stats", params={"log": "true"}).json()["accepted_log"]
@@ -293,14 +301,17 @@ def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_
     assert api.post(meta_text(SENDER, number, "hi", user_id=user_id)) == {"inbound": 1}
     assert outcome(api.ledger, campaign_id, number)[0] is State.PENDING
 
+    opt_outs, stopped = opt_out_counts()
     assert api.post(meta_text(SENDER, None, "STOP", user_id=user_id)) == {"inbound": 1}
     assert outcome(api.ledger, campaign_id, number)[:2] == (State.FAILED, "suppressed")
+    assert opt_out_counts() == (opt_outs + 1, stopped + 1)  # the API's metrics (this process)
     listed = {(entry.sender, entry.recipient, entry.source) for entry in list_suppressions(api.ledger)}
     assert listed == {(SENDER, number, "keyword"), (SENDER, user_id, "keyword")}
     # Writing it again adds nothing and is not announced twice.
     assert api.post(meta_text(SENDER, None, "stop", user_id=user_id)) == {"inbound": 1}
     assert len(list_suppressions(api.ledger)) == 2
     assert len(published(api.settings.redis_url, api.settings.event_queue)) == 1
+    assert opt_out_counts() == (opt_outs + 1, stopped + 1)
 
     # Reported over HTTP and on the command line.
     over_http = api.get(f"/v1/campaigns/{campaign_id}")
