@@ -20,15 +20,16 @@ from prometheus_client import REGISTRY
 from wadispatch.api import create_app
 from wadispatch.api.auth import create_api_key
 from wadispatch.campaigns import api as campaigns
-from wadispatch.campaigns.store import list_suppressions
+from wadispatch.campaigns import store
 from wadispatch.ledger import Ledger
+from wadispatch.messages import validate_send_request
 from wadispatch.settings import Settings
 from wadispatch.states import State
 from wadispatch.window import RedisWindows
 
 from tests.api_support import WEBHOOK_SECRETS, ApiServer, published, signature_headers, webhook_url
 from tests.integration.test_campaign_cli import run
-from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
+from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,17 +150,14 @@ def campaign(api: OptOutApi, tmp_path: Path, numbers: list[str], sender: str = S
 def outcome(ledger: Ledger, campaign_id: str, number: str) -> tuple[State, str | None, list[State]]:
     """The state and reason of the campaign's message to ``number``, and its states in order."""
     [message_id] = [
-        row.id
-        for page in campaigns.store.message_pages(ledger, campaign_id)
-        for row in page
-        if row.recipient == number
+        row.id for page in store.message_pages(ledger, campaign_id) for row in page if row.recipient == number
     ]
     record = ledger.get(message_id)
     return record.state, record.reason, [step.to_state for step in ledger.transitions(message_id)]
 
 
 def sent(api: OptOutApi, campaign_id: str) -> int:
-    return campaigns.store.state_counts(api.ledger, campaign_id).get((State.SENT.value, None), 0)
+    return store.state_counts(api.ledger, campaign_id).get((State.SENT.value, None), 0)
 
 
 def finished(api: OptOutApi, campaign_id: str) -> campaigns.CampaignProgress | None:
@@ -200,9 +198,9 @@ def test_a_stop_reply_mid_campaign_stops_every_later_message_to_that_number(
     # At once: the queued message is failed, before the worker gets to it.
     state, reason, steps = outcome(api.ledger, first, stopper)
     assert (state, reason, steps) == (State.FAILED, "suppressed", [State.PENDING, State.FAILED])
-    [entry] = list_suppressions(api.ledger, recipient=stopper)
+    [entry] = store.list_suppressions(api.ledger, recipient=stopper)
     assert (entry.sender, entry.source, entry.reason) == (SENDER, "keyword", "opt-out keyword STOP")
-    assert list_suppressions(api.ledger, recipient=chatty) == []
+    assert store.list_suppressions(api.ledger, recipient=chatty) == []
     # The user's code hears of it: the stopped message's id, the keyword; no phone number.
     [(task, (message_id, event))] = published(api.settings.redis_url, api.settings.event_queue)
     assert (task, event["type"], event["keyword"], event["scope"]) == (
@@ -240,7 +238,7 @@ def test_the_scope_says_whether_other_senders_campaigns_stop_too(
     assert outcome(api.ledger, ours, stopper)[:2] == (State.FAILED, "suppressed")
     expected = (State.FAILED, "suppressed") if scope == "all" else (State.PENDING, None)
     assert outcome(api.ledger, theirs, stopper)[:2] == expected
-    [entry] = list_suppressions(api.ledger, recipient=stopper)
+    [entry] = store.list_suppressions(api.ledger, recipient=stopper)
     assert (entry.sender, entry.source) == (SENDER if scope == "sender" else None, "keyword")
     [(_, (_, event))] = published(api.settings.redis_url, api.settings.event_queue)
     assert (event["scope"], event["stopped_messages"]) == (scope, 2 if scope == "all" else 1)
@@ -286,7 +284,7 @@ def test_with_no_keywords_a_stop_changes_nothing(tmp_path: Path, optout_api) -> 
     campaign_id = campaign(api, tmp_path, [number])
     assert api.post(meta_text(SENDER, number, "STOP")) == {"inbound": 1}
     assert outcome(api.ledger, campaign_id, number)[0] is State.PENDING
-    assert list_suppressions(api.ledger, recipient=number) == []
+    assert store.list_suppressions(api.ledger, recipient=number) == []
     assert published(api.settings.redis_url, api.settings.event_queue) == []
 
 
@@ -305,11 +303,11 @@ def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_
     assert api.post(meta_text(SENDER, None, "STOP", user_id=user_id)) == {"inbound": 1}
     assert outcome(api.ledger, campaign_id, number)[:2] == (State.FAILED, "suppressed")
     assert opt_out_counts() == (opt_outs + 1, stopped + 1)  # the API's metrics (this process)
-    listed = {(entry.sender, entry.recipient, entry.source) for entry in list_suppressions(api.ledger)}
+    listed = {(entry.sender, entry.recipient, entry.source) for entry in store.list_suppressions(api.ledger)}
     assert listed == {(SENDER, number, "keyword"), (SENDER, user_id, "keyword")}
     # Writing it again adds nothing and is not announced twice.
     assert api.post(meta_text(SENDER, None, "stop", user_id=user_id)) == {"inbound": 1}
-    assert len(list_suppressions(api.ledger)) == 2
+    assert len(store.list_suppressions(api.ledger)) == 2
     assert len(published(api.settings.redis_url, api.settings.event_queue)) == 1
     assert opt_out_counts() == (opt_outs + 1, stopped + 1)
 
@@ -321,3 +319,39 @@ def test_a_stop_from_a_user_id_stops_the_messages_to_the_phone_the_ledger_knows_
     shown = run(env, tmp_path, "campaign", "status", campaign_id)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"of which by opt-out keyword\s*│\s*1", shown.stdout), shown.stdout
+
+
+def test_a_message_in_flight_at_the_keyword_that_comes_back_for_a_retry_is_not_sent_again(
+    tmp_path: Path, ledger: Ledger, database_url: str
+) -> None:
+    """The sweep leaves a message a worker holds (``sending``); if its attempt ends in a retry,
+    the next claim refuses it and it fails ``suppressed`` (ledger level, no worker)."""
+    settings = make_settings(database_url=database_url)
+    number = phone(800)
+    source = write_csv(tmp_path / "one.csv", [number])
+    campaign_id = campaigns.create_campaign(
+        source,
+        CAMPAIGN_TEMPLATE,
+        provider="meta",
+        sender=SENDER,
+        ledger=ledger,
+        settings=settings,
+        dispatch=lambda *_: True,
+    ).id
+    [message_id] = [row.id for page in store.message_pages(ledger, campaign_id) for row in page]
+    assert [record.id for record in ledger.claim_many(ledger.load_pending([message_id]))] == [message_id]
+
+    done = store.opt_out(
+        ledger, [number], provider="meta", sender=SENDER, reason="opt-out keyword STOP", source="keyword"
+    )
+    assert (done.added, done.stopped) == (1, [])  # in flight: left to its worker
+    ledger.transition(message_id, State.SENDING, State.PENDING, reason="provider_unavailable")
+
+    assert ledger.claim_many(ledger.load_pending([message_id])) == []
+    assert store.fail_suppressed(ledger, [message_id]) == [message_id]
+    record = ledger.get(message_id)
+    assert (record.state, record.reason, record.attempts) == (State.FAILED, "suppressed", 1)
+    # Outside campaigns, the list does not hold a message back.
+
+    plain, _ = ledger.record_pending(validate_send_request(button_request("meta", sender=SENDER, to=number)))
+    assert [record.id for record in ledger.claim_many(ledger.load_pending([plain]))] == [plain]
