@@ -59,7 +59,8 @@ class Keywords:
         return bool(self.words)
 
     def match(self, *texts: str | None) -> str | None:
-        """The configured word the first of ``texts`` that is one matches, or ``None``."""
+        """The configured word the first of ``texts`` that is one matches, or ``None`` (a text
+        over four times :data:`MAX_WORD_LENGTH` is a sentence: never normalised nor matched)."""
         for text in texts:
             if text and len(text) <= 4 * MAX_WORD_LENGTH:
                 word = self.words.get(normalise(text))
