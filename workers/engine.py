@@ -148,7 +148,10 @@ def send_batch(
     acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
     claimed = _claim(ledger, [record for record in due if record.id in waits], as_template)
     claimed_ids = {record.id for record in claimed}
-    result.skipped += [message_id for message_id in waits if message_id not in claimed_ids]
+    unclaimed = [record for record in due if record.id in waits and record.id not in claimed_ids]
+    stopped = _fail_suppressed(ledger, unclaimed)
+    result.failed.update(dict.fromkeys(stopped, "suppressed"))
+    result.skipped += [record.id for record in unclaimed if record.id not in stopped]
     if not claimed:
         return result
 
@@ -556,6 +559,18 @@ def _detail(outcome: Outcome) -> dict[str, object]:
 
 def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counter.most_common())
+
+
+# --- campaigns: a message whose recipient went on the suppression list after it was queued ---
+def _fail_suppressed(ledger: Ledger, unclaimed: list[MessageRecord]) -> set[str]:
+    """Of the campaign messages the claim refused (rare: paused, claimed by another worker, or
+    their recipient suppressed since they were queued), fail those suppressed."""
+    in_campaigns = [record.id for record in unclaimed if record.campaign_id]
+    if not in_campaigns:
+        return set()
+    from wadispatch.campaigns.store import fail_suppressed
+
+    return set(fail_suppressed(ledger, in_campaigns))
 
 
 # --- campaigns: a recipient the provider says opted out goes on the suppression list ---

@@ -18,7 +18,7 @@ from wadispatch.ledger import MessageRecord
 from wadispatch.publishing import publish_job
 from wadispatch.settings import Settings
 
-EventType = Literal["reply", "status", "window_closed"]
+EventType = Literal["reply", "status", "window_closed", "opted_out"]
 
 
 def reply_event(record: MessageRecord) -> dict[str, Any]:
@@ -42,6 +42,40 @@ def status_event(record: MessageRecord) -> dict[str, Any]:
 
 def window_closed_event(record: MessageRecord) -> dict[str, Any]:
     return {**_common("window_closed", record), "sender": record.sender}
+
+
+def opted_out_event(
+    *,
+    provider: str,
+    sender: str | None,
+    keyword: str,
+    scope: str,
+    message: MessageRecord | None,
+    stopped: list[str],
+) -> dict[str, Any]:
+    """A recipient wrote an opt-out keyword. ``message``: the message they replied to, else the
+    first campaign message the keyword stopped (``None`` when neither: then ``message_id`` is
+    null; ``wadispatch suppress list`` shows the number, source ``keyword``)."""
+    return {
+        "type": "opted_out",
+        "message_id": message.id if message else None,
+        "provider": provider,
+        "sender": sender,
+        "keyword": keyword,
+        "scope": scope,
+        "stopped_messages": len(stopped),
+        "metadata": (message.request.get("metadata") if message else None) or {},
+    }
+
+
+def emit_opted_out(event: dict[str, Any], settings: Settings) -> bool:
+    """Publish the user's ``opted_out`` task, if one is configured (as :func:`emit`)."""
+    task = settings.event_tasks.get("opted_out")
+    if not task:
+        return False
+    return publish_job(
+        task, [event["message_id"], event], queue=settings.event_queue, about="an opted_out event"
+    )
 
 
 def _common(event_type: EventType, record: MessageRecord) -> dict[str, Any]:

@@ -8,6 +8,11 @@ The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per
 * a system message (a changed number or user id, a changed identity) opens nothing; a changed
   number or user id moves an open window to the new one;
 * a reply is recorded on the message it answers (``reply_id``, ``reply_title``, ``replied_at``);
+* a text message or a reply whose text is an opt-out keyword (:mod:`wadispatch.optout`; a
+  reply's text is the title chosen) puts its writer, under every name known, on the suppression
+  list (source ``keyword``) of the sender written to, or of every sender
+  (``WADISPATCH_OPT_OUT_SCOPE``), and fails their queued campaign messages ``suppressed``, before
+  the event is recorded; then the ``opted_out`` event goes to the user's code;
 * a status moves the message through the state machine (never backwards; a stale or repeated
   status changes nothing); ``failed`` keeps the provider's code and message, a failure for the
   24-hour window marks the pair closed, and an opt-out puts the recipient on the suppression list;
@@ -24,16 +29,28 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from wadispatch import metrics
-from wadispatch.events import emit, reply_event, status_event, window_closed_event
+from wadispatch.events import (
+    emit,
+    emit_opted_out,
+    opted_out_event,
+    reply_event,
+    status_event,
+    window_closed_event,
+)
 from wadispatch.ledger import Ledger, MessageRecord, WebhookOutcome
 from wadispatch.ledger.webhooks import EarlyApplied
+from wadispatch.optout import Keywords
 from wadispatch.redaction import mask_phone
 from wadispatch.settings import Settings
 from wadispatch.states import State
 from wadispatch.webhooks.events import Inbound, Reply, Status, SystemMessage, Unknown, WebhookEvent
 from wadispatch.window import Opening, Pair, Windows
+
+if TYPE_CHECKING:
+    from wadispatch.campaigns.store import OptOut
 
 log = logging.getLogger("wadispatch.webhooks")
 
@@ -76,6 +93,7 @@ def apply_events(
     moved: list[tuple[Pair, Pair]] = []
     closed: list[Pair] = []
     other_names = _other_names(ledger, [event for event in events if isinstance(event, Inbound | Status)])
+    keywords = settings.opt_out_words
     for event in events:
         if isinstance(event, Unknown):
             log.info("ignored a %s webhook event: %s", event.provider, event.description)
@@ -93,6 +111,7 @@ def apply_events(
             _counted(result, event, "system")
             continue
         if isinstance(event, Reply):
+            opt_out = _opt_out(event, keywords, other_names, ledger, settings)
             outcome = ledger.apply_webhook_reply(
                 event.provider,
                 event.event_key,
@@ -101,6 +120,8 @@ def apply_events(
                 reply_title=event.reply_title,
             )
             _counted(result, event, _count(outcome, "replies"))
+            if opt_out is not None:
+                _announce(event, opt_out, outcome.message, ledger, settings)
             if outcome.duplicate:
                 continue
             opened += _openings(event, other_names)
@@ -113,9 +134,12 @@ def apply_events(
             elif outcome.changed and outcome.message is not None:
                 emit("reply", outcome.message, reply_event(outcome.message), settings)
         elif isinstance(event, Inbound):
+            opt_out = _opt_out(event, keywords, other_names, ledger, settings)
             if not ledger.record_webhook_event(event.provider, event.event_key):
                 _counted(result, event, "duplicates")
                 continue
+            if opt_out is not None:
+                _announce(event, opt_out, None, ledger, settings)
             opened += _openings(event, other_names)
             _counted(result, event, "inbound")
         elif isinstance(event, Status):
@@ -186,6 +210,97 @@ def _suppress(ledger: Ledger, record: MessageRecord) -> None:
         log.warning("could not add an opt-out to the suppression list: %s", type(exc).__name__)
 
 
+@dataclass(frozen=True)
+class _KeywordOptOut:
+    keyword: str
+    scope: str
+    sender: str | None
+    done: OptOut
+
+
+def _opt_out(
+    event: Inbound,
+    keywords: Keywords,
+    other_names: dict[tuple[str, str], str],
+    ledger: Ledger,
+    settings: Settings,
+) -> _KeywordOptOut | None:
+    """If the event's text is an opt-out keyword, put its writer on the suppression list and stop
+    their queued campaign messages (:func:`wadispatch.campaigns.store.opt_out`).
+
+    Runs before the event is recorded as seen, and is idempotent: if it fails, the webhook fails
+    and the provider's redelivery does it. A text message is matched by its text, a reply by the
+    title of the button or row chosen (what the person saw, not the id the sender gave it).
+    """
+    if not keywords.enabled:
+        return None
+    typed = event.reply_title if isinstance(event, Reply) else event.text
+    keyword = keywords.match(typed)
+    if keyword is None:
+        return None
+    names = list(_names(event, other_names))
+    if not names:
+        log.info("a %s opt-out keyword names no phone number or user id: nobody suppressed", event.provider)
+        return None
+    scope = settings.opt_out_scope
+    # A webhook that does not name the business number (WA.cr) can only suppress for all.
+    sender = event.sender if scope == "sender" else None
+    from wadispatch.campaigns.store import opt_out
+
+    done = opt_out(
+        ledger,
+        names,
+        provider=event.provider,
+        sender=sender,
+        reason=f"opt-out keyword {keyword}",
+        source="keyword",
+        detail={"opt_out_keyword": keyword},
+    )
+    return _KeywordOptOut(keyword, "sender" if sender else "all", sender, done)
+
+
+def _announce(
+    event: Inbound,
+    opt_out: _KeywordOptOut,
+    answered: MessageRecord | None,
+    ledger: Ledger,
+    settings: Settings,
+) -> None:
+    """Log, count and tell the user's code about an opt-out that changed something (a
+    redelivered keyword adds nothing and stops nothing: it is not announced again)."""
+    done = opt_out.done
+    if not done.added and not done.stopped:
+        return
+    log.info(
+        "%s wrote the opt-out keyword %s to %s: suppressed (%s), %d queued campaign message(s) stopped",
+        mask_phone(event.phone or event.user_id),
+        opt_out.keyword,
+        event.provider,
+        opt_out.scope,
+        len(done.stopped),
+    )
+    metrics.opted_out(event.provider, opt_out.scope, len(done.stopped))
+    if "opted_out" not in settings.event_tasks:
+        return
+    message = answered or (ledger.get(done.stopped[0]) if done.stopped else None)
+    payload = opted_out_event(
+        provider=event.provider,
+        sender=opt_out.sender,
+        keyword=opt_out.keyword,
+        scope=opt_out.scope,
+        message=message,
+        stopped=done.stopped,
+    )
+    emit_opted_out(payload, settings)
+
+
+def _names(event: Inbound, other_names: dict[tuple[str, str], str]) -> dict[str, None]:
+    """Every name the writer of ``event`` goes by: those it gives, and the other the ledger knows."""
+    names = list(event.recipients)
+    names += [other for name in event.recipients if (other := other_names.get((event.provider, name)))]
+    return dict.fromkeys(names)
+
+
 def _counted(result: InboxResult, event: WebhookEvent, outcome: str) -> None:
     """Count an applied event in the webhook's answer and in the metrics."""
     result.counts[outcome] += 1
@@ -236,9 +351,7 @@ def _openings(event: Inbound, other_names: dict[tuple[str, str], str]) -> list[O
     name the ledger knows for them (a window opened by user id then serves a send by phone)."""
     if not event.recipients:
         log.info("an inbound %s message names no phone number or user id: no window opened", event.provider)
-    names = list(event.recipients)
-    names += [other for name in event.recipients if (other := other_names.get((event.provider, name)))]
-    return [((event.provider, event.sender, name), event.at) for name in dict.fromkeys(names)]
+    return [((event.provider, event.sender, name), event.at) for name in _names(event, other_names)]
 
 
 def _update_windows(

@@ -122,6 +122,16 @@ WEBHOOK_LAG = Histogram(
     ["provider", "type"],
     buckets=_LAG_BUCKETS,
 )
+OPT_OUTS = Counter(
+    "wadispatch_opt_outs_total",
+    "Opt-out keywords that put their writer on the suppression list.",
+    ["provider", "scope"],
+)
+OPT_OUT_STOPPED = Counter(
+    "wadispatch_opt_out_stopped_messages_total",
+    "Queued campaign messages an opt-out keyword stopped (failed, reason suppressed).",
+    ["provider"],
+)
 # --- recovery --------------------------------------------------------------------------------------
 RECONCILER_ACTIONS = Counter(
     "wadispatch_reconciler_actions_total",
@@ -292,6 +302,15 @@ def webhook_event(provider: str, event_type: str, outcome: str, at: datetime | N
     if at is not None:
         lag = (datetime.now(UTC) - at).total_seconds()
         WEBHOOK_LAG.labels(provider=provider, type=event_type).observe(max(0.0, lag))
+
+
+@never_raises
+def opted_out(provider: str, scope: str, stopped: int) -> None:
+    """An opt-out keyword put its writer on the suppression list and stopped ``stopped`` queued
+    campaign messages."""
+    OPT_OUTS.labels(provider=provider, scope=scope).inc()
+    if stopped:
+        OPT_OUT_STOPPED.labels(provider=provider).inc(stopped)
 
 
 @never_raises

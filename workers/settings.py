@@ -18,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from wadispatch.optout import DEFAULT_KEYWORDS as DEFAULT_OPT_OUT_KEYWORDS
+from wadispatch.optout import Keywords, parse_keywords
 
 ProviderName = Literal["briq", "bird", "zixflow", "wacr", "meta"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("briq", "bird", "zixflow", "wacr", "meta")
@@ -189,10 +191,20 @@ class Settings(BaseSettings):
     window_closed_ttl_seconds: float = Field(default=30 * 86_400.0, gt=0)
     """How long a pair stays known closed without news (an inbound message reopens it at once)."""
     window_prefix: str = "wadispatch:win"
-    event_tasks: dict[Literal["reply", "status", "window_closed"], str] = Field(default_factory=dict)
+    event_tasks: dict[Literal["reply", "status", "window_closed", "opted_out"], str] = Field(
+        default_factory=dict
+    )
     """Celery task names called on events, e.g. ``{"reply": "myapp.tasks.on_reply"}``."""
     event_queue: str = "celery"
     """The queue event tasks are published to (Celery's default queue unless told otherwise)."""
+    opt_out_keywords: str = DEFAULT_OPT_OUT_KEYWORDS
+    """Comma-separated words that, as the whole text of an inbound message or a reply, put its
+    writer on the suppression list (matched regardless of case, accents, spaces and punctuation
+    at the ends; see :mod:`wadispatch.optout`). ``none`` (or empty, where that can be given):
+    off."""
+    opt_out_scope: Literal["sender", "all"] = "sender"
+    """Whom an opt-out keyword stops: ``sender``, the business number it was written to;
+    ``all``, every sender."""
     # --- end of the HTTP API settings ---
 
     # Recovery: the reconciler and dead letters (README "Recovery", "Dead letters")
@@ -275,6 +287,17 @@ class Settings(BaseSettings):
                 "prune them"
             )
         return days
+
+    @field_validator("opt_out_keywords")
+    @classmethod
+    def _check_opt_out_keywords(cls, value: str) -> str:
+        parse_keywords(value)  # raises ValueError naming the word at fault
+        return value
+
+    @property
+    def opt_out_words(self) -> Keywords:
+        """The parsed :attr:`opt_out_keywords`."""
+        return parse_keywords(self.opt_out_keywords)
 
     @field_validator("senders")
     @classmethod

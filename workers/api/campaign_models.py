@@ -128,6 +128,10 @@ class CampaignProgressOut(CampaignOut):
         description="Messages sent as the campaign's fallback template because the recipient's "
         "24-hour window was closed (counted once accepted; also in `states`).",
     )
+    suppressed_by_keyword: int = Field(
+        description="Messages stopped (`failed`, reason `suppressed`) because their recipient wrote "
+        'an opt-out keyword after they were queued (README "Opt-out keywords").'
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -157,6 +161,7 @@ class CampaignProgressOut(CampaignOut):
                     "eta_seconds",
                     "eta_note",
                     "sent_as_template",
+                    "suppressed_by_keyword",
                 )
             },
         )

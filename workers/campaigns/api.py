@@ -109,6 +109,9 @@ class CampaignProgress:
     """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
     sent_as_template: int = 0
     """Messages that went as the fallback template (the window was closed), accepted."""
+    suppressed_by_keyword: int = 0
+    """Messages stopped (``failed``, reason ``suppressed``) because their recipient wrote an
+    opt-out keyword after they were queued."""
 
     @property
     def terminal(self) -> int:
@@ -157,6 +160,7 @@ class CampaignProgress:
             "eta_seconds": _round(self.eta_seconds, 1),
             "eta_note": self.eta_note,
             "sent_as_template": self.sent_as_template,
+            "suppressed_by_keyword": self.suppressed_by_keyword,
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -448,6 +452,9 @@ def progress(
         workers_alive=workers,
         eta_note=estimate.note,
         sent_as_template=store.sent_as_template(ledger, campaign_id) if campaign.fallback else 0,
+        suppressed_by_keyword=(
+            store.suppressed_by_keyword(ledger, campaign_id) if failed_reasons.get("suppressed") else 0
+        ),
     )
 
 

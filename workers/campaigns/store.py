@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, text, update
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
@@ -27,6 +27,7 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
+from wadispatch.ledger.schema import Unindexed, campaign_recipient_suppressed, in_state
 from wadispatch.states import State
 from wadispatch.templates import SENT_AS_TEMPLATE
 
@@ -467,6 +468,112 @@ def suppress(
     """Add ``(sender or None for all senders, recipient)`` pairs; how many were new."""
     with ledger.begin() as conn:
         return add_suppressions(conn, pairs, reason=reason, source=source, now=utcnow())
+
+
+#: The reason of a campaign message stopped because its number went on the suppression list
+#: after it was queued.
+SUPPRESSED_REASON = "suppressed"
+#: Campaign statuses whose messages are all settled (a cancelled campaign fails its own).
+_ENDED = ("done", "cancelled")
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """What an opt-out did: suppression entries added, and the queued messages it stopped."""
+
+    added: int
+    stopped: list[str]
+
+
+def opt_out(
+    ledger: Ledger,
+    names: list[str],
+    *,
+    provider: str,
+    sender: str | None,
+    reason: str,
+    source: str,
+    detail: dict[str, Any] | None = None,
+) -> OptOut:
+    """Put one person (every name they go by: phone number, user id) on the suppression list of
+    ``sender`` (``None``: of every sender) and, in the same transaction, fail every ``pending``
+    message of a campaign not ended to any of those names (from ``sender`` of ``provider``;
+    ``None``: from any sender) with reason ``suppressed``, in one statement.
+
+    A message claimed meanwhile is in flight and goes; one claimed after this commits cannot:
+    the claim checks the list (:func:`~wadispatch.ledger.schema.campaign_recipient_not_suppressed`).
+    """
+    now = utcnow()
+    with ledger.begin() as conn:
+        pairs = [(sender, name) for name in names]
+        added = add_suppressions(conn, pairs, reason=reason, source=source, now=now)
+        live = list(conn.execute(select(campaigns.c.id).where(campaigns.c.status.not_in(_ENDED))).scalars())
+        if not live:
+            return OptOut(added, [])
+        # (campaign, recipient) pairs on the campaigns' unique index: a few rows, however large
+        # the campaigns; the sender's own columns only filter them.
+        where = [messages.c.campaign_id.in_(live), messages.c.recipient.in_(names)]
+        if sender is not None:
+            where += [Unindexed(messages.c.provider) == provider, Unindexed(messages.c.sender) == sender]
+        moved = writer.move_where(
+            conn,
+            where,
+            State.PENDING,
+            State.FAILED,
+            now=now,
+            reason=SUPPRESSED_REASON,
+            detail=detail,
+            values={"next_attempt_at": None},
+        )
+    return OptOut(added, [item.message_id for item in moved])
+
+
+def fail_suppressed(ledger: Ledger, message_ids: list[str]) -> list[str]:
+    """Fail those of these ``pending`` campaign messages whose recipient is on the suppression
+    list (reason ``suppressed``): the ones a claim refused for that; return their ids."""
+    if not message_ids:
+        return []
+    suppressed = and_(messages.c.id.in_(message_ids), campaign_recipient_suppressed())
+    # Most calls are for a paused campaign's messages and find none: no write lock for them.
+    with ledger.engine.connect() as conn:
+        found = list(conn.execute(select(messages.c.id).where(suppressed)).scalars())
+    if not found:
+        return []
+    with ledger.begin() as conn:
+        moved = writer.move(
+            conn,
+            found,
+            State.PENDING,
+            State.FAILED,
+            now=utcnow(),
+            where=[campaign_recipient_suppressed()],
+            reason=SUPPRESSED_REASON,
+            detail={"checked": "claim"},
+            values={"next_attempt_at": None},
+        )
+    return [item.message_id for item in moved]
+
+
+def suppressed_by_keyword(ledger: Ledger, campaign_id: str) -> int:
+    """How many of the campaign's messages failed ``suppressed`` with their recipient on the
+    list by an opt-out keyword (of their sender or of every sender)."""
+    keyword = select(suppressions.c.id).where(
+        suppressions.c.source == "keyword",
+        suppressions.c.recipient == messages.c.recipient,
+        (suppressions.c.sender == messages.c.sender) | (suppressions.c.sender == SUPPRESS_ALL_SENDERS),
+    )
+    with ledger.engine.connect() as conn:
+        return conn.execute(
+            select(func.count())
+            .select_from(messages)
+            .where(
+                messages.c.campaign_id == campaign_id,
+                # by the campaign's index (one on the state would read every failed message)
+                in_state(State.FAILED, by_id=True),
+                Unindexed(messages.c.reason) == SUPPRESSED_REASON,
+                exists(keyword),
+            )
+        ).scalar_one()
 
 
 def unsuppress(ledger: Ledger, recipient: str, sender: str | None) -> int:

@@ -247,6 +247,8 @@ def _print_progress(state: api.CampaignProgress) -> None:
         table.add_row(f"  failed: {reason}", str(count))
     if state.sent_as_template:
         table.add_row("  sent as template", str(state.sent_as_template))
+    if state.suppressed_by_keyword:
+        table.add_row("    of which by opt-out keyword", str(state.suppressed_by_keyword))
     out.print(table)
     for line in progress_lines(state):
         out.print(line)

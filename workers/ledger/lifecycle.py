@@ -21,7 +21,13 @@ from wadispatch.ledger.records import (
     message_record,
     utcnow,
 )
-from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages, transitions
+from wadispatch.ledger.schema import (
+    campaign_allows_sending,
+    campaign_recipient_not_suppressed,
+    in_state,
+    messages,
+    transitions,
+)
 from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
@@ -141,9 +147,11 @@ class MessageLifecycle(Database):
         """Atomically move the due ``pending`` messages among these to ``sending``.
 
         One conditional UPDATE for all of them: a message another worker claimed first is not
-        returned. The claims' transitions are logged in the same transaction. Returns the given
-        records as claimed (state and attempts updated), without reading them again. ``sent_as``
-        (``template``) records, with the claim, that they go as their fallback template.
+        returned, nor is a campaign message whose recipient is on the suppression list (see
+        :func:`wadispatch.campaigns.store.fail_suppressed`). The claims' transitions are logged in
+        the same transaction. Returns the given records as claimed (state and attempts updated),
+        without reading them again. ``sent_as`` (``template``) records, with the claim, that they
+        go as their fallback template.
         """
         if not records:
             return []
@@ -159,7 +167,11 @@ class MessageLifecycle(Database):
                 State.PENDING,
                 State.SENDING,
                 now=now,
-                where=[due, campaign_allows_sending(by_id=True)],
+                where=[
+                    due,
+                    campaign_allows_sending(by_id=True),
+                    campaign_recipient_not_suppressed(by_id=True),
+                ],
                 values=values,
                 detail={"sent_as": sent_as, "window": "known closed"} if sent_as else None,
                 count_attempt=True,

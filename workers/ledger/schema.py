@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    exists,
     select,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -276,3 +277,28 @@ def campaign_allows_sending(*, by_id: bool = False) -> Any:
     running = select(campaigns.c.id).where(campaigns.c.status == RUNNING)
     campaign_id = Unindexed(messages.c.campaign_id) if by_id else messages.c.campaign_id
     return campaign_id.is_(None) | campaign_id.in_(running.scalar_subquery())
+
+
+def _listed() -> Any:
+    """SQL: the message's recipient is on the suppression list of its sender or of every sender."""
+    entry = select(suppressions.c.id).where(
+        suppressions.c.recipient == messages.c.recipient,
+        (suppressions.c.sender == messages.c.sender) | (suppressions.c.sender == SUPPRESS_ALL_SENDERS),
+    )
+    return exists(entry)
+
+
+def campaign_recipient_not_suppressed(*, by_id: bool = False) -> Any:
+    """SQL: the message is outside any campaign, or its recipient is not on the suppression list
+    (of its sender, or of every sender). Checked by the claim, so that a campaign message whose
+    number went on the list after it was queued never goes out.
+
+    ``by_id`` when the query picks rows by id (see :class:`Unindexed`).
+    """
+    campaign_id = Unindexed(messages.c.campaign_id) if by_id else messages.c.campaign_id
+    return campaign_id.is_(None) | ~_listed()
+
+
+def campaign_recipient_suppressed() -> Any:
+    """SQL: a campaign message whose recipient is on the suppression list (the claim's refusal)."""
+    return Unindexed(messages.c.campaign_id).is_not(None) & _listed()

@@ -205,9 +205,44 @@ def move(
         fields["attempts"] = messages.c.attempts + 1
     elif refund_attempt:
         fields["attempts"] = messages.c.attempts - 1
+    conditions = (messages.c.id.in_(ids), in_state(from_state, by_id=True), *where)
+    return _move(conn, conditions, from_state, to_state, now, reason, detail, fields)
+
+
+def move_where(
+    conn: Connection,
+    where: Sequence[Any],
+    from_state: State,
+    to_state: State,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> list[Moved]:
+    """Move every message in ``from_state`` that matches ``where`` to ``to_state`` in one
+    conditional UPDATE, and log each move; return the messages moved (as :func:`move`, for
+    messages picked by a condition rather than by id). ``where`` should pick few rows through an
+    index: the state is not offered to the planner as one (most messages of a state match it)."""
+    check_transition(from_state, to_state, reason)
+    fields = _checked_fields(values or {})
+    conditions = (in_state(from_state, by_id=True), *where)
+    return _move(conn, conditions, from_state, to_state, now, reason, detail, fields)
+
+
+def _move(
+    conn: Connection,
+    conditions: Sequence[Any],
+    from_state: State,
+    to_state: State,
+    now: datetime,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+    fields: dict[str, Any],
+) -> list[Moved]:
     moved = conn.execute(
         update(messages)
-        .where(messages.c.id.in_(ids), in_state(from_state, by_id=True), *where)
+        .where(*conditions)
         .values(state=to_state.value, reason=reason, updated_at=now, **fields)
         .returning(messages.c.id, messages.c.attempts)
     ).all()

@@ -18,7 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
+from wadispatch.webhooks.common import (
+    digest,
+    instant,
+    message_text,
+    obj,
+    phone,
+    require_object,
+    status_name,
+    text,
+    user_id,
+)
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "bird"
@@ -78,4 +88,5 @@ def _received(key: str, message: dict[str, Any]) -> Inbound:
             user_id=source_id,
             at=at,
         )
-    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at)
+    typed = message_text(obj(message.get("content")).get("text"))
+    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at, text=typed)

@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
+from wadispatch.webhooks.common import (
+    digest,
+    instant,
+    message_text,
+    obj,
+    phone,
+    require_object,
+    status_name,
+    text,
+    user_id,
+)
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "briq"
@@ -73,4 +83,5 @@ def _inbound(key: str, data: dict[str, Any], at: datetime | None) -> Inbound:
             user_id=source_id,
             at=at,
         )
-    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at)
+    typed = message_text(data.get("text"))
+    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at, text=typed)

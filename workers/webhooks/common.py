@@ -105,3 +105,12 @@ def kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return "object with " + ", ".join(sorted(str(key) for key in value)[:8])
     return type(value).__name__
+
+
+def message_text(value: Any) -> str | None:
+    """The typed text of an inbound message's ``text`` field: a string, or WhatsApp's
+    ``{"body": ...}`` (some providers write ``{"text": ...}``)."""
+    if isinstance(value, str):
+        return value
+    body = obj(value)
+    return text(body.get("body")) or text(body.get("text"))

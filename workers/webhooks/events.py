@@ -53,6 +53,8 @@ class Inbound:
     _: KW_ONLY
     user_id: str | None = None
     at: datetime | None = None
+    text: str | None = None
+    """What the person typed, for a text message (``None`` for media, locations, replies...)."""
 
     @property
     def recipients(self) -> tuple[str, ...]:

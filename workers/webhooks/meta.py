@@ -15,6 +15,7 @@ from wadispatch.webhooks.common import (
     digest,
     instant,
     kind_of,
+    message_text,
     obj,
     phone,
     require_object,
@@ -114,7 +115,8 @@ def _message(sender: str | None, message: dict[str, Any], contacts: list[dict[st
             user_id=source_id,
             at=at,
         )
-    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at)
+    typed = message_text(message.get("text")) if message.get("type") == "text" else None
+    return Inbound(PROVIDER, key, sender, source, user_id=source_id, at=at, text=typed)
 
 
 def _status(status: dict[str, Any], contacts: list[dict[str, Any]]) -> WebhookEvent:

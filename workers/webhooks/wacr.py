@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from wadispatch.webhooks.common import digest, instant, obj, phone, require_object, status_name, text, user_id
+from wadispatch.webhooks.common import (
+    digest,
+    instant,
+    message_text,
+    obj,
+    phone,
+    require_object,
+    status_name,
+    text,
+    user_id,
+)
 from wadispatch.webhooks.events import Inbound, MessageRef, Reply, Status, Unknown, WebhookEvent
 
 PROVIDER = "wacr"
@@ -34,7 +44,8 @@ def parse(body: Any) -> list[WebhookEvent]:
             reply_id = text(interactive.get("id")) or ""
             title = text(interactive.get("title"))
             return [Reply(PROVIDER, key, None, source, ref, reply_id, title, kind, user_id=source_id, at=at)]
-        return [Inbound(PROVIDER, key, None, source, user_id=source_id, at=at)]
+        typed = message_text(data.get("text"))
+        return [Inbound(PROVIDER, key, None, source, user_id=source_id, at=at, text=typed)]
     name = status_name(data.get("status"))
     if event == "message.status" and name is not None and message_id is not None:
         error = obj(data.get("error"))
