@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 SENDER = "1107264639145282"
 RATE = 40
+#: Enough rows for a few 429s of the storm (each teaches the limiter a slower rate).
+ROWS = 150
 
 
 def write_csv(path: Path, count: int, first: int = 0) -> Path:
@@ -64,7 +66,7 @@ def test_a_run_campaign_has_its_start_end_rates_429s_and_retries(
         campaign_fanout_rows=100,
     )
     start_worker(database_url, WADISPATCH_DEFAULT_RATE=str(RATE))
-    source = write_csv(tmp_path / "customers.csv", 200)
+    source = write_csv(tmp_path / "customers.csv", ROWS)
     campaign = api.create_campaign(
         source, CAMPAIGN_TEMPLATE, provider="meta", sender=SENDER, ledger=ledger, settings=settings
     )
@@ -83,7 +85,7 @@ def test_a_run_campaign_has_its_start_end_rates_429s_and_retries(
     done = wait_for(
         lambda: (p := api.progress(campaign.id, ledger=ledger, settings=settings)).done and p, timeout=90
     )
-    assert done.states == {State.SENT.value: 200}
+    assert done.states == {State.SENT.value: ROWS}
     answers = sim.get("/_sim/stats", params={"log": "false"}).json()["answers_total"]
     assert answers["rate_limited"] > 0, answers  # the storm happened
     assert done.rate_limited == answers["rate_limited"]  # every 429 the provider gave, and no other
@@ -101,7 +103,7 @@ def test_a_run_campaign_has_its_start_end_rates_429s_and_retries(
     assert done.started_at.replace(tzinfo=None) == first_claim.replace(tzinfo=None)
     assert done.finished_at.replace(tzinfo=None) == last_settle.replace(tzinfo=None)
     assert done.duration_seconds == pytest.approx((done.finished_at - done.started_at).total_seconds())
-    assert done.average_rate == pytest.approx(200 / done.duration_seconds)
+    assert done.average_rate == pytest.approx(ROWS / done.duration_seconds)
     assert done.average_rate <= RATE * 1.5  # paced by the limiter (its burst allows a little over)
     assert done.throughput is None  # no rate decaying after the end
     assert (done.eta_seconds, done.eta_note) == (None, "done")

@@ -165,8 +165,8 @@ def sent_count(ledger: Ledger, campaign_id: str) -> int:
 def test_pause_holds_and_resume_finishes(
     tmp_path: Path, ledger: Ledger, database_url: str, producer_app, start_worker, sim: httpx.Client
 ) -> None:
-    start_worker(database_url, WADISPATCH_DEFAULT_RATE="20")
-    campaign = slow_campaign(tmp_path, ledger, 300)
+    start_worker(database_url, WADISPATCH_DEFAULT_RATE="40")
+    campaign = slow_campaign(tmp_path, ledger, 200)
     wait_for(lambda: sent_count(ledger, campaign.id) >= 20, timeout=60)
 
     assert api.pause(campaign.id, ledger=ledger).status == "paused"
@@ -183,16 +183,16 @@ def test_pause_holds_and_resume_finishes(
     assert api.resume(campaign.id, ledger=ledger).status == "running"
     assert api.resume(campaign.id, ledger=ledger).status == "running"  # twice is fine
     done = wait_for(lambda: (p := api.progress(campaign.id, ledger=ledger)).done and p, timeout=90)
-    assert done.states == {State.SENT.value: 300}
+    assert done.states == {State.SENT.value: 200}
     assert done.campaign.status == "done"
-    assert sim_stats(sim)["requests_total"] == 300  # every message sent once
+    assert sim_stats(sim)["requests_total"] == 200  # every message sent once
 
 
 def test_cancel_leaves_nothing_pending_and_sends_nothing_more(
     tmp_path: Path, ledger: Ledger, database_url: str, producer_app, start_worker, sim: httpx.Client
 ) -> None:
-    start_worker(database_url, WADISPATCH_DEFAULT_RATE="20")
-    campaign = slow_campaign(tmp_path, ledger, 300)
+    start_worker(database_url, WADISPATCH_DEFAULT_RATE="40")
+    campaign = slow_campaign(tmp_path, ledger, 200)
     wait_for(lambda: sent_count(ledger, campaign.id) >= 10, timeout=60)
 
     cancelled = api.cancel(campaign.id, ledger=ledger)
@@ -201,7 +201,7 @@ def test_cancel_leaves_nothing_pending_and_sends_nothing_more(
     assert after.remaining == 0
     assert set(after.states) <= {State.SENT.value, State.FAILED.value}
     assert after.failed_reasons == {"cancelled": cancelled}
-    assert after.states[State.SENT.value] + cancelled == 300
+    assert after.states[State.SENT.value] + cancelled == 200
     assert after.campaign.status == "cancelled"
     requests = sim_stats(sim)["requests_total"]
     time.sleep(2.0)
