@@ -3,6 +3,7 @@
     from wadispatch.campaigns import api
 
     campaign = api.create_campaign("customers.csv", template, provider="meta", sender="1107264639145282")
+    pooled = api.create_campaign("customers.csv", template, provider="meta", senders=["1107...", "2208..."])
     api.progress(campaign.id)              # counts, start/end, rates, the sender's limit, 429s, ETA
     api.pause(campaign.id); api.resume(campaign.id); api.cancel(campaign.id)
     api.report(campaign.id, "report.csv")  # one row per row of the file
@@ -32,8 +33,10 @@ from wadispatch.campaigns.errors import CampaignInputError, UnknownCampaign
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
+from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
-from wadispatch.campaigns.template import RowError, Template
+from wadispatch.campaigns.senders import SenderProgress, per_sender, pool_limit
+from wadispatch.campaigns.template import RowError
 from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
@@ -47,6 +50,7 @@ CANCELLED_REASON = "cancelled"
 REPORT_COLUMNS = (
     "row",
     "phone",
+    "sender",
     "state",
     "reason",
     "message_id",
@@ -79,7 +83,8 @@ class CampaignProgress:
     """The current rate: messages settled per second over that window; None before the first
     claim and after the end."""
     limit_rate: float
-    """The sender's configured limit as the limiter applies it (declared rate x headroom)."""
+    """The sender's configured limit as the limiter applies it (declared rate x headroom); a
+    pool's: the sum of its senders'."""
     eta_seconds: float | None
     """Remaining / the lower of the current rate and the effective limit; None with a note why."""
     started_at: datetime | None = None
@@ -92,9 +97,9 @@ class CampaignProgress:
     """Messages settled / duration."""
     effective_rate: float | None = None
     """What the shared limiter lets the sender send now (the limit x its factor, which 429s halve);
-    None when the limiter cannot be read."""
+    None when the limiter cannot be read; a pool's: the sum of its senders'."""
     cooldown_seconds: float | None = None
-    """The sender's cooldown left after a 429 (None when unknown)."""
+    """The sender's cooldown left after a 429 (None when unknown); a pool's: its longest."""
     rate_limited: int = 0
     """The provider's rate refusals (429s) met by the campaign's messages."""
     retries: int = 0
@@ -105,6 +110,8 @@ class CampaignProgress:
     """Workers with a fresh heartbeat on the queue; None when the broker cannot be asked."""
     eta_note: str | None = None
     """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
+    senders: tuple[SenderProgress, ...] = ()
+    """Per sender (a pool's in pool order): its messages per state and its limit."""
 
     @property
     def terminal(self) -> int:
@@ -126,6 +133,7 @@ class CampaignProgress:
             "name": campaign.name,
             "provider": campaign.provider,
             "sender": campaign.sender,
+            "senders": list(campaign.senders or ([campaign.sender] if campaign.sender else [])),
             "status": campaign.status,
             "reading": campaign.finished_reading_at is None,
             "rows": {
@@ -152,6 +160,7 @@ class CampaignProgress:
             "workers_alive": self.workers_alive,
             "eta_seconds": _round(self.eta_seconds, 1),
             "eta_note": self.eta_note,
+            "per_sender": [item.as_json() for item in self.senders],
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -162,6 +171,7 @@ def create_campaign(
     *,
     provider: str,
     sender: str | None = None,
+    senders: list[str] | None = None,
     name: str | None = None,
     phone_column: str = "phone",
     region: str | None = None,
@@ -181,6 +191,10 @@ def create_campaign(
     jobs are published by ``wadispatch.campaign_fanout`` tasks while the file is read.
     Returns the campaign when the whole file is read (``on_batch(id, counts)`` after each batch).
 
+    ``senders`` (instead of ``sender``) sends from a pool of the provider's senders: each recipient
+    gets one of them, the one it had in an earlier pool campaign when that one is in this pool,
+    else the least loaded (:mod:`wadispatch.campaigns.pool`; errors name ``senders[i]``).
+
     ``dispatch(campaign_id, first_row, last_row)`` publishes a fan-out (default: the Celery task);
     ``False`` means the broker was unreachable: the messages stay pending until :func:`resume`.
     """
@@ -191,7 +205,7 @@ def create_campaign(
         jsonread.check(template)
     except jsonread.JsonInputError as exc:
         raise MessageValidationError([FieldError("interactive", str(exc))]) from None
-    checked = Template.parse(template, provider=provider, sender=sender)
+    checked, sender, pool = check_senders(template, provider=provider, sender=sender, senders=senders)
     normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
     try:
@@ -215,6 +229,7 @@ def create_campaign(
             "name": name or path.stem,
             "provider": provider,
             "sender": sender,
+            "senders": list(pool) if pool else None,
             "source": str(path),
             "template": template,
             "status": RUNNING,
@@ -226,7 +241,7 @@ def create_campaign(
             "created_at": now,
             "updated_at": now,
         }
-        target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
+        target = Target(campaign_id, provider, sender, checked, phone_column, normalise, pool)
         dispatched_to = 0
         started = False
         counted = 0
@@ -357,7 +372,8 @@ def progress(
     settings: Settings | None = None,
     live: Live | None = None,
 ) -> CampaignProgress:
-    """Counts per state and failure reason, timing, rates, the sender's limit, 429s and an ETA.
+    """Counts per state and failure reason, timing, rates, the sender's limit, 429s and an ETA;
+    the same per sender (:attr:`CampaignProgress.senders`).
 
     Marks the campaign ``done`` when every row is read and every message settled. ``live`` reads
     the broker's Redis (workers alive, the limiter): default, that of ``settings``.
@@ -397,13 +413,14 @@ def progress(
         finished=finished,
         now=now,
     )
-    sender = live.sender(campaign.provider, campaign.sender)
+    senders = per_sender(ledger, campaign, states, live)
+    limit = pool_limit(senders)
     running = campaign.status == RUNNING
     workers = live.workers_alive() if running and remaining else None
     estimate = pace.eta(
         remaining,
         timing.current_rate,
-        sender.effective if sender.effective is not None else sender.declared,
+        limit.effective if limit.effective is not None else limit.declared,
         status=campaign.status,
         workers_alive=workers,
     )
@@ -414,19 +431,20 @@ def progress(
         remaining=remaining,
         settled_recently=in_window,
         throughput=timing.current_rate,
-        limit_rate=sender.declared,
+        limit_rate=limit.declared,
         eta_seconds=estimate.seconds,
         started_at=timing.started_at,
         finished_at=timing.finished_at,
         duration_seconds=timing.duration_seconds,
         average_rate=timing.average_rate,
-        effective_rate=sender.effective,
-        cooldown_seconds=sender.cooldown_seconds,
+        effective_rate=limit.effective,
+        cooldown_seconds=limit.cooldown_seconds,
         rate_limited=history.rate_limited,
         retries=history.retries,
         held_back=history.held_back,
         workers_alive=workers,
         eta_note=estimate.note,
+        senders=tuple(senders),
     )
 
 
@@ -447,7 +465,8 @@ def report(campaign_id: str, out: str | Path | IO[str], *, ledger: Ledger | None
 
     Columns: :data:`REPORT_COLUMNS`. An accepted row has its message's state (``pending`` ...
     ``failed``) and details; a skipped row has ``state`` ``invalid``, ``duplicate`` or
-    ``suppressed``, the reason, and the phone as written (invalid) or normalised.
+    ``suppressed``, the reason, and the phone as written (invalid) or normalised. ``sender`` is
+    the message's sender (blank on a skipped row).
     """
     ledger = ledger or get_ledger()
     get_campaign(campaign_id, ledger=ledger)
@@ -531,6 +550,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
                 [
                     row.campaign_row,
                     row.recipient,
+                    row.sender or "",
                     row.state,
                     row.reason or "",
                     row.id,
@@ -549,7 +569,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
 def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
     for page in store.skipped_pages(ledger, campaign_id):
         for item in page:
-            line = [item.row_number, item.recipient or "", item.kind, item.reason, *[""] * 9]
+            line = [item.row_number, item.recipient or "", "", item.kind, item.reason, *[""] * 9]
             yield item.row_number, line
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wadispatch.campaigns import store
+from wadispatch.campaigns.assignments import PoolAssigner
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.template import RowError, Template
@@ -59,6 +60,9 @@ class Target:
     template: Template
     phone_column: str
     normalise: PhoneNormaliser
+    pool: tuple[str, ...] | None = None
+    """A pool campaign's senders: each row's sender is assigned with its batch
+    (:mod:`wadispatch.campaigns.assignments`); ``sender`` is then the first of them."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -69,7 +73,8 @@ class Target:
 
     def message_row(self, row_number: int, recipient: str, request: str, message_id: str) -> dict[str, Any]:
         """The message of one accepted row, as :func:`wadispatch.campaigns.store.add_batch` takes it;
-        ``request`` is its send request as JSON text (:class:`RequestText`)."""
+        ``request`` is its send request as JSON text (:class:`RequestText`); in a pool campaign,
+        the row's filled texts until its sender is assigned."""
         return {
             "id": message_id,
             "provider": self.provider,
@@ -150,15 +155,20 @@ def ingest(
     read = 0
     last_row = 0
     template, normalise, phone_column = target.template, target.normalise, target.phone_column
-    request_text = RequestText(target)
+    request_text: Callable[[str, list[str]], Any] = RequestText(target)
+    assign: store.AssignSenders | None = None
+    if target.pool is not None:
+        assign = assigner = PoolAssigner(target)
+        request_text = assigner.texts  # the request is written once the batch's senders are known
     new_id = message_ids().__next__
     message_row = target.message_row
+    suppression_senders = target.pool or target.sender
 
     def flush() -> None:
         nonlocal messages, skipped, read, campaign
         invalid = len(skipped)
         recorded = store.add_batch(
-            ledger, target.campaign_id, target.sender, messages, skipped, read, campaign
+            ledger, target.campaign_id, suppression_senders, messages, skipped, read, campaign, assign
         )
         campaign = None
         counts.add(read, invalid, recorded, last_row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,8 @@ class CampaignRecord:
     finished_reading_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    senders: tuple[str, ...] | None = None
+    """The pool of a campaign sent from several senders (``sender`` is the first); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -87,19 +89,26 @@ def insert_campaign(ledger: Ledger, values: dict[str, Any]) -> None:
         conn.execute(insert(campaigns), values)
 
 
+AssignSenders = Callable[[Connection, list[dict[str, Any]]], None]
+"""Sets the ``sender`` (and ``request``) of a pool campaign's message rows, in the batch's transaction."""
+
+
 def add_batch(
     ledger: Ledger,
     campaign_id: str,
-    sender: str | None,
+    sender: str | Sequence[str] | None,
     rows: list[dict[str, Any]],
     skipped: list[Skipped],
     rows_read: int,
     campaign: dict[str, Any] | None = None,
+    assign: AssignSenders | None = None,
 ) -> tuple[int, int, int]:
     """Record one batch of a campaign's rows; ``(accepted, duplicate, suppressed)``.
 
     ``campaign``, given with the first batch, is the campaign's own row, inserted in the same
-    transaction: a campaign exists only once its first rows do.
+    transaction: a campaign exists only once its first rows do. ``sender`` is a pool's senders
+    for a pool campaign (a number suppressed for any of them is skipped), and ``assign`` then
+    picks each new message's sender (:mod:`wadispatch.campaigns.assignments`).
 
     ``rows`` are message rows (:meth:`wadispatch.campaigns.ingest.Target.message_row`). Those whose
     recipient is suppressed, or already has a message in this campaign (an earlier row), are not
@@ -126,6 +135,8 @@ def add_batch(
             else:
                 first_rows[recipient] = row["campaign_row"]
                 fresh.append(row)
+        if assign is not None and fresh:
+            assign(conn, fresh)
         inserted = _insert_pending(conn, campaign_id, fresh, now) if fresh else set()
         earlier = [row for row in fresh if row["id"] not in inserted]
         if earlier:  # numbers an earlier batch already had
@@ -213,34 +224,43 @@ def _insert_pending(
     )
 
 
-def _suppressed(conn: Connection, sender: str | None, recipients: set[str]) -> set[str]:
-    """Which of ``recipients`` are on the suppression list of ``sender`` or of every sender.
-
-    The numbers go to the database as one value (a JSON array on SQLite, an array on
-    PostgreSQL), not as a bound parameter each.
-    """
+def _suppressed(conn: Connection, sender: str | Sequence[str] | None, recipients: set[str]) -> set[str]:
+    """Which of ``recipients`` are on the suppression list of ``sender`` (any of a pool's senders)
+    or of every sender."""
     if not recipients:
         return set()
-    senders = {"all": SUPPRESS_ALL_SENDERS, "sender": sender or SUPPRESS_ALL_SENDERS}
-    if conn.dialect.name == "sqlite":
-        query = text(
-            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
-            "AND recipient IN (SELECT value FROM json_each(:recipients))"
-        )
-        found = conn.execute(query, {**senders, "recipients": json.dumps(list(recipients))})
-    elif conn.dialect.name == "postgresql":
-        query = text(
-            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
-            "AND recipient = ANY(:recipients)"
-        )
-        found = conn.execute(query, {**senders, "recipients": list(recipients)})
-    else:
+    pool = [sender or SUPPRESS_ALL_SENDERS] if sender is None or isinstance(sender, str) else list(sender)
+    names = {f"sender{index}": name for index, name in enumerate([SUPPRESS_ALL_SENDERS, *pool])}
+    condition, value = recipients_in(conn, "recipient")
+    if condition is None:
         found = conn.execute(
             select(suppressions.c.recipient).where(
-                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(list(senders.values()))
+                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(list(names.values()))
             )
         )
+    else:
+        senders_in = ", ".join(f":{key}" for key in names)
+        query = text(
+            f"SELECT recipient FROM {suppressions.name} WHERE sender IN ({senders_in}) AND {condition}"
+        )
+        found = conn.execute(query, {**names, "recipients": value(recipients)})
     return set(found.scalars())
+
+
+def recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[[Iterable[str]], Any]]:
+    """An SQL condition ``column`` in the bound list ``:recipients``, and how to bind that list.
+
+    The numbers go to the database as one value (a JSON array on SQLite, an array on
+    PostgreSQL), not as a bound parameter each; ``(None, list)`` on other databases (use
+    ``column.in_(...)`` there).
+    """
+    if conn.dialect.name == "sqlite":
+        return f"{column} IN (SELECT value FROM json_each(:recipients))", lambda items: json.dumps(
+            list(items)
+        )
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(:recipients)", list
+    return None, list
 
 
 def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[str, int]:
@@ -411,11 +431,23 @@ def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None
     return {(state, reason): count for state, reason, count in rows}
 
 
+def sender_state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str | None, str], int]:
+    """How many of the campaign's messages each sender has in each state."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.sender, messages.c.state, func.count())
+            .where(messages.c.campaign_id == campaign_id)
+            .group_by(messages.c.sender, messages.c.state)
+        ).all()
+    return {(sender, state): count for sender, state, count in rows}
+
+
 def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:
     """The campaign's messages in row order, a page at a time (keyset on the row)."""
     columns = [
         messages.c.campaign_row,
         messages.c.recipient,
+        messages.c.sender,
         messages.c.id,
         messages.c.state,
         messages.c.reason,
@@ -505,4 +537,5 @@ def _campaign(row: Any) -> CampaignRecord:
         finished_reading_at=aware(row.finished_reading_at),
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+        senders=tuple(row.senders) if row.senders else None,
     )
