@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from wadispatch.campaigns import api
+from wadispatch.campaigns import api as campaigns
 from wadispatch.ledger import Ledger, messages, sender_assignments
 from wadispatch.settings import Settings
+from wadispatch.simulator import SimulatorServer
 
-from tests.support import CAMPAIGN_TEMPLATE, make_settings, wait_for
+from tests.api_support import Api
+from tests.support import CAMPAIGN_TEMPLATE, SECRETS, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +69,14 @@ def senders_of(ledger: Ledger, campaign_id: str) -> dict[str, str]:
 
 def run_campaign(
     tmp_path: Path, ledger: Ledger, name: str, numbers: list[str], settings: Settings, **senders: Any
-) -> tuple[api.CampaignProgress, float]:
+) -> tuple[campaigns.CampaignProgress, float]:
     source = write_csv(tmp_path / f"{name}.csv", numbers)
-    campaign = api.create_campaign(
+    campaign = campaigns.create_campaign(
         source, CAMPAIGN_TEMPLATE, provider="meta", ledger=ledger, settings=settings, **senders
     )
     done = wait_for(
-        lambda: (p := api.progress(campaign.id, ledger=ledger, settings=settings)).done and p, timeout=30
+        lambda: (p := campaigns.progress(campaign.id, ledger=ledger, settings=settings)).done and p,
+        timeout=30,
     )
     assert done.states == {"sent": len(numbers)}
     return done, done.duration_seconds
@@ -110,7 +116,7 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
 
     sent_by = senders_of(ledger, pooled_progress.campaign.id)
     report_path = tmp_path / "report.csv"
-    api.report(pooled_progress.campaign.id, report_path, ledger=ledger)
+    campaigns.report(pooled_progress.campaign.id, report_path, ledger=ledger)
     with report_path.open(newline="", encoding="utf-8") as handle:
         report = list(csv.DictReader(handle))
     assert len(report) == count
@@ -123,7 +129,7 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
 def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Path, ledger: Ledger) -> None:
     settings = pool_settings()
     first_numbers = [phone(i) for i in range(30)]
-    first = api.create_campaign(
+    first = campaigns.create_campaign(
         write_csv(tmp_path / "first.csv", first_numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
@@ -137,7 +143,7 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
 
     # The same pool in another order, the same recipients in another order, and new ones.
     new_numbers = [phone(500 + i) for i in range(9)]
-    second = api.create_campaign(
+    second = campaigns.create_campaign(
         write_csv(tmp_path / "second.csv", new_numbers + first_numbers[::-1]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
@@ -152,7 +158,7 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
 
     # A pool without the first sender: its recipients get a sender of the new pool, the others keep theirs.
     third_pool = [POOL[1], "4407264639145282"]
-    third = api.create_campaign(
+    third = campaigns.create_campaign(
         write_csv(tmp_path / "third.csv", first_numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
@@ -182,7 +188,7 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
 
 
 def test_a_single_sender_campaign_records_no_assignments(tmp_path: Path, ledger: Ledger) -> None:
-    campaign = api.create_campaign(
+    campaign = campaigns.create_campaign(
         write_csv(tmp_path / "one.csv", [phone(i) for i in range(5)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
@@ -198,8 +204,8 @@ def test_a_single_sender_campaign_records_no_assignments(tmp_path: Path, ledger:
 
 
 def test_a_number_suppressed_for_one_sender_of_the_pool_is_skipped(tmp_path: Path, ledger: Ledger) -> None:
-    api.suppress([phone(1)], sender=POOL[2], ledger=ledger)
-    campaign = api.create_campaign(
+    campaigns.suppress([phone(1)], sender=POOL[2], ledger=ledger)
+    campaign = campaigns.create_campaign(
         write_csv(tmp_path / "s.csv", [phone(0), phone(1)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
@@ -219,7 +225,7 @@ def test_a_bad_pool_records_nothing(tmp_path: Path, ledger: Ledger, senders: lis
     from wadispatch.errors import MessageValidationError
 
     with pytest.raises(MessageValidationError) as caught:
-        api.create_campaign(
+        campaigns.create_campaign(
             write_csv(tmp_path / "bad.csv", [phone(0)]),
             CAMPAIGN_TEMPLATE,
             provider="meta",
@@ -229,4 +235,104 @@ def test_a_bad_pool_records_nothing(tmp_path: Path, ledger: Ledger, senders: lis
             dispatch=no_broker,
         )
     assert [error.path for error in caught.value.errors] == [path]
-    assert api.list_campaigns(ledger=ledger) == []
+    assert campaigns.list_campaigns(ledger=ledger) == []
+
+
+# --- over HTTP -----------------------------------------------------------------------------------
+
+
+def upload(api: Api, numbers: list[str], **fields: Any) -> httpx.Response:
+    """``curl -F file=@customers.csv -F template=@template.json -F provider=meta -F senders=A ...``."""
+    content = "phone,name,order\n" + "".join(f"{number},Ann,{i}\n" for i, number in enumerate(numbers))
+    files = {
+        "file": ("customers.csv", content.encode(), "text/csv"),
+        "template": ("template.json", json.dumps(CAMPAIGN_TEMPLATE)),
+    }
+    return api.client.post("/v1/campaigns", files=files, data={"provider": "meta", **fields})
+
+
+def test_a_pool_over_http_shows_its_senders_and_their_progress(api: Api) -> None:
+    answer = upload(api, [phone(i) for i in range(6)], senders=[POOL[0], f"{POOL[1]}, {POOL[2]}"])
+    assert answer.status_code == 202, answer.text
+    accepted = answer.json()
+    assert (accepted["sender"], accepted["senders"]) == (POOL[0], POOL)
+
+    progress = api.client.get(f"/v1/campaigns/{accepted['campaign_id']}").json()
+    assert progress["senders"] == POOL
+    assert [(item["sender"], item["states"], item["remaining"]) for item in progress["per_sender"]] == [
+        (sender, {"pending": 2}, 2) for sender in POOL
+    ]
+    single = upload(api, [phone(100)], sender=POOL[0]).json()
+    progress = api.client.get(f"/v1/campaigns/{single['campaign_id']}").json()
+    assert single["senders"] == [POOL[0]]
+    assert [(item["sender"], item["states"]) for item in progress["per_sender"]] == [
+        (POOL[0], {"pending": 1})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"senders": [POOL[0], POOL[0]]}, [("senders[1]", f"repeats senders[0] ({POOL[0]})")]),
+        ({"senders": ""}, [("senders", "must list at least one sender")]),
+        ({"senders": ",".join(str(i) for i in range(51))}, [("senders", "at most 50 senders (got 51)")]),
+        ({"senders": POOL[1], "sender": POOL[0]}, [("senders", "give sender or senders, not both")]),
+        ({"senders": f"{POOL[0]},{'9' * 300}"}, [("senders[1]", "at most 256 characters for meta")]),
+    ],
+)
+def test_a_bad_pool_over_http_is_422_and_records_nothing(
+    api: Api, fields: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    answer = upload(api, [phone(1)], **fields)
+    assert answer.status_code == 422, answer.text
+    assert [(error["path"], error["rule"]) for error in answer.json()["errors"]] == expected
+    assert campaigns.list_campaigns(ledger=api.ledger) == []
+
+
+# --- on the command line -------------------------------------------------------------------------
+
+
+def wadispatch(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).with_name("wadispatch")), *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_cli_takes_a_pool_as_repeated_senders_and_refuses_a_bad_one(
+    tmp_path: Path, simulator: SimulatorServer, redis_url: str, queue_name: str, producer_app
+) -> None:
+    base = {key: value for key, value in os.environ.items() if not key.startswith("WADISPATCH_")}
+    env = {
+        **base,
+        "WADISPATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "WADISPATCH_REDIS_URL": redis_url,
+        "WADISPATCH_QUEUE": queue_name,
+        **simulator.base_urls(),
+        **SECRETS,
+    }
+    source = write_csv(tmp_path / "people.csv", [phone(i) for i in range(6)])
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps(CAMPAIGN_TEMPLATE), encoding="utf-8")
+    send = ("campaign", "send", str(source), "-m", str(template), "--provider", "meta", "--detach")
+    pool = [argument for sender in POOL for argument in ("--sender", sender)]
+
+    started = wadispatch(env, tmp_path, *send, *pool)
+    assert started.returncode == 0, started.stderr
+    campaign_id = started.stdout.split()[0]
+    status = json.loads(wadispatch(env, tmp_path, "campaign", "status", campaign_id, "--json").stdout)
+    assert status["senders"] == POOL
+    assert [(item["sender"], item["states"]) for item in status["per_sender"]] == [
+        (sender, {"pending": 2}) for sender in POOL
+    ]
+    text = wadispatch(env, tmp_path, "campaign", "status", campaign_id).stdout
+    assert f"meta senders {', '.join(POOL)}" in text
+    assert all(sender in text.split("created")[1] for sender in POOL)  # the per-sender table
+    assert "pool limit (3 senders)" in text
+
+    repeated = wadispatch(env, tmp_path, *send, *pool, "--sender", POOL[1])
+    assert repeated.returncode == 1
+    assert (
+        "invalid --sender" in repeated.stderr
+        and f"senders[3]: repeats senders[1] ({POOL[1]})" in repeated.stderr
+    )
+    too_many = wadispatch(env, tmp_path, *send, *[a for i in range(51) for a in ("--sender", str(i))])
+    assert too_many.returncode == 1 and "senders: at most 50 senders (got 51)" in too_many.stderr
