@@ -91,15 +91,19 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
     start_worker,
     sim: httpx.Client,
 ) -> None:
-    start_worker(database_url, WADISPATCH_DEFAULT_RATE=str(RATE))
+    # Every slot of a job is waited for (none held back to a later retry): the runs then measure
+    # the limits alone, one sender's against three.
+    start_worker(database_url, WADISPATCH_DEFAULT_RATE=str(RATE), WADISPATCH_LIMITER_MAX_WAIT_SECONDS="5")
     settings = pool_settings(default_rate=RATE, redis_url=redis_url)
     count = 60
 
-    pooled_progress, pooled = run_campaign(
-        tmp_path, ledger, "pooled", [phone(1000 + i) for i in range(count)], settings, senders=POOL
-    )
+    # A first campaign warms the worker up (connections, clients), so neither run pays for that.
+    run_campaign(tmp_path, ledger, "warm-up", [phone(5000 + i) for i in range(3)], settings, senders=POOL)
     _, single = run_campaign(
         tmp_path, ledger, "single", [phone(i) for i in range(count)], settings, sender=POOL[0]
+    )
+    pooled_progress, pooled = run_campaign(
+        tmp_path, ledger, "pooled", [phone(1000 + i) for i in range(count)], settings, senders=POOL
     )
     print(f"\n{count} messages at {RATE}/s per sender: one sender {single:.2f}s, a pool of 3 {pooled:.2f}s")
     assert single >= 2 * pooled, (single, pooled)
@@ -123,7 +127,7 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
     assert {line["phone"]: line["sender"] for line in report} == sent_by
     # The simulator saw each message from the sender the ledger recorded.
     received = sim.get("/_sim/stats", params={"log": "true"}).json()
-    assert received["requests_total"] == 2 * count
+    assert received["requests_total"] == 2 * count + 3
 
 
 def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Path, ledger: Ledger) -> None:
