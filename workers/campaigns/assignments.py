@@ -9,11 +9,11 @@ batch's transaction. Single-sender campaigns never come here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, select, text
 from wadispatch.campaigns.pool import assign_senders
 from wadispatch.campaigns.store import recipients_in
 from wadispatch.ledger import sender_assignments, utcnow
@@ -50,22 +50,16 @@ class PoolAssigner:
         recipients = [row["recipient"] for row in rows]
         sticky = _sticky(conn, self.provider, recipients)
         senders = assign_senders(recipients, sticky, self.pool, self.load)
-        changed: list[dict[str, Any]] = []
-        now = utcnow()
+        changed: list[tuple[str, str]] = []
+        requests = self.requests
         for row, sender in zip(rows, senders, strict=True):
+            recipient = row["recipient"]
             row["sender"] = sender
-            row["request"] = self.requests[sender](row["recipient"], row["request"])
-            if sticky.get(row["recipient"]) != sender:
-                changed.append(
-                    {
-                        "provider": self.provider,
-                        "recipient": row["recipient"],
-                        "sender": sender,
-                        "assigned_at": now,
-                    }
-                )
+            row["request"] = requests[sender](recipient, row["request"])
+            if sticky.get(recipient) != sender:
+                changed.append((recipient, sender))
         if changed:
-            _upsert(conn, changed)
+            _upsert(conn, self.provider, changed)
 
 
 def _sticky(conn: Connection, provider: str, recipients: list[str]) -> dict[str, str]:
@@ -83,11 +77,32 @@ def _sticky(conn: Connection, provider: str, recipients: list[str]) -> dict[str,
     return {recipient: sender for recipient, sender in found}
 
 
-def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(sender_assignments)
-    statement = statement.on_conflict_do_update(
-        index_elements=["provider", "recipient"],
-        set_={"sender": statement.excluded.sender, "assigned_at": statement.excluded.assigned_at},
+def _upsert(conn: Connection, provider: str, pairs: list[tuple[str, str]]) -> None:
+    """Record ``(recipient, sender)`` pairs as the recipients' senders, in one statement.
+
+    The pairs go to the database as one value (JSON on SQLite, arrays on PostgreSQL), as the
+    batch's recipients do for the look-up: a row of parameters each costs more than the rest.
+    """
+    table = sender_assignments
+    conflict = (
+        "ON CONFLICT (provider, recipient) DO UPDATE SET sender = excluded.sender, "
+        "assigned_at = excluded.assigned_at"
     )
-    conn.execute(statement, rows)
+    stamp = bindparam("at", utcnow(), type_=table.c.assigned_at.type)
+    if conn.dialect.name == "postgresql":
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, recipient, sender, :at "
+            f"FROM unnest(CAST(:recipients AS text[]), CAST(:senders AS text[])) AS pairs(recipient, sender) "
+            + conflict
+        ).bindparams(stamp)
+        recipients, senders = zip(*pairs, strict=True)
+        conn.execute(query, {"provider": provider, "recipients": list(recipients), "senders": list(senders)})
+    else:
+        # WHERE true: SQLite's parser needs it between a SELECT and its ON CONFLICT.
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, json_extract(value, '$[0]'), json_extract(value, '$[1]'), :at "
+            f"FROM json_each(:pairs) WHERE true {conflict}"
+        ).bindparams(stamp)
+        conn.execute(query, {"provider": provider, "pairs": json.dumps(pairs)})
