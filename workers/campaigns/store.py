@@ -1,4 +1,5 @@
-"""The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions.
+"""The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions,
+the sticky senders of pool campaigns.
 
 Everything a campaign writes goes through here, on the ledger's engine and tables
 (:mod:`wadispatch.ledger`). A batch of rows is one transaction: its messages, their ``pending``
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text, update
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
@@ -22,6 +23,7 @@ from wadispatch.ledger import (
     campaign_row_errors,
     campaigns,
     messages,
+    sender_assignments,
     suppressions,
     utcnow,
     writer,
@@ -231,7 +233,7 @@ def _suppressed(conn: Connection, sender: str | Sequence[str] | None, recipients
         return set()
     pool = [sender or SUPPRESS_ALL_SENDERS] if sender is None or isinstance(sender, str) else list(sender)
     names = {f"sender{index}": name for index, name in enumerate([SUPPRESS_ALL_SENDERS, *pool])}
-    condition, value = recipients_in(conn, "recipient")
+    condition, value = _recipients_in(conn, "recipient")
     if condition is None:
         found = conn.execute(
             select(suppressions.c.recipient).where(
@@ -247,7 +249,7 @@ def _suppressed(conn: Connection, sender: str | Sequence[str] | None, recipients
     return set(found.scalars())
 
 
-def recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[[Iterable[str]], Any]]:
+def _recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[[Iterable[str]], Any]]:
     """An SQL condition ``column`` in the bound list ``:recipients``, and how to bind that list.
 
     The numbers go to the database as one value (a JSON array on SQLite, an array on
@@ -261,6 +263,66 @@ def recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[[
     if conn.dialect.name == "postgresql":
         return f"{column} = ANY(:recipients)", list
     return None, list
+
+
+def sticky_senders(conn: Connection, provider: str, recipients: list[str]) -> dict[str, str]:
+    """The recorded sender of each of these recipients that has one."""
+    table = sender_assignments
+    if conn.dialect.name == "postgresql":
+        # Planned for each batch, never prepared: psycopg prepares a statement run five times, and
+        # PostgreSQL may then keep a generic plan made while the table was small (it grows from
+        # nothing as a campaign is read), one that scans the whole table and compares each row
+        # with every number of the batch (seconds a batch at 100,000 rows).
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(
+                f"SELECT recipient, sender FROM {table.name} WHERE provider = %s AND recipient = ANY(%s)",
+                (provider, recipients),
+                prepare=False,
+            )
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
+    condition, value = _recipients_in(conn, "recipient")
+    if condition is None:
+        query = select(table.c.recipient, table.c.sender).where(
+            table.c.provider == provider, table.c.recipient.in_(recipients)
+        )
+        return {recipient: sender for recipient, sender in conn.execute(query)}
+    query = text(f"SELECT recipient, sender FROM {table.name} WHERE provider = :provider AND {condition}")
+    found = conn.execute(query, {"provider": provider, "recipients": value(recipients)})
+    return {recipient: sender for recipient, sender in found}
+
+
+def record_senders(conn: Connection, provider: str, pairs: list[tuple[str, str]]) -> None:
+    """Record ``(recipient, sender)`` pairs as the recipients' senders, in one statement.
+
+    The pairs go to the database as one value (JSON on SQLite, arrays on PostgreSQL), as the
+    batch's recipients do for the look-up: a row of parameters each costs more than the rest.
+    """
+    table = sender_assignments
+    conflict = (
+        "ON CONFLICT (provider, recipient) DO UPDATE SET sender = excluded.sender, "
+        "assigned_at = excluded.assigned_at"
+    )
+    stamp = bindparam("at", utcnow(), type_=table.c.assigned_at.type)
+    if conn.dialect.name == "postgresql":
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, recipient, sender, :at "
+            f"FROM unnest(CAST(:recipients AS text[]), CAST(:senders AS text[])) AS pairs(recipient, sender) "
+            + conflict
+        ).bindparams(stamp)
+        recipients, senders = zip(*pairs, strict=True)
+        conn.execute(query, {"provider": provider, "recipients": list(recipients), "senders": list(senders)})
+    else:
+        # WHERE true: SQLite's parser needs it between a SELECT and its ON CONFLICT.
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, json_extract(value, '$[0]'), json_extract(value, '$[1]'), :at "
+            f"FROM json_each(:pairs) WHERE true {conflict}"
+        ).bindparams(stamp)
+        conn.execute(query, {"provider": provider, "pairs": json.dumps(pairs)})
 
 
 def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[str, int]:
