@@ -257,12 +257,14 @@ def _recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[
     ``column.in_(...)`` there).
     """
     if conn.dialect.name == "sqlite":
-        return f"{column} IN (SELECT value FROM json_each(:recipients))", lambda items: json.dumps(
-            list(items)
-        )
+        return f"{column} IN (SELECT value FROM json_each(:recipients))", _json_list
     if conn.dialect.name == "postgresql":
         return f"{column} = ANY(:recipients)", list
     return None, list
+
+
+def _json_list(items: Iterable[str]) -> str:
+    return json.dumps(list(items))
 
 
 def sticky_senders(conn: Connection, provider: str, recipients: list[str]) -> dict[str, str]:
