@@ -1,6 +1,6 @@
 """The ``campaign`` scenario's accepting processes, each run alone so its peak RSS is its own.
 
-    python -m tests.bench.campaign project FILE --database-url URL --redis-url URL --queue Q
+    python -m tests.bench.campaign project FILE --database-url URL --redis-url URL --queue Q [--senders N]
     python -m tests.bench.campaign naive FILE --redis-url URL --queue Q
     python -m tests.bench.campaign generate FILE --rows N
 
@@ -52,7 +52,10 @@ def generate(path: Path, rows: int, seed: int = 5) -> None:
             writer.writerow([f"+{FIRST_NUMBER + index}", rng.choice(names), str(100_000 + index)])
 
 
-def accept_project(path: Path, database_url: str, redis_url: str, queue: str) -> dict[str, Any]:
+def accept_project(
+    path: Path, database_url: str, redis_url: str, queue: str, senders: int = 1
+) -> dict[str, Any]:
+    """``senders`` over 1: a pool of that many senders (each row's sender assigned as it is read)."""
     from wadispatch.campaigns import api
     from wadispatch.campaigns.fanout import fan_out
     from wadispatch.celery import point_app_at
@@ -67,7 +70,11 @@ def accept_project(path: Path, database_url: str, redis_url: str, queue: str) ->
         path,
         TEMPLATE,
         provider="meta",
-        sender=SENDER,
+        **(
+            {"sender": SENDER}
+            if senders == 1
+            else {"senders": [str(int(SENDER) + i) for i in range(senders)]}
+        ),
         ledger=ledger,
         settings=settings,
         dispatch=lambda *_: True,  # fanned out below, in this process, to time it
@@ -182,12 +189,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--queue", default="bench-campaign")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--senders", type=int, default=1, help="project: a pool of this many senders")
     args = parser.parse_args(argv)
     if args.mode == "generate":
         generate(args.file, args.rows)
         return 0
     if args.mode == "project":
-        figures = accept_project(args.file, args.database_url, args.redis_url, args.queue)
+        figures = accept_project(args.file, args.database_url, args.redis_url, args.queue, args.senders)
     else:
         figures = accept_naive(args.file, args.redis_url, args.queue, args.limit)
     sys.stdout.write(json.dumps(figures) + "\n")

@@ -16,6 +16,13 @@ class CampaignFields(BaseModel):
 
     provider: str = Field(min_length=1, description="Checked with the template (same code as a message).")
     sender: str | None = Field(default=None, min_length=1, max_length=256)
+    senders: list[str] | None = Field(
+        default=None,
+        description="A pool of the provider's senders instead of `sender` (one part each, "
+        "`-F senders=A -F senders=B`, or comma-separated): each recipient gets one of them, the one "
+        "it had in an earlier pool campaign when that one is in the pool, else the least loaded. "
+        "At most 50, no repeats.",
+    )
     name: str | None = Field(default=None, min_length=1, max_length=200)
     phone_column: str = Field(default="phone", min_length=1, max_length=200)
     region: str | None = Field(default=None, min_length=2, max_length=2)
@@ -48,7 +55,8 @@ class CampaignOut(BaseModel):
     campaign_id: str
     name: str
     provider: str
-    sender: str | None
+    sender: str | None = Field(description="The sender (a pool's first).")
+    senders: list[str] = Field(description="The campaign's senders: its pool, or its one sender.")
     status: str = Field(description="running, paused, cancelled or done")
     rows: Rows
     created_at: datetime
@@ -60,6 +68,7 @@ class CampaignOut(BaseModel):
             name=campaign.name,
             provider=campaign.provider,
             sender=campaign.sender,
+            senders=list(campaign.senders or ([campaign.sender] if campaign.sender else [])),
             status=campaign.status,
             rows=Rows.of(campaign),
             created_at=campaign.created_at,
@@ -77,6 +86,19 @@ class CampaignAccepted(CampaignOut):
 
 class CampaignList(BaseModel):
     campaigns: list[CampaignOut] = Field(description="Newest first.")
+
+
+class SenderProgressOut(BaseModel):
+    """One sender of a campaign: its messages and its limit."""
+
+    sender: str | None
+    states: dict[str, int] = Field(description="Its messages per state.")
+    remaining: int = Field(description="Its messages still `pending` or `sending`.")
+    limit_per_s: float = Field(description="Its configured limit as applied (rate x headroom).")
+    effective_limit_per_s: float | None = Field(
+        description="What the shared limiter lets it send now; null when the limiter cannot be read."
+    )
+    cooldown_seconds: float | None = Field(description="Its cooldown left after a 429 (null when unknown).")
 
 
 class CampaignProgressOut(CampaignOut):
@@ -101,7 +123,10 @@ class CampaignProgressOut(CampaignOut):
         description="The current rate: messages settled per second over the last 30 s; null before "
         "the start and after the end."
     )
-    limit_per_s: float = Field(description="The sender's configured limit as applied (rate x headroom).")
+    limit_per_s: float = Field(
+        description="The sender's configured limit as applied (rate x headroom); a pool's: the sum "
+        "of its senders'."
+    )
     effective_limit_per_s: float | None = Field(
         description="What the shared limiter lets the sender send now: the limit x its factor (halved "
         "on repeated 429s, recovering over time); null when the limiter cannot be read."
@@ -119,6 +144,9 @@ class CampaignProgressOut(CampaignOut):
         "otherwise or when the broker cannot be asked)."
     )
     eta_seconds: float | None = Field(description="Null with `eta_note` saying why.")
+    per_sender: list[SenderProgressOut] = Field(
+        description="Per sender, in pool order (one entry for a single-sender campaign)."
+    )
     eta_note: str | None = Field(
         description="Why there is no ETA: `unknown: no worker running`, `unknown: cannot reach the "
         "broker`, `paused`, `cancelled`, `done`..."
@@ -145,6 +173,7 @@ class CampaignProgressOut(CampaignOut):
             done=progress.done,
             started_at=progress.started_at,
             finished_at=progress.finished_at,
+            per_sender=figures["per_sender"],
             **{
                 key: figures[key]
                 for key in (

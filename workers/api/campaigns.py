@@ -35,8 +35,8 @@ from wadispatch.api.models import ERROR_RESPONSES, ErrorBody
 from wadispatch.api.uploads import read_form, safe_filename, save_upload
 from wadispatch.campaigns import api
 from wadispatch.campaigns.fallback import CampaignFallback
+from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
-from wadispatch.campaigns.template import Template
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger
 from wadispatch.messages import field_errors
@@ -47,6 +47,7 @@ router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=[Dep
 FILE_PARTS = ("file", "template")
 #: Optional parts read as JSON, like the template (file or text).
 JSON_PARTS = ("fallback",)
+POOL_FIELD = "senders"
 MAX_PARTS = 16
 REPORT_CHUNK = 64 * 1024
 
@@ -193,6 +194,7 @@ def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccept
                 template,
                 provider=fields.provider,
                 sender=fields.sender,
+                senders=fields.senders,
                 name=fields.name,
                 phone_column=fields.phone_column,
                 region=fields.region,
@@ -223,7 +225,9 @@ def _checked(
         file_format = fields.format or _format_of(upload.filename, errors)
     if fields is not None and template is not None:
         try:
-            checked = Template.parse(template, provider=fields.provider, sender=fields.sender)
+            checked, _, _ = check_senders(
+                template, provider=fields.provider, sender=fields.sender, senders=fields.senders
+            )
             if fallback is not None:
                 provider = cast(ProviderName, fields.provider)  # the template's check named it
                 CampaignFallback.parse(fallback, checked, provider=provider)
@@ -294,11 +298,13 @@ def _json_part(name: str, part: Any, max_bytes: int, errors: list[FieldError]) -
 
 
 def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | None:
-    values: dict[str, str] = {}
-    parts = (*FILE_PARTS, *JSON_PARTS)
-    for key in dict.fromkeys(key for key, _ in form.multi_items() if key not in parts):
+    values: dict[str, Any] = {}
+    not_text = (*FILE_PARTS, *JSON_PARTS)
+    for key in dict.fromkeys(key for key, _ in form.multi_items() if key not in not_text):
         parts = form.getlist(key)
-        if len(parts) > 1:
+        if key == POOL_FIELD:
+            values[key] = _pool_parts(parts, errors)
+        elif len(parts) > 1:
             errors.append(FieldError(key, "given more than once"))
         elif not isinstance(parts[0], str):
             errors.append(FieldError(key, "must be a text field, not a file"))
@@ -309,6 +315,16 @@ def _text_fields(form: FormData, errors: list[FieldError]) -> CampaignFields | N
     except ValidationError as exc:
         errors.extend(field_errors(exc))
         return None
+
+
+def _pool_parts(parts: list[Any], errors: list[FieldError]) -> list[str]:
+    """The ``senders`` parts: one per sender, or comma-separated; none but blanks is an empty pool."""
+    if not all(isinstance(part, str) for part in parts):
+        errors.append(FieldError(POOL_FIELD, "must be text fields, not files"))
+        return []
+    if not any(part.strip() for part in parts):
+        return []
+    return [handle.strip() for part in parts for handle in part.split(",")]
 
 
 def _format_of(filename: str | None, errors: list[FieldError]) -> FileFormat | None:

@@ -10,7 +10,9 @@ The public API (create, progress, pause, resume, cancel, report, list, the suppr
 (:mod:`wadispatch.cli.campaigns`) wraps it. ``template`` (placeholders), ``phones`` (E.164) and
 ``reader`` (streamed rows) are pure; ``ingest`` turns rows into ledger batches through ``store``
 (all the campaigns' SQL); ``fanout`` publishes the send jobs (run by the
-``wadispatch.campaign_fanout`` task).
+``wadispatch.campaign_fanout`` task). Sender pools: ``pool`` (which senders, which sender for
+each recipient) is pure, ``assignments`` gives each batch's rows their sticky senders, and
+``senders`` is the progress per sender.
 """
 
 from __future__ import annotations

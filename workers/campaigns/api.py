@@ -3,6 +3,7 @@
     from wadispatch.campaigns import api
 
     campaign = api.create_campaign("customers.csv", template, provider="meta", sender="1107264639145282")
+    pooled = api.create_campaign("customers.csv", template, provider="meta", senders=["1107...", "2208..."])
     api.progress(campaign.id)              # counts, start/end, rates, the sender's limit, 429s, ETA
     api.pause(campaign.id); api.resume(campaign.id); api.cancel(campaign.id)
     api.report(campaign.id, "report.csv")  # one row per row of the file
@@ -33,8 +34,10 @@ from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
+from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
-from wadispatch.campaigns.template import RowError, Template
+from wadispatch.campaigns.senders import SenderProgress, per_sender, pool_limit
+from wadispatch.campaigns.template import RowError
 from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
@@ -48,6 +51,7 @@ CANCELLED_REASON = "cancelled"
 REPORT_COLUMNS = (
     "row",
     "phone",
+    "sender",
     "state",
     "reason",
     "message_id",
@@ -81,7 +85,8 @@ class CampaignProgress:
     """The current rate: messages settled per second over that window; None before the first
     claim and after the end."""
     limit_rate: float
-    """The sender's configured limit as the limiter applies it (declared rate x headroom)."""
+    """The sender's configured limit as the limiter applies it (declared rate x headroom); a
+    pool's: the sum of its senders'."""
     eta_seconds: float | None
     """Remaining / the lower of the current rate and the effective limit; None with a note why."""
     started_at: datetime | None = None
@@ -94,9 +99,9 @@ class CampaignProgress:
     """Messages settled / duration."""
     effective_rate: float | None = None
     """What the shared limiter lets the sender send now (the limit x its factor, which 429s halve);
-    None when the limiter cannot be read."""
+    None when the limiter cannot be read; a pool's: the sum of its senders'."""
     cooldown_seconds: float | None = None
-    """The sender's cooldown left after a 429 (None when unknown)."""
+    """The sender's cooldown left after a 429 (None when unknown); a pool's: its longest."""
     rate_limited: int = 0
     """The provider's rate refusals (429s) met by the campaign's messages."""
     retries: int = 0
@@ -112,6 +117,8 @@ class CampaignProgress:
     suppressed_by_keyword: int = 0
     """Messages stopped (``failed``, reason ``suppressed``) because their recipient wrote an
     opt-out keyword after they were queued."""
+    senders: tuple[SenderProgress, ...] = ()
+    """Per sender (a pool's in pool order): its messages per state and its limit."""
 
     @property
     def terminal(self) -> int:
@@ -133,6 +140,7 @@ class CampaignProgress:
             "name": campaign.name,
             "provider": campaign.provider,
             "sender": campaign.sender,
+            "senders": list(campaign.senders or ([campaign.sender] if campaign.sender else [])),
             "status": campaign.status,
             "reading": campaign.finished_reading_at is None,
             "rows": {
@@ -161,6 +169,7 @@ class CampaignProgress:
             "eta_note": self.eta_note,
             "sent_as_template": self.sent_as_template,
             "suppressed_by_keyword": self.suppressed_by_keyword,
+            "per_sender": [item.as_json() for item in self.senders],
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -171,6 +180,7 @@ def create_campaign(
     *,
     provider: str,
     sender: str | None = None,
+    senders: list[str] | None = None,
     name: str | None = None,
     phone_column: str = "phone",
     region: str | None = None,
@@ -191,6 +201,10 @@ def create_campaign(
     jobs are published by ``wadispatch.campaign_fanout`` tasks while the file is read.
     Returns the campaign when the whole file is read (``on_batch(id, counts)`` after each batch).
 
+    ``senders`` (instead of ``sender``) sends from a pool of the provider's senders: each recipient
+    gets one of them, the one it had in an earlier pool campaign when that one is in this pool,
+    else the least loaded (:mod:`wadispatch.campaigns.pool`; errors name ``senders[i]``).
+
     ``dispatch(campaign_id, first_row, last_row)`` publishes a fan-out (default: the Celery task);
     ``False`` means the broker was unreachable: the messages stay pending until :func:`resume`.
 
@@ -205,7 +219,7 @@ def create_campaign(
         jsonread.check(template)
     except jsonread.JsonInputError as exc:
         raise MessageValidationError([FieldError("interactive", str(exc))]) from None
-    checked = Template.parse(template, provider=provider, sender=sender)
+    checked, sender, pool = check_senders(template, provider=provider, sender=sender, senders=senders)
     checked_fallback = None
     if fallback is not None:
         try:
@@ -238,6 +252,7 @@ def create_campaign(
             "name": name or path.stem,
             "provider": provider,
             "sender": sender,
+            "senders": list(pool) if pool else None,
             "source": str(path),
             "template": template,
             "fallback": fallback,
@@ -250,7 +265,9 @@ def create_campaign(
             "created_at": now,
             "updated_at": now,
         }
-        target = Target(campaign_id, provider, sender, checked, phone_column, normalise, checked_fallback)
+        target = Target(
+            campaign_id, provider, sender, checked, phone_column, normalise, checked_fallback, pool
+        )
         dispatched_to = 0
         started = False
         counted = 0
@@ -381,7 +398,8 @@ def progress(
     settings: Settings | None = None,
     live: Live | None = None,
 ) -> CampaignProgress:
-    """Counts per state and failure reason, timing, rates, the sender's limit, 429s and an ETA.
+    """Counts per state and failure reason, timing, rates, the sender's limit, 429s and an ETA;
+    the same per sender (:attr:`CampaignProgress.senders`).
 
     Marks the campaign ``done`` when every row is read and every message settled. ``live`` reads
     the broker's Redis (workers alive, the limiter): default, that of ``settings``.
@@ -421,13 +439,14 @@ def progress(
         finished=finished,
         now=now,
     )
-    sender = live.sender(campaign.provider, campaign.sender)
+    senders = per_sender(ledger, campaign, states, live)
+    limit = pool_limit(senders)
     running = campaign.status == RUNNING
     workers = live.workers_alive() if running and remaining else None
     estimate = pace.eta(
         remaining,
         timing.current_rate,
-        sender.effective if sender.effective is not None else sender.declared,
+        limit.effective if limit.effective is not None else limit.declared,
         status=campaign.status,
         workers_alive=workers,
     )
@@ -438,14 +457,14 @@ def progress(
         remaining=remaining,
         settled_recently=in_window,
         throughput=timing.current_rate,
-        limit_rate=sender.declared,
+        limit_rate=limit.declared,
         eta_seconds=estimate.seconds,
         started_at=timing.started_at,
         finished_at=timing.finished_at,
         duration_seconds=timing.duration_seconds,
         average_rate=timing.average_rate,
-        effective_rate=sender.effective,
-        cooldown_seconds=sender.cooldown_seconds,
+        effective_rate=limit.effective,
+        cooldown_seconds=limit.cooldown_seconds,
         rate_limited=history.rate_limited,
         retries=history.retries,
         held_back=history.held_back,
@@ -455,6 +474,7 @@ def progress(
         suppressed_by_keyword=(
             store.suppressed_by_keyword(ledger, campaign_id) if failed_reasons.get("suppressed") else 0
         ),
+        senders=tuple(senders),
     )
 
 
@@ -475,7 +495,8 @@ def report(campaign_id: str, out: str | Path | IO[str], *, ledger: Ledger | None
 
     Columns: :data:`REPORT_COLUMNS`. An accepted row has its message's state (``pending`` ...
     ``failed``) and details; a skipped row has ``state`` ``invalid``, ``duplicate`` or
-    ``suppressed``, the reason, and the phone as written (invalid) or normalised.
+    ``suppressed``, the reason, and the phone as written (invalid) or normalised. ``sender`` is
+    the message's sender (blank on a skipped row).
     """
     ledger = ledger or get_ledger()
     get_campaign(campaign_id, ledger=ledger)
@@ -559,6 +580,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
                 [
                     row.campaign_row,
                     row.recipient,
+                    row.sender or "",
                     row.state,
                     row.reason or "",
                     row.id,
@@ -578,7 +600,7 @@ def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list
 def _skipped_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:
     for page in store.skipped_pages(ledger, campaign_id):
         for item in page:
-            line = [item.row_number, item.recipient or "", item.kind, item.reason, *[""] * 10]
+            line = [item.row_number, item.recipient or "", "", item.kind, item.reason, *[""] * 10]
             yield item.row_number, line
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wadispatch.campaigns import store
+from wadispatch.campaigns.assignments import PoolAssigner
 from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
@@ -61,6 +62,9 @@ class Target:
     normalise: PhoneNormaliser
     fallback: CampaignFallback | None = None
     """The template sent instead when a recipient's 24-hour window is closed."""
+    pool: tuple[str, ...] | None = None
+    """A pool campaign's senders: each row's sender is assigned with its batch
+    (:mod:`wadispatch.campaigns.assignments`); ``sender`` is then the first of them."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -74,7 +78,8 @@ class Target:
     ) -> dict[str, Any]:
         """The message of one accepted row, as :func:`wadispatch.campaigns.store.add_batch` takes it;
         ``request`` is its send request as JSON text (:class:`RequestText`), ``fallback`` its
-        fallback template's (:meth:`CampaignFallback.text`)."""
+        fallback template's (:meth:`CampaignFallback.text`); in a pool campaign, ``request`` is
+        the row's filled texts until its sender is assigned."""
         return {
             "id": message_id,
             "provider": self.provider,
@@ -135,15 +140,20 @@ def ingest(
     read = 0
     last_row = 0
     template, normalise, phone_column = target.template, target.normalise, target.phone_column
-    request_text = RequestText(target)
+    request_text: Callable[[str, list[str]], Any] = RequestText(target)
+    assign: store.AssignSenders | None = None
+    if target.pool is not None:
+        assign = assigner = PoolAssigner(target)
+        request_text = assigner.texts  # the request is written once the batch's senders are known
     new_id = message_ids().__next__
     message_row = target.message_row
+    suppression_senders = target.pool or target.sender
 
     def flush() -> None:
         nonlocal messages, skipped, read, campaign
         invalid = len(skipped)
         recorded = store.add_batch(
-            ledger, target.campaign_id, target.sender, messages, skipped, read, campaign
+            ledger, target.campaign_id, suppression_senders, messages, skipped, read, campaign, assign
         )
         campaign = None
         counts.add(read, invalid, recorded, last_row)

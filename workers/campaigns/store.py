@@ -1,4 +1,5 @@
-"""The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions.
+"""The campaigns' ledger I/O: campaigns, their messages in batches, skipped rows, suppressions,
+the sticky senders of pool campaigns.
 
 Everything a campaign writes goes through here, on the ledger's engine and tables
 (:mod:`wadispatch.ledger`). A batch of rows is one transaction: its messages, their ``pending``
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from wadispatch.ledger import (
     SUPPRESS_ALL_SENDERS,
     Ledger,
@@ -22,6 +23,7 @@ from wadispatch.ledger import (
     campaign_row_errors,
     campaigns,
     messages,
+    sender_assignments,
     suppressions,
     utcnow,
     writer,
@@ -64,6 +66,8 @@ class CampaignRecord:
     updated_at: datetime
     fallback: dict[str, Any] | None = None
     """The fallback template, placeholders unfilled (``None``: none)."""
+    senders: tuple[str, ...] | None = None
+    """The pool of a campaign sent from several senders (``sender`` is the first); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -91,19 +95,26 @@ def insert_campaign(ledger: Ledger, values: dict[str, Any]) -> None:
         conn.execute(insert(campaigns), values)
 
 
+AssignSenders = Callable[[Connection, list[dict[str, Any]]], None]
+"""Sets the ``sender`` (and ``request``) of a pool campaign's message rows, in the batch's transaction."""
+
+
 def add_batch(
     ledger: Ledger,
     campaign_id: str,
-    sender: str | None,
+    sender: str | Sequence[str] | None,
     rows: list[dict[str, Any]],
     skipped: list[Skipped],
     rows_read: int,
     campaign: dict[str, Any] | None = None,
+    assign: AssignSenders | None = None,
 ) -> tuple[int, int, int]:
     """Record one batch of a campaign's rows; ``(accepted, duplicate, suppressed)``.
 
     ``campaign``, given with the first batch, is the campaign's own row, inserted in the same
-    transaction: a campaign exists only once its first rows do.
+    transaction: a campaign exists only once its first rows do. ``sender`` is a pool's senders
+    for a pool campaign (a number suppressed for any of them is skipped), and ``assign`` then
+    picks each new message's sender (:mod:`wadispatch.campaigns.assignments`).
 
     ``rows`` are message rows (:meth:`wadispatch.campaigns.ingest.Target.message_row`). Those whose
     recipient is suppressed, or already has a message in this campaign (an earlier row), are not
@@ -130,6 +141,8 @@ def add_batch(
             else:
                 first_rows[recipient] = row["campaign_row"]
                 fresh.append(row)
+        if assign is not None and fresh:
+            assign(conn, fresh)
         inserted = _insert_pending(conn, campaign_id, fresh, now) if fresh else set()
         earlier = [row for row in fresh if row["id"] not in inserted]
         if earlier:  # numbers an earlier batch already had
@@ -219,34 +232,105 @@ def _insert_pending(
     )
 
 
-def _suppressed(conn: Connection, sender: str | None, recipients: set[str]) -> set[str]:
-    """Which of ``recipients`` are on the suppression list of ``sender`` or of every sender.
-
-    The numbers go to the database as one value (a JSON array on SQLite, an array on
-    PostgreSQL), not as a bound parameter each.
-    """
+def _suppressed(conn: Connection, sender: str | Sequence[str] | None, recipients: set[str]) -> set[str]:
+    """Which of ``recipients`` are on the suppression list of ``sender`` (any of a pool's senders)
+    or of every sender."""
     if not recipients:
         return set()
-    senders = {"all": SUPPRESS_ALL_SENDERS, "sender": sender or SUPPRESS_ALL_SENDERS}
-    if conn.dialect.name == "sqlite":
-        query = text(
-            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
-            "AND recipient IN (SELECT value FROM json_each(:recipients))"
-        )
-        found = conn.execute(query, {**senders, "recipients": json.dumps(list(recipients))})
-    elif conn.dialect.name == "postgresql":
-        query = text(
-            f"SELECT recipient FROM {suppressions.name} WHERE sender IN (:all, :sender) "
-            "AND recipient = ANY(:recipients)"
-        )
-        found = conn.execute(query, {**senders, "recipients": list(recipients)})
-    else:
+    pool = [sender or SUPPRESS_ALL_SENDERS] if sender is None or isinstance(sender, str) else list(sender)
+    names = {f"sender{index}": name for index, name in enumerate([SUPPRESS_ALL_SENDERS, *pool])}
+    condition, value = _recipients_in(conn, "recipient")
+    if condition is None:
         found = conn.execute(
             select(suppressions.c.recipient).where(
-                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(list(senders.values()))
+                suppressions.c.recipient.in_(recipients), suppressions.c.sender.in_(list(names.values()))
             )
         )
+    else:
+        senders_in = ", ".join(f":{key}" for key in names)
+        query = text(
+            f"SELECT recipient FROM {suppressions.name} WHERE sender IN ({senders_in}) AND {condition}"
+        )
+        found = conn.execute(query, {**names, "recipients": value(recipients)})
     return set(found.scalars())
+
+
+def _recipients_in(conn: Connection, column: str) -> tuple[str | None, Callable[[Iterable[str]], Any]]:
+    """An SQL condition ``column`` in the bound list ``:recipients``, and how to bind that list.
+
+    The numbers go to the database as one value (a JSON array on SQLite, an array on
+    PostgreSQL), not as a bound parameter each; ``(None, list)`` on other databases (use
+    ``column.in_(...)`` there).
+    """
+    if conn.dialect.name == "sqlite":
+        return f"{column} IN (SELECT value FROM json_each(:recipients))", _json_list
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(:recipients)", list
+    return None, list
+
+
+def _json_list(items: Iterable[str]) -> str:
+    return json.dumps(list(items))
+
+
+def sticky_senders(conn: Connection, provider: str, recipients: list[str]) -> dict[str, str]:
+    """The recorded sender of each of these recipients that has one."""
+    table = sender_assignments
+    if conn.dialect.name == "postgresql":
+        # Planned for each batch, never prepared: psycopg prepares a statement run five times, and
+        # PostgreSQL may then keep a generic plan made while the table was small (it grows from
+        # nothing as a campaign is read), one that scans the whole table and compares each row
+        # with every number of the batch (seconds a batch at 100,000 rows).
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(
+                f"SELECT recipient, sender FROM {table.name} WHERE provider = %s AND recipient = ANY(%s)",
+                (provider, recipients),
+                prepare=False,
+            )
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
+    condition, value = _recipients_in(conn, "recipient")
+    if condition is None:
+        query = select(table.c.recipient, table.c.sender).where(
+            table.c.provider == provider, table.c.recipient.in_(recipients)
+        )
+        return {recipient: sender for recipient, sender in conn.execute(query)}
+    query = text(f"SELECT recipient, sender FROM {table.name} WHERE provider = :provider AND {condition}")
+    found = conn.execute(query, {"provider": provider, "recipients": value(recipients)})
+    return {recipient: sender for recipient, sender in found}
+
+
+def record_senders(conn: Connection, provider: str, pairs: list[tuple[str, str]]) -> None:
+    """Record ``(recipient, sender)`` pairs as the recipients' senders, in one statement.
+
+    The pairs go to the database as one value (JSON on SQLite, arrays on PostgreSQL), as the
+    batch's recipients do for the look-up: a row of parameters each costs more than the rest.
+    """
+    table = sender_assignments
+    conflict = (
+        "ON CONFLICT (provider, recipient) DO UPDATE SET sender = excluded.sender, "
+        "assigned_at = excluded.assigned_at"
+    )
+    stamp = bindparam("at", utcnow(), type_=table.c.assigned_at.type)
+    if conn.dialect.name == "postgresql":
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, recipient, sender, :at "
+            f"FROM unnest(CAST(:recipients AS text[]), CAST(:senders AS text[])) AS pairs(recipient, sender) "
+            + conflict
+        ).bindparams(stamp)
+        recipients, senders = zip(*pairs, strict=True)
+        conn.execute(query, {"provider": provider, "recipients": list(recipients), "senders": list(senders)})
+    else:
+        # WHERE true: SQLite's parser needs it between a SELECT and its ON CONFLICT.
+        query = text(
+            f"INSERT INTO {table.name} (provider, recipient, sender, assigned_at) "
+            "SELECT :provider, json_extract(value, '$[0]'), json_extract(value, '$[1]'), :at "
+            f"FROM json_each(:pairs) WHERE true {conflict}"
+        ).bindparams(stamp)
+        conn.execute(query, {"provider": provider, "pairs": json.dumps(pairs)})
 
 
 def _rows_of(conn: Connection, campaign_id: str, recipients: set[str]) -> dict[str, int]:
@@ -430,11 +514,23 @@ def sent_as_template(ledger: Ledger, campaign_id: str) -> int:
         ).scalar_one()
 
 
+def sender_state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str | None, str], int]:
+    """How many of the campaign's messages each sender has in each state."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.sender, messages.c.state, func.count())
+            .where(messages.c.campaign_id == campaign_id)
+            .group_by(messages.c.sender, messages.c.state)
+        ).all()
+    return {(sender, state): count for sender, state, count in rows}
+
+
 def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:
     """The campaign's messages in row order, a page at a time (keyset on the row)."""
     columns = [
         messages.c.campaign_row,
         messages.c.recipient,
+        messages.c.sender,
         messages.c.id,
         messages.c.state,
         messages.c.reason,
@@ -632,4 +728,5 @@ def _campaign(row: Any) -> CampaignRecord:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         fallback=row.fallback,
+        senders=tuple(row.senders) if row.senders else None,
     )

@@ -63,7 +63,13 @@ def send(
         ),
     ],
     provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDER_NAMES)}.")],
-    sender: Annotated[str | None, typer.Option(help="The provider's sender handle.")] = None,
+    sender: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The provider's sender handle; repeat it for a pool of senders (each recipient gets "
+            "one, the same in later pool campaigns; at most 50)."
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the campaign (default: the file's).")] = None,
     phone_column: Annotated[str, typer.Option(help="The column holding the phone number.")] = "phone",
     region: Annotated[
@@ -123,7 +129,7 @@ def send(
                 file,
                 template,
                 provider=provider,
-                sender=sender,
+                **_senders(sender),
                 name=name,
                 phone_column=phone_column,
                 region=region,
@@ -143,8 +149,11 @@ def send(
         )
         raise typer.Exit(130) from None
     except MessageValidationError as exc:
-        about = f"{message}" + (f" / {fallback_template}" if fallback_template else "")
-        err.print(f"[red]invalid message template[/] {about}: {len(exc.errors)} problem(s)")
+        if all(error.path.startswith("sender") for error in exc.errors):
+            err.print(f"[red]invalid --sender[/]: {len(exc.errors)} problem(s)")
+        else:
+            about = f"{message}" + (f" / {fallback_template}" if fallback_template else "")
+            err.print(f"[red]invalid message template[/] {about}: {len(exc.errors)} problem(s)")
         for error in exc.errors:
             err.print(f"  {error.path}: {error.rule}")
         raise typer.Exit(1) from None
@@ -165,6 +174,13 @@ def send(
         err.print(f"watch it with: wadispatch campaign status {campaign.id}")
         return
     _watch(campaign.id)
+
+
+def _senders(given: list[str] | None) -> dict[str, Any]:
+    """``--sender`` once is the campaign's sender; repeated, its pool (``senders[i]`` in errors)."""
+    if not given:
+        return {"sender": None}
+    return {"sender": given[0]} if len(given) == 1 else {"senders": given}
 
 
 def _watch(campaign_id: str) -> None:
@@ -234,7 +250,9 @@ def status(
 def _print_progress(state: api.CampaignProgress) -> None:
     data = state.as_json()
     out.print(f"[bold]{data['id']}[/]  {data['name']}  [bold]{data['status']}[/]")
-    out.print(f"{data['provider']} sender {data['sender'] or '-'}, created {data['created_at']}")
+    senders = ", ".join(data["senders"]) or "-"
+    label = "senders" if len(data["senders"]) > 1 else "sender"
+    out.print(f"{data['provider']} {label} {senders}, created {data['created_at']}")
     rows = data["rows"]
     out.print(
         f"rows: {rows['read']} read{' so far' if data['reading'] else ''}, {rows['accepted']} accepted, "
@@ -250,8 +268,23 @@ def _print_progress(state: api.CampaignProgress) -> None:
     if state.suppressed_by_keyword:
         table.add_row("    of which by opt-out keyword", str(state.suppressed_by_keyword))
     out.print(table)
+    if len(state.senders) > 1:
+        out.print(_sender_table(state))
     for line in progress_lines(state):
         out.print(line)
+
+
+def _sender_table(state: api.CampaignProgress) -> Table:
+    """A pool's senders: their messages per state and their limits."""
+    names = sorted({name for item in state.senders for name in item.states})
+    table = Table("sender", *names, "limit")
+    for item in state.senders:
+        effective = item.limit.effective
+        limit = f"{item.limit.declared:.1f}/s" + (
+            f" ({effective:.1f}/s now)" if effective is not None else ""
+        )
+        table.add_row(item.sender or "-", *[str(item.states.get(name, 0)) for name in names], limit)
+    return table
 
 
 def progress_lines(state: api.CampaignProgress) -> list[str]:
@@ -262,10 +295,11 @@ def progress_lines(state: api.CampaignProgress) -> list[str]:
     effective = f"{state.effective_rate:.1f}/s" if state.effective_rate is not None else "unknown"
     cooling = f", cooling down {state.cooldown_seconds:.1f}s" if state.cooldown_seconds else ""
     eta = _duration(state.eta_seconds) if state.eta_seconds is not None else state.eta_note or "-"
+    limit_label = f"pool limit ({len(state.senders)} senders)" if len(state.senders) > 1 else "sender limit"
     return [
         f"started {started}, finished {finished}, duration {duration}",
         f"rate: average {_rate(state.average_rate)}, current {_rate(state.throughput)}",
-        f"sender limit: {effective} effective of {state.limit_rate:.1f}/s configured{cooling}",
+        f"{limit_label}: {effective} effective of {state.limit_rate:.1f}/s configured{cooling}",
         f"429s {state.rate_limited}, retries {state.retries} ({state.held_back} held back by the limiter)",
         f"{state.remaining} remaining, ETA {eta}",
     ]
