@@ -157,7 +157,11 @@ def outcome(ledger: Ledger, campaign_id: str, number: str) -> tuple[State, str |
 
 
 def sent(api: OptOutApi, campaign_id: str) -> int:
-    return store.state_counts(api.ledger, campaign_id).get((State.SENT.value, None), 0)
+    return sum(
+        count
+        for (_, state, _), count in store.state_counts(api.ledger, campaign_id).items()
+        if state == State.SENT.value
+    )
 
 
 def finished(api: OptOutApi, campaign_id: str) -> campaigns.CampaignProgress | None:

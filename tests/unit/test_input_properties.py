@@ -95,6 +95,7 @@ def run_ingest(text: str, file_format: FileFormat) -> tuple[list[dict[str, Any]]
         skips: list[Skipped],
         _read: int,
         _campaign: Any,
+        _assign: Any = None,
     ):
         recorded.extend(rows)
         skipped.extend(skips)

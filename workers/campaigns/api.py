@@ -410,11 +410,13 @@ def progress(
     campaign = get_campaign(campaign_id, ledger=ledger)
     if campaign.status == CANCELLED:
         store.fail_pending(ledger, campaign_id, CANCELLED_REASON)
-    counts = store.state_counts(ledger, campaign_id)
     states: dict[str, int] = {}
     failed_reasons: dict[str, int] = {}
-    for (state, reason), count in counts.items():
+    by_sender: dict[str | None, dict[str, int]] = {}
+    for (sender, state, reason), count in store.state_counts(ledger, campaign_id).items():
         states[state] = states.get(state, 0) + count
+        sender_states = by_sender.setdefault(sender, {})
+        sender_states[state] = sender_states.get(state, 0) + count
         if state == State.FAILED.value:
             failed_reasons[reason or "unknown"] = failed_reasons.get(reason or "unknown", 0) + count
     remaining = states.get(State.PENDING.value, 0) + states.get(State.SENDING.value, 0)
@@ -439,7 +441,7 @@ def progress(
         finished=finished,
         now=now,
     )
-    senders = per_sender(ledger, campaign, states, live)
+    senders = per_sender(campaign, states, by_sender, live)
     limit = pool_limit(senders)
     running = campaign.status == RUNNING
     workers = live.workers_alive() if running and remaining else None
@@ -569,7 +571,7 @@ def _decoded(rows: Iterator[Any]) -> Iterator[Any]:
 
 
 def _in_flight(ledger: Ledger, campaign_id: str) -> bool:
-    return any(state == State.SENDING.value for state, _ in store.state_counts(ledger, campaign_id))
+    return any(state == State.SENDING.value for _, state, _ in store.state_counts(ledger, campaign_id))
 
 
 def _message_lines(ledger: Ledger, campaign_id: str) -> Iterator[tuple[int, list[Any]]]:

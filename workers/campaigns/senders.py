@@ -12,7 +12,6 @@ from typing import Any
 
 from wadispatch.campaigns import store
 from wadispatch.campaigns.live import Live, SenderLimit
-from wadispatch.ledger import Ledger
 from wadispatch.states import State
 
 
@@ -55,17 +54,21 @@ class PoolLimit:
 
 
 def per_sender(
-    ledger: Ledger, campaign: store.CampaignRecord, states: dict[str, int], live: Live
+    campaign: store.CampaignRecord,
+    states: dict[str, int],
+    by_sender: dict[str | None, dict[str, int]],
+    live: Live,
 ) -> list[SenderProgress]:
     """The campaign's senders in pool order (its one sender when it has no pool).
 
-    ``states``: the campaign's messages per state, which are its one sender's.
+    ``states``: the campaign's messages per state, which are its one sender's; ``by_sender``:
+    each sender's messages per state (:func:`wadispatch.campaigns.store.state_counts`).
     """
     if campaign.senders is None:
         return [SenderProgress(campaign.sender, states, live.sender(campaign.provider, campaign.sender))]
     counts: dict[str | None, dict[str, int]] = {sender: {} for sender in campaign.senders}
-    for (sender, state), count in store.sender_state_counts(ledger, campaign.id).items():
-        counts.setdefault(sender, {})[state] = count
+    for sender, sender_states in by_sender.items():
+        counts.setdefault(sender, {}).update(sender_states)
     return [
         SenderProgress(sender, sender_states, live.sender(campaign.provider, sender))
         for sender, sender_states in counts.items()

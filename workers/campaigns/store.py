@@ -490,15 +490,15 @@ def campaign_figures(ledger: Ledger) -> tuple[dict[str, int], dict[str, int]]:
     return {status: count for status, count in statuses}, {state: count for state, count in states}
 
 
-def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str, str | None], int]:
-    """How many of the campaign's messages are in each (state, reason)."""
+def state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str | None, str, str | None], int]:
+    """How many of the campaign's messages each sender has in each (state, reason)."""
     with ledger.engine.connect() as conn:
         rows = conn.execute(
-            select(messages.c.state, messages.c.reason, func.count())
+            select(messages.c.sender, messages.c.state, messages.c.reason, func.count())
             .where(messages.c.campaign_id == campaign_id)
-            .group_by(messages.c.state, messages.c.reason)
+            .group_by(messages.c.sender, messages.c.state, messages.c.reason)
         ).all()
-    return {(state, reason): count for state, reason, count in rows}
+    return {(sender, state, reason): count for sender, state, reason, count in rows}
 
 
 def sent_as_template(ledger: Ledger, campaign_id: str) -> int:
@@ -512,17 +512,6 @@ def sent_as_template(ledger: Ledger, campaign_id: str) -> int:
                 messages.c.state.in_(accepted),
             )
         ).scalar_one()
-
-
-def sender_state_counts(ledger: Ledger, campaign_id: str) -> dict[tuple[str | None, str], int]:
-    """How many of the campaign's messages each sender has in each state."""
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            select(messages.c.sender, messages.c.state, func.count())
-            .where(messages.c.campaign_id == campaign_id)
-            .group_by(messages.c.sender, messages.c.state)
-        ).all()
-    return {(sender, state): count for sender, state, count in rows}
 
 
 def message_pages(ledger: Ledger, campaign_id: str, page_size: int = 5000) -> Iterator[list[Any]]:
