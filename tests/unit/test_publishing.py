@@ -31,23 +31,47 @@ class BrokerDown(ConnectionError):
     pass
 
 
+class FakeProducer:
+    """Buffers what is published inside ``batch()`` and writes it at the batch's end, as kombu's
+    Redis batch does; an error inside the batch discards what it buffered."""
+
+    def __init__(self, app: FakeApp) -> None:
+        self.app = app
+        self.buffer: list[dict[str, Any]] | None = None
+
+    @contextlib.contextmanager
+    def batch(self, max_size: int) -> Iterator[None]:
+        assert max_size >= 2 * publishing.PUBLISH_CHUNK  # a chunk and its events in one flush
+        self.buffer = []
+        try:
+            yield
+            self.app.sent += self.buffer
+            self.app.flushes += 1
+        finally:
+            self.buffer = None
+
+
 class FakeApp:
     """Records published jobs; the ``fail_at``-th publish (0-based) raises, like a dead broker."""
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
         self.sent: list[dict[str, Any]] = []
+        self.attempts = 0
         self.connections = 0
+        self.flushes = 0
 
     @contextlib.contextmanager
-    def producer_or_acquire(self) -> Iterator[object]:
+    def producer_or_acquire(self) -> Iterator[FakeProducer]:
         self.connections += 1
-        yield object()
+        yield FakeProducer(self)
 
-    def send_task(self, name: str, args: list[Any], **options: Any) -> None:
-        if len(self.sent) == self.fail_at:
+    def send_task(self, name: str, args: list[Any], *, producer: FakeProducer, **options: Any) -> None:
+        if self.attempts == self.fail_at:
             raise BrokerDown("connection refused")
-        self.sent.append({"task": name, "args": args, **options})
+        self.attempts += 1
+        job = {"task": name, "args": args, "producer": producer, **options}
+        (producer.buffer if producer.buffer is not None else self.sent).append(job)
 
 
 @pytest.fixture
@@ -65,8 +89,27 @@ def test_batches_go_out_over_one_connection(fake_app: FakeApp) -> None:
     assert publishing.publish_batches(ids, 2) == ids
     assert [job["args"] for job in fake_app.sent] == [[["m0", "m1"]], [["m2", "m3"]], [["m4"]]]
     assert {job["task"] for job in fake_app.sent} == {SEND_BATCH_TASK}
-    assert fake_app.connections == 1
+    assert (fake_app.connections, fake_app.flushes) == (1, 1)  # one pipelined write
     assert "queue" not in fake_app.sent[0]  # the task's route decides
+
+
+def test_jobs_go_out_a_chunk_per_write_and_a_failed_chunk_stays_pending(
+    fake_app: FakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    chunk = publishing.PUBLISH_CHUNK
+    ids = [f"m{i}" for i in range(chunk * 2 + 5)]
+    assert publishing.publish_batches(ids, 1) == ids
+    assert fake_app.flushes == 3 and len(fake_app.sent) == len(ids)
+    fake_app.sent.clear()
+    fake_app.attempts, fake_app.fail_at = 0, chunk + 3  # the broker dies in the second chunk
+    with caplog.at_level(logging.WARNING, logger="wadispatch.publishing"):
+        published = publishing.publish_batches(ids, 1)
+    assert published == ids[:chunk] and len(fake_app.sent) == chunk  # nothing of the second chunk
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"could not publish {chunk + 5} job(s) of {SEND_BATCH_TASK}; {chunk + 5} message(s) stay pending: "
+        "BrokerDown"
+    )
 
 
 def test_a_broker_failure_stops_at_once_and_is_logged_once_with_what_stays_pending(
@@ -75,11 +118,11 @@ def test_a_broker_failure_stops_at_once_and_is_logged_once_with_what_stays_pendi
     fake_app.fail_at = 1
     with caplog.at_level(logging.WARNING, logger="wadispatch.publishing"):
         published = publishing.publish_batches([f"m{i}" for i in range(7)], 2)
-    assert published == ["m0", "m1"]
-    assert len(fake_app.sent) == 1
+    assert published == []  # the first job was buffered with the failing one, and dropped with it
+    assert fake_app.sent == [] and fake_app.attempts == 1  # no publish after the failure
     [record] = caplog.records
     assert record.getMessage() == (
-        f"could not publish 3 job(s) of {SEND_BATCH_TASK}; 5 message(s) stay pending: BrokerDown"
+        f"could not publish 4 job(s) of {SEND_BATCH_TASK}; 7 message(s) stay pending: BrokerDown"
     )
 
 
