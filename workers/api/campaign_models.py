@@ -20,6 +20,21 @@ class CampaignFields(BaseModel):
     phone_column: str = Field(default="phone", min_length=1, max_length=200)
     region: str | None = Field(default=None, min_length=2, max_length=2)
     format: Literal["csv", "jsonl"] | None = None
+    start_at: str | None = Field(
+        default=None, description="Send nothing before this ISO 8601 time (with its offset)."
+    )
+    send_window: str | None = Field(
+        default=None,
+        description="`HH:MM-HH:MM`: send only between these local times of each recipient (the zone "
+        "from the phone number, or `timezone`); `22:00-06:00` crosses midnight.",
+    )
+    timezone: str | None = Field(default=None, description="An IANA zone for every recipient's window.")
+    valid_for_seconds: int | None = Field(
+        default=None, description="A message not sent within this many seconds of the start fails `expired`."
+    )
+    expires_at: str | None = Field(
+        default=None, description="A message not sent by this ISO 8601 time (with offset) fails `expired`."
+    )
 
 
 class Rows(BaseModel):
@@ -123,6 +138,17 @@ class CampaignProgressOut(CampaignOut):
         description="Why there is no ETA: `unknown: no worker running`, `unknown: cannot reach the "
         "broker`, `paused`, `cancelled`, `done`..."
     )
+    waiting_for_window: int = Field(
+        default=0,
+        description="Pending messages held for the campaign's start or their send window (no job yet).",
+    )
+    next_release_at: datetime | None = Field(default=None, description="When the first of those goes.")
+    expired: int = Field(default=0, description="Messages failed `expired` (validity ended unsent).")
+    schedule: dict[str, str | int | None] = Field(
+        default_factory=dict,
+        description="The campaign's `start_at`, `send_window`, `timezone`, `valid_for_seconds` and "
+        "`expires_at`.",
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -151,6 +177,10 @@ class CampaignProgressOut(CampaignOut):
                     "workers_alive",
                     "eta_seconds",
                     "eta_note",
+                    "waiting_for_window",
+                    "next_release_at",
+                    "expired",
+                    "schedule",
                 )
             },
         )

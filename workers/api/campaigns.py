@@ -35,9 +35,10 @@ from wadispatch.api.models import ERROR_RESPONSES, ErrorBody
 from wadispatch.api.uploads import read_form, safe_filename, save_upload
 from wadispatch.campaigns import api
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
+from wadispatch.campaigns.schedule import campaign_timing
 from wadispatch.campaigns.template import Template
 from wadispatch.errors import FieldError, MessageValidationError
-from wadispatch.ledger import Ledger
+from wadispatch.ledger import Ledger, utcnow
 from wadispatch.messages import _field_errors
 from wadispatch.settings import Settings
 
@@ -190,6 +191,11 @@ def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccept
                 ledger=ledger,
                 settings=settings,
                 dispatch=dispatch,
+                start_at=fields.start_at,
+                send_window=fields.send_window,
+                timezone=fields.timezone,
+                valid_for_seconds=fields.valid_for_seconds,
+                expires_at=fields.expires_at,
             )
         except MessageValidationError as exc:
             raise _invalid(_template_paths(exc.errors)) from None
@@ -214,6 +220,17 @@ def _checked(
             Template.parse(template, provider=fields.provider, sender=fields.sender)
         except MessageValidationError as exc:
             errors.extend(_template_paths(exc.errors))
+    if fields is not None:
+        _, timing_errors = campaign_timing(
+            start_at=fields.start_at,
+            send_window=fields.send_window,
+            time_zone_name=fields.timezone,
+            valid_for_seconds=fields.valid_for_seconds,
+            expires_at=fields.expires_at,
+            now=utcnow(),
+            default_zone=settings.default_timezone,
+        )
+        errors.extend(timing_errors)
     if errors or upload is None or template is None or fields is None or file_format is None:
         raise _invalid(errors)
     return upload, template, fields, file_format

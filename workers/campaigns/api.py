@@ -33,6 +33,7 @@ from wadispatch.campaigns.ingest import IngestCounts, Target, ingest
 from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
+from wadispatch.campaigns.schedule import campaign_timing
 from wadispatch.campaigns.template import RowError, Template
 from wadispatch.campaigns.timeline import cached_timeline
 from wadispatch.errors import FieldError, MessageValidationError
@@ -105,6 +106,15 @@ class CampaignProgress:
     """Workers with a fresh heartbeat on the queue; None when the broker cannot be asked."""
     eta_note: str | None = None
     """Why there is no ETA: ``unknown: no worker running``, ``paused``, ``cancelled``, ``done``..."""
+    waiting_for_window: int = 0
+    """Pending messages held for the campaign's start or their send window (no job queued yet)."""
+    next_release_at: datetime | None = None
+    """When the first of those is released."""
+
+    @property
+    def expired(self) -> int:
+        """Messages failed ``expired``: their validity ended before they could be sent."""
+        return self.failed_reasons.get("expired", 0)
 
     @property
     def terminal(self) -> int:
@@ -152,6 +162,16 @@ class CampaignProgress:
             "workers_alive": self.workers_alive,
             "eta_seconds": _round(self.eta_seconds, 1),
             "eta_note": self.eta_note,
+            "waiting_for_window": self.waiting_for_window,
+            "next_release_at": _iso(self.next_release_at) or None,
+            "expired": self.expired,
+            "schedule": {
+                "start_at": _iso(campaign.start_at) or None,
+                "send_window": campaign.send_window,
+                "timezone": campaign.time_zone,
+                "valid_for_seconds": campaign.valid_for_seconds,
+                "expires_at": _iso(campaign.expires_at) or None,
+            },
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -170,6 +190,11 @@ def create_campaign(
     settings: Settings | None = None,
     on_batch: Callable[[str, IngestCounts], None] | None = None,
     dispatch: Callable[[str, int, int | None], bool] | None = None,
+    start_at: str | datetime | None = None,
+    send_window: str | None = None,
+    timezone: str | None = None,
+    valid_for_seconds: int | None = None,
+    expires_at: str | datetime | None = None,
 ) -> CampaignRecord:
     """Read a CSV or JSONL file of recipients into a new campaign and queue its sends.
 
@@ -183,6 +208,13 @@ def create_campaign(
 
     ``dispatch(campaign_id, first_row, last_row)`` publishes a fan-out (default: the Celery task);
     ``False`` means the broker was unreachable: the messages stay pending until :func:`resume`.
+
+    Timing (README "Schedules and send windows", "Validity"): ``start_at`` (ISO 8601 with its
+    offset) holds every message until then; ``send_window`` (``"09:00-20:00"``) sends each message
+    only between those times in its recipient's time zone (from the phone number, or
+    ``timezone``, an IANA name, for all); ``valid_for_seconds`` (from the start) or
+    ``expires_at``: a message not sent by then fails ``expired``. Held messages get no job until
+    their time.
     """
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
@@ -192,6 +224,17 @@ def create_campaign(
     except jsonread.JsonInputError as exc:
         raise MessageValidationError([FieldError("interactive", str(exc))]) from None
     checked = Template.parse(template, provider=provider, sender=sender)
+    timing, timing_errors = campaign_timing(
+        start_at=start_at,
+        send_window=send_window,
+        time_zone_name=timezone,
+        valid_for_seconds=valid_for_seconds,
+        expires_at=expires_at,
+        now=utcnow(),
+        default_zone=settings.default_timezone,
+    )
+    if timing is None:
+        raise MessageValidationError(timing_errors)
     normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
     try:
@@ -225,8 +268,22 @@ def create_campaign(
             "suppressed": 0,
             "created_at": now,
             "updated_at": now,
+            "start_at": timing.schedule.start_at,
+            "send_window": str(timing.schedule.window) if timing.schedule.window else None,
+            "time_zone": timezone,
+            "valid_for_seconds": valid_for_seconds,
+            "expires_at": timing.expires_at,
         }
-        target = Target(campaign_id, provider, sender, checked, phone_column, normalise)
+        target = Target(
+            campaign_id,
+            provider,
+            sender,
+            checked,
+            phone_column,
+            normalise,
+            schedule=timing.schedule,
+            expires_at=timing.expires_at,
+        )
         dispatched_to = 0
         started = False
         counted = 0
@@ -407,6 +464,8 @@ def progress(
         status=campaign.status,
         workers_alive=workers,
     )
+    held, next_release = store.held_summary(ledger, campaign_id) if remaining else (0, None)
+    eta_seconds = _eta_with_holds(estimate.seconds, remaining, held, next_release, now)
     return CampaignProgress(
         campaign=campaign,
         states=states,
@@ -415,7 +474,7 @@ def progress(
         settled_recently=in_window,
         throughput=timing.current_rate,
         limit_rate=sender.declared,
-        eta_seconds=estimate.seconds,
+        eta_seconds=eta_seconds,
         started_at=timing.started_at,
         finished_at=timing.finished_at,
         duration_seconds=timing.duration_seconds,
@@ -427,7 +486,20 @@ def progress(
         held_back=history.held_back,
         workers_alive=workers,
         eta_note=estimate.note,
+        waiting_for_window=held,
+        next_release_at=next_release,
     )
+
+
+def _eta_with_holds(
+    seconds: float | None, remaining: int, held: int, next_release: datetime | None, now: datetime
+) -> float | None:
+    """The ETA with the held messages going out after their release: their share of the sending
+    time starts at the next opening (later windows of a multi-day campaign are not modelled)."""
+    if seconds is None or not held or next_release is None or not remaining:
+        return seconds
+    wait = max(0.0, (next_release - now).total_seconds())
+    return max(seconds, wait + seconds * held / remaining)
 
 
 def estimate_eta(

@@ -16,13 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from wadispatch.campaigns import store
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
+from wadispatch.campaigns.schedule import Schedule
 from wadispatch.campaigns.template import RowError, Template
-from wadispatch.ledger import Ledger
+from wadispatch.ledger import Ledger, utcnow
 from wadispatch.rules import recipient_rule
 
 _encode = json.encoder.encode_basestring_ascii  # what json.dumps writes for a string
@@ -59,6 +61,10 @@ class Target:
     template: Template
     phone_column: str
     normalise: PhoneNormaliser
+    schedule: Schedule | None = None
+    """The campaign's start and send window; ``None``: every message is sent at once."""
+    expires_at: datetime | None = None
+    """Every message's expiry (the campaign's validity)."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -78,6 +84,7 @@ class Target:
             "request": request,
             "campaign_id": self.campaign_id,
             "campaign_row": row_number,
+            "expires_at": self.expires_at,
         }
 
 
@@ -153,6 +160,8 @@ def ingest(
     request_text = RequestText(target)
     new_id = message_ids().__next__
     message_row = target.message_row
+    schedule = None if target.schedule is None or target.schedule.empty else target.schedule
+    now = utcnow()
 
     def flush() -> None:
         nonlocal messages, skipped, read, campaign
@@ -183,7 +192,10 @@ def ingest(
             except (PhoneError, RowError) as exc:
                 skipped.append(store.Skipped(row_number, "invalid", str(exc), raw_phone))
             else:
-                messages.append(message_row(row_number, recipient, request_text(recipient, texts), new_id()))
+                message = message_row(row_number, recipient, request_text(recipient, texts), new_id())
+                if schedule is not None:
+                    message["held_until"] = schedule.hold_until(recipient, now)
+                messages.append(message)
         if read >= batch_size:
             flush()
     if read:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from wadispatch.ledger import (
+    RUNNING,
     SUPPRESS_ALL_SENDERS,
     Ledger,
     aware,
@@ -60,6 +61,13 @@ class CampaignRecord:
     finished_reading_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    start_at: datetime | None = None
+    send_window: str | None = None
+    """``HH:MM-HH:MM`` in each recipient's time zone (or ``time_zone``)."""
+    time_zone: str | None = None
+    """The zone forced for every recipient; ``None``: each recipient's from the phone number."""
+    valid_for_seconds: int | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,8 @@ _MESSAGE_COLUMNS = (
     "updated_at",
     "campaign_id",
     "campaign_row",
+    "expires_at",
+    "held_until",
 )
 
 
@@ -205,6 +215,8 @@ def _insert_pending(
             stamp,
             campaign_id,
             row["campaign_row"],
+            writer.bound(conn, messages.c.expires_at, row.get("expires_at")),
+            writer.bound(conn, messages.c.held_until, row.get("held_until")),
         )
         for row in rows
     ]
@@ -366,6 +378,8 @@ def pending_pages(
                     messages.c.campaign_id == campaign_id,
                     messages.c.campaign_row.between(start, min(last_row, start + page_size - 1)),
                     messages.c.state == State.PENDING.value,
+                    # A held message gets its job when its time comes (the release), not before.
+                    messages.c.held_until.is_(None),
                 )
                 .order_by(messages.c.campaign_row)
             ).scalars()
@@ -505,4 +519,49 @@ def _campaign(row: Any) -> CampaignRecord:
         finished_reading_at=aware(row.finished_reading_at),
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+        start_at=aware(row.start_at),
+        send_window=row.send_window,
+        time_zone=row.time_zone,
+        valid_for_seconds=row.valid_for_seconds,
+        expires_at=aware(row.expires_at),
     )
+
+
+# --- held messages: a campaign's start time and send windows ---------------------------------------
+
+
+def release_held(ledger: Ledger, now: datetime, limit: int) -> list[str]:
+    """Clear ``held_until`` of up to ``limit`` pending messages held until ``now`` or before, in
+    running campaigns, in one atomic UPDATE; return their ids (their jobs are the caller's to
+    publish: should that fail, they are pending, not held, and the reconciler republishes them)."""
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.held_until <= now,
+            messages.c.state == State.PENDING.value,
+            messages.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.status == RUNNING)),
+        )
+        .limit(limit)
+    )
+    with ledger.begin() as conn:
+        return list(
+            conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(due.scalar_subquery()))
+                .values(held_until=None, updated_at=now)
+                .returning(messages.c.id)
+            ).scalars()
+        )
+
+
+def held_summary(ledger: Ledger, campaign_id: str) -> tuple[int, datetime | None]:
+    """How many of the campaign's pending messages are held, and the earliest release."""
+    with ledger.engine.connect() as conn:
+        count, earliest = conn.execute(
+            select(func.count(), func.min(messages.c.held_until)).where(
+                messages.c.campaign_id == campaign_id,
+                messages.c.state == State.PENDING.value,
+                messages.c.held_until.is_not(None),
+            )
+        ).one()
+    return count, aware(earliest)

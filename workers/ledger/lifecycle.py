@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from wadispatch.errors import StaleState, UnknownMessage
 from wadispatch.ledger import writer
@@ -25,6 +25,7 @@ from wadispatch.ledger.schema import campaign_allows_sending, in_state, messages
 from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
+from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, message_expiry
 
 
 class MessageLifecycle(Database):
@@ -146,6 +147,9 @@ class MessageLifecycle(Database):
             return []
         now = now or utcnow()
         due = (messages.c.next_attempt_at.is_(None)) | (messages.c.next_attempt_at <= now)
+        # Never an expired message, nor one held for its send window: a late job cannot send it.
+        valid = messages.c.expires_at.is_(None) | (messages.c.expires_at > now)
+        released = messages.c.held_until.is_(None) | (messages.c.held_until <= now)
         with self.begin() as conn:
             moved = writer.move(
                 conn,
@@ -153,7 +157,7 @@ class MessageLifecycle(Database):
                 State.PENDING,
                 State.SENDING,
                 now=now,
-                where=[due, campaign_allows_sending(by_id=True)],
+                where=[due, valid, released, campaign_allows_sending(by_id=True)],
                 values={"next_attempt_at": None, "requested_at": None},
                 count_attempt=True,
             )
@@ -170,6 +174,43 @@ class MessageLifecycle(Database):
             for record in records
             if record.id in attempts
         ]
+
+    def fail_expired(self, message_ids: list[str], *, now: datetime | None = None) -> list[str]:
+        """Fail those of these ``pending`` messages whose expiry has passed (reason ``expired``);
+        return their ids. Whatever their campaign's status: an expired message is never sent."""
+        if not message_ids:
+            return []
+        now = now or utcnow()
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                message_ids,
+                State.PENDING,
+                State.FAILED,
+                now=now,
+                where=[messages.c.expires_at <= now],
+                reason="expired",
+                detail={"gave_up": "validity", "provider_request": False},
+            )
+        return [item.message_id for item in moved]
+
+    def hold(self, holds: list[tuple[str, datetime]], *, now: datetime | None = None) -> list[str]:
+        """Hold these ``pending`` messages until their time (their send window's next opening): no
+        job is queued for them until the release (:mod:`wadispatch.campaigns.release`) at that
+        time. Returns the ids held (those still pending)."""
+        if not holds:
+            return []
+        now = now or utcnow()
+        held: list[str] = []
+        with self.begin() as conn:
+            for message_id, until in holds:
+                held += conn.execute(
+                    update(messages)
+                    .where(messages.c.id == message_id, in_state(State.PENDING, by_id=True))
+                    .values(held_until=until, updated_at=now)
+                    .returning(messages.c.id)
+                ).scalars()
+        return held
 
     def apply_many(self, changes: list[Change], *, now: datetime | None = None) -> list[str]:
         """Apply many state changes in one transaction; return the ids that were stale.
@@ -318,6 +359,20 @@ def _new_row(request: SendRequest, now: datetime, *, request_as_text: bool = Fal
             else request.model_dump(mode="json", exclude_none=True)
         ),
         "idempotency_key": request.idempotency_key,
+        "expires_at": _expiry(request, now),
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _expiry(request: SendRequest, now: datetime) -> datetime | None:
+    if request.valid_for_seconds is None and request.expires_at is None:
+        return None
+    expiry, _ = message_expiry(
+        request.valid_for_seconds,
+        request.expires_at,
+        start=now,
+        now=now,
+        max_seconds=MAX_MESSAGE_VALIDITY_SECONDS,
+    )
+    return expiry

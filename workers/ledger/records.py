@@ -48,6 +48,10 @@ class MessageRecord:
     requested_at: datetime | None = None
     """When the current attempt's request was about to leave (``None`` before that)."""
     campaign_id: str | None = None
+    expires_at: datetime | None = None
+    """Not sent by then, it fails ``expired`` (``None``: no validity given)."""
+    held_until: datetime | None = None
+    """A campaign's message waiting for its start or send window: no job is queued until then."""
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -78,6 +82,8 @@ def message_record(row: Any) -> MessageRecord:
         replied_at=aware(row.replied_at),
         requested_at=aware(row.requested_at),
         campaign_id=row.campaign_id,
+        expires_at=aware(row.expires_at),
+        held_until=aware(row.held_until),
     )
 
 
