@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from wadispatch.errors import FieldError
+from wadispatch.errors import FieldError, WadispatchError
 
 #: The longest validity of a message sent on its own: Twilio's maximum (10 hours).
 MAX_MESSAGE_VALIDITY_SECONDS = 36_000
@@ -17,7 +17,7 @@ MAX_MESSAGE_VALIDITY_SECONDS = 36_000
 MAX_CAMPAIGN_VALIDITY_SECONDS = 7 * 24 * 3600
 
 
-class ScheduleError(ValueError):
+class ScheduleError(WadispatchError, ValueError):
     """A start time, send window, time zone or validity that breaks a rule (the message is the rule)."""
 
 

@@ -91,6 +91,7 @@ def attempt(outcome: Outcome, sender: str) -> Any:
             recipient="+255712345678",
             attempts=1,
             created_at=datetime.now(UTC),
+            expires_at=None,
         )
         attempts = Attempts(
             0.0, {"m-1": 0.0}, FakeLimiter(), loop, FakeRecorder(), Settings(), random.Random(1)
