@@ -24,7 +24,8 @@ from wadispatch.validity import (
     parse_instant,
 )
 
-_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+_CLOCK = r"([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?"
+_WINDOW = re.compile(f"^{_CLOCK}-{_CLOCK}$")
 _UNKNOWN_ZONE = "Etc/Unknown"
 
 
@@ -37,18 +38,19 @@ class SendWindow:
 
     @classmethod
     def parse(cls, text: str) -> SendWindow:
-        """``"09:00-20:00"`` → a window; :class:`ScheduleError` on any other form."""
+        """``"09:00-20:00"`` (seconds allowed: ``"09:00:30-20:00"``) → a window;
+        :class:`ScheduleError` on any other form."""
         match = _WINDOW.match(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise ScheduleError("must be HH:MM-HH:MM in 24-hour time, e.g. 09:00-20:00")
-        hours_open, minutes_open, hours_close, minutes_close = (int(part) for part in match.groups())
-        window = cls(time(hours_open, minutes_open), time(hours_close, minutes_close))
+        parts = [int(part or 0) for part in match.groups()]
+        window = cls(time(*parts[:3]), time(*parts[3:]))
         if window.opens == window.closes:
             raise ScheduleError("opens and closes at the same time: give a window of at least a minute")
         return window
 
     def __str__(self) -> str:
-        return f"{self.opens:%H:%M}-{self.closes:%H:%M}"
+        return f"{_clock(self.opens)}-{_clock(self.closes)}"
 
     @property
     def crosses_midnight(self) -> bool:
@@ -74,6 +76,10 @@ class SendWindow:
             if opening > at:
                 return opening
         raise AssertionError("a daily window opens within two days")  # pragma: no cover
+
+
+def _clock(value: time) -> str:
+    return f"{value:%H:%M:%S}" if value.second else f"{value:%H:%M}"
 
 
 def time_zone(name: str) -> ZoneInfo:
