@@ -122,7 +122,6 @@ def send_batch(
         result.unknown += [message_id for message_id in not_pending if message_id not in existing]
 
     pending = _fail_expired(pending, ledger, result, now)
-    pending = _hold_outside_windows(pending, ledger, result, now, settings)
     due: list[MessageRecord] = []
     for record in pending:
         if record.next_attempt_at is not None and record.next_attempt_at > now:
@@ -132,6 +131,8 @@ def send_batch(
             due.append(record)
     if windows is not None and due:  # the 24-hour window
         due = _fail_closed_windows(due, windows, ledger, result, now)
+    # After the 24-hour window: one known closed would be closed at its send window's opening too.
+    due = _hold_outside_windows(due, ledger, result, now, settings)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
