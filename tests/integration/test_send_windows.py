@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis
 from wadispatch.campaigns import api as campaigns
+from wadispatch.campaigns import store
 from wadispatch.campaigns.holding import release_due
 from wadispatch.celery_settings import CONFIG
 from wadispatch.ledger import Ledger, utcnow
@@ -29,6 +30,7 @@ from wadispatch.producer import enqueue
 from wadispatch.publishing import publish_many
 from wadispatch.reconcile import reconcile
 from wadispatch.settings import Settings
+from wadispatch.window import RedisWindows
 
 from tests.api_support import Api
 from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
@@ -205,11 +207,18 @@ def test_expired_messages_are_never_sent(
     worker.stop()
 
 
-def test_a_job_for_a_message_outside_its_window_holds_it_again(
-    tmp_path: Path, ledger: Ledger, database_url: str, producer_app, start_worker, sim: httpx.Client
+def test_a_message_released_after_its_window_closed_is_held_again_at_the_claim(
+    tmp_path: Path,
+    ledger: Ledger,
+    database_url: str,
+    redis_url: str,
+    producer_app,
+    start_worker,
+    sim: httpx.Client,
 ) -> None:
+    numbers = [phone(i) for i in range(3)]
     campaign = campaigns.create_campaign(
-        write_csv(tmp_path / "night.csv", [phone(i) for i in range(3)]),
+        write_csv(tmp_path / "night.csv", numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -218,17 +227,34 @@ def test_a_job_for_a_message_outside_its_window_holds_it_again(
         ledger=ledger,
         settings=settings_for(),
     )
-    messages = ledger.all_messages()
-    opening = messages[0].held_until
-    assert opening is not None and all(m.held_until == opening for m in messages)
-    # Jobs published anyway (say, by an older release): the claim holds them again, unsent.
-    start_worker(database_url, concurrency=2)
-    publish_many([m.id for m in messages])
-    # The claim held each again: its row touched (updated_at) and still pending, held.
-    wait_for(lambda: all(ledger.get(m.id).updated_at > m.updated_at for m in messages), timeout=10)
+    messages = {m.recipient: m for m in ledger.all_messages()}
+    opening = messages[numbers[0]].held_until
+    assert opening is not None and all(m.held_until == opening for m in messages.values())
+    # The last recipient has no 24-hour window (the provider refused one earlier).
+    prefix = f"test-win:{campaign.id}"
+    RedisWindows.from_url(redis_url, make_settings(window_prefix=prefix)).close(
+        [("meta", SENDER, numbers[2])]
+    )
+    start_worker(database_url, concurrency=2, WADISPATCH_WINDOW_PREFIX=prefix)
+    # Released as if their window had been open, their jobs reach the worker once it has closed.
+    released = store.release_held(ledger, opening + timedelta(seconds=1), 100)
+    assert sorted(released) == sorted(m.id for m in messages.values())
+    publish_many(released)
+
+    def settled() -> bool:
+        return all(
+            (r := ledger.get(m.id)).held_until is not None or r.state.value == "failed"
+            for m in messages.values()
+        )
+
+    wait_for(settled, timeout=10)
     assert sends(sim) == 0
-    assert campaigns.progress(campaign.id, ledger=ledger).waiting_for_window == 3
-    assert all(m.state.value == "pending" and m.held_until == opening for m in ledger.all_messages())
+    for number in numbers[:2]:  # held again until the same opening, unsent
+        record = ledger.get(messages[number].id)
+        assert (record.state.value, record.held_until) == ("pending", opening)
+    closed = ledger.get(messages[numbers[2]].id)  # not held for nothing: failed as a closed window
+    assert (closed.state.value, closed.reason) == ("failed", "window_closed")
+    assert campaigns.progress(campaign.id, ledger=ledger).waiting_for_window == 2
 
 
 # --- refusals: HTTP 422 naming the field, CLI exit 1 naming the option; nothing recorded ----------
