@@ -257,6 +257,38 @@ def test_a_message_released_after_its_window_closed_is_held_again_at_the_claim(
     assert campaigns.progress(campaign.id, ledger=ledger).waiting_for_window == 2
 
 
+def test_pause_resume_and_cancel_with_held_messages(tmp_path: Path, ledger: Ledger) -> None:
+    start_at = utcnow() + timedelta(seconds=1)
+    fanouts: list[tuple[str, int, int | None]] = []
+    campaign = campaigns.create_campaign(
+        write_csv(tmp_path / "later.csv", [phone(i) for i in range(4)]),
+        CAMPAIGN_TEMPLATE,
+        provider="meta",
+        sender=SENDER,
+        start_at=start_at.isoformat(),
+        ledger=ledger,
+        settings=settings_for(),
+        dispatch=lambda *args: fanouts.append(args) is None,
+    )
+    published: list[str] = []
+
+    def publish(ids: list[str]) -> int:
+        published.extend(ids)
+        return len(ids)
+
+    campaigns.pause(campaign.id, ledger=ledger)
+    wait_for(lambda: utcnow() > start_at, timeout=5)
+    assert release_due(ledger, publish) == 0  # paused: held messages stay held
+    campaigns.resume(campaign.id, ledger=ledger, dispatch=lambda *args: fanouts.append(args) is None)
+    # The resume's fan-out publishes no held message: the release alone does, at their time.
+    assert list(store.pending_pages(ledger, campaign.id, 1, None, 100)) == []
+    campaigns.pause(campaign.id, ledger=ledger)
+    assert campaigns.cancel(campaign.id, ledger=ledger, wait_seconds=0) == 4
+    state = campaigns.progress(campaign.id, ledger=ledger)
+    assert state.failed_reasons == {"cancelled": 4} and state.waiting_for_window == 0
+    assert release_due(ledger, publish) == 0 and published == []
+
+
 # --- refusals: HTTP 422 naming the field, CLI exit 1 naming the option; nothing recorded ----------
 
 BAD_CAMPAIGN_TIMING = {

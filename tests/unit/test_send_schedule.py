@@ -37,6 +37,12 @@ def test_a_bad_window_names_the_rule(text: str, rule: str) -> None:
         SendWindow.parse(text)
 
 
+def test_a_window_may_give_seconds() -> None:
+    window = SendWindow.parse("09:00:30-20:00")
+    assert str(window) == "09:00:30-20:00" and str(SendWindow.parse(" 09:00-20:00 ")) == "09:00-20:00"
+    assert window.next_opening(utc(2026, 6, 10, 7, 0, 10), PARIS) == utc(2026, 6, 10, 7, 0, 30)
+
+
 def test_inside_the_window_sends_now_outside_waits_for_the_next_opening() -> None:
     window = SendWindow.parse("09:00-20:00")
     assert window.next_opening(NOW, PARIS) is None
