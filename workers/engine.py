@@ -246,7 +246,8 @@ def _fail_expired(
             metrics.settled(record.provider, record.sender, "failed", "expired")
         else:
             result.skipped.append(record.id)
-    return [record for record in pending if record not in expired]
+    gone = {record.id for record in expired}
+    return [record for record in pending if record.id not in gone]
 
 
 def _hold_outside_windows(

@@ -291,6 +291,28 @@ def test_pause_resume_and_cancel_with_held_messages(tmp_path: Path, ledger: Ledg
 
 # --- refusals: HTTP 422 naming the field, CLI exit 1 naming the option; nothing recorded ----------
 
+
+def test_http_shows_held_messages_and_validity(api: Api) -> None:
+    files = {
+        "file": ("c.csv", f"phone,name,order\n{phone(1)},Ann,1\n".encode(), "text/csv"),
+        "template": ("t.json", json.dumps(CAMPAIGN_TEMPLATE)),
+    }
+    window = window_opening_in(2 * 3600, ZONE)
+    fields = {"provider": "meta", "sender": SENDER, "send_window": window, "timezone": ZONE}
+    accepted = api.client.post("/v1/campaigns", files=files, data={**fields, "valid_for_seconds": "600"})
+    assert accepted.status_code == 202, accepted.text
+    status = api.client.get(f"/v1/campaigns/{accepted.json()['campaign_id']}").json()
+    assert status["waiting_for_window"] == 1 and status["next_release_at"] is not None
+    assert status["schedule"]["send_window"] == window and status["schedule"]["valid_for_seconds"] == 600
+    message = api.client.post(
+        "/v1/messages/interactive", json={**button_request("meta"), "valid_for_seconds": 60}
+    )
+    assert message.status_code == 202, message.text
+    shown = api.client.get(f"/v1/messages/{message.json()['message_id']}").json()
+    expires_at = datetime.fromisoformat(shown["expires_at"])
+    assert timedelta(seconds=55) < expires_at - utcnow() <= timedelta(seconds=60)
+
+
 BAD_CAMPAIGN_TIMING = {
     "send_window": ({"send_window": "9-17"}, "send_window"),
     "timezone": ({"send_window": "09:00-17:00", "timezone": "Mars/Olympus"}, "timezone"),
