@@ -241,6 +241,8 @@ def _watch(campaign_id: str) -> None:
 
 def _detail(state: api.CampaignProgress) -> str:
     parts = [f"{name} {count}" for name, count in sorted(state.states.items())]
+    if state.waiting_for_window:
+        parts.append(f"waiting for window {state.waiting_for_window}")
     if state.throughput:
         parts.append(f"{state.throughput:.1f}/s")
     if state.eta_seconds:

@@ -201,12 +201,15 @@ class MessageLifecycle(Database):
         if not holds:
             return []
         now = now or utcnow()
+        by_time: dict[datetime, list[str]] = {}
+        for message_id, until in holds:  # one statement per opening: a batch's often share one
+            by_time.setdefault(until, []).append(message_id)
         held: list[str] = []
         with self.begin() as conn:
-            for message_id, until in holds:
+            for until, message_ids in by_time.items():
                 held += conn.execute(
                     update(messages)
-                    .where(messages.c.id == message_id, in_state(State.PENDING, by_id=True))
+                    .where(messages.c.id.in_(message_ids), in_state(State.PENDING, by_id=True))
                     .values(held_until=until, updated_at=now)
                     .returning(messages.c.id)
                 ).scalars()
