@@ -159,3 +159,16 @@ def test_campaign_timing_collects_every_broken_rule_by_field() -> None:
     # Valid for an hour from the start, not from now.
     assert timing.expires_at == NOW + timedelta(hours=3)
     assert timing.schedule.zone == "Europe/Paris" and str(timing.schedule.window) == "09:00-20:00"
+
+
+def test_the_eta_starts_the_held_messages_share_at_their_opening() -> None:
+    from wadispatch.campaigns.api import _eta_with_holds
+
+    in_an_hour = NOW + timedelta(hours=1)
+    # 100 left at 10/s (10 s), all held for an hour: an hour and 10 s.
+    assert _eta_with_holds(10.0, 100, 100, in_an_hour, NOW) == 3610.0
+    # Half held: the other half goes now; the held half's 5 s start at the opening.
+    assert _eta_with_holds(10.0, 100, 50, in_an_hour, NOW) == 3605.0
+    # Nothing held, or no estimate (paused, no worker): unchanged.
+    assert _eta_with_holds(10.0, 100, 0, None, NOW) == 10.0
+    assert _eta_with_holds(None, 100, 100, in_an_hour, NOW) is None
