@@ -199,11 +199,15 @@ def _insert_pending(
     """Insert the messages whose number the campaign does not have yet, each with its ``pending``
     transition (through the ledger's writer, in bulk); return their ids.
 
-    The values shared by the batch (``now``) are converted for the driver once; the requests are
-    JSON text already. The unique index on ``(campaign_id, recipient)`` skips a number the
-    campaign already has.
+    The values shared by the batch (``now``, the campaign's expiry) are converted for the driver
+    once; the requests are JSON text already. The unique index on ``(campaign_id, recipient)``
+    skips a number the campaign already has.
     """
     stamp = writer.bound(conn, messages.c.created_at, now)
+    expiry = writer.bound(conn, messages.c.expires_at, rows[0].get("expires_at")) if rows else None
+    held = [row.get("held_until") for row in rows]
+    if any(held):
+        held = [writer.bound(conn, messages.c.held_until, until) for until in held]
     values = [
         (
             row["id"],
@@ -215,10 +219,10 @@ def _insert_pending(
             stamp,
             campaign_id,
             row["campaign_row"],
-            writer.bound(conn, messages.c.expires_at, row.get("expires_at")),
-            writer.bound(conn, messages.c.held_until, row.get("held_until")),
+            expiry,
+            until,
         )
-        for row in rows
+        for row, until in zip(rows, held, strict=True)
     ]
     return writer.insert_pending_bulk(
         conn, _MESSAGE_COLUMNS, values, stamp, unique=("campaign_id", "recipient")
