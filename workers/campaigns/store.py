@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from wadispatch.ledger import (
-    RUNNING,
     SUPPRESS_ALL_SENDERS,
     Ledger,
     aware,
@@ -28,6 +27,7 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
+from wadispatch.ledger.schema import campaign_allows_sending, in_state
 from wadispatch.states import State
 
 log = logging.getLogger("wadispatch.campaigns")
@@ -538,12 +538,15 @@ def release_held(ledger: Ledger, now: datetime, limit: int) -> list[str]:
     """Clear ``held_until`` of up to ``limit`` pending messages held until ``now`` or before, in
     running campaigns, in one atomic UPDATE; return their ids (their jobs are the caller's to
     publish: should that fail, they are pending, not held, and the reconciler republishes them)."""
+    # Found through ix_messages_held_until alone (state and campaign checked on the rows found):
+    # the pending messages may be millions, the held ones due now a few.
     due = (
         select(messages.c.id)
         .where(
             messages.c.held_until <= now,
-            messages.c.state == State.PENDING.value,
-            messages.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.status == RUNNING)),
+            in_state(State.PENDING, by_id=True),
+            messages.c.campaign_id.is_not(None),
+            campaign_allows_sending(by_id=True),
         )
         .limit(limit)
     )
