@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from wadispatch.reconcile import reconcile
 from wadispatch.settings import Settings
 from wadispatch.window import RedisWindows
 
-from tests.api_support import Api
+from tests.api_support import Api, published
 from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -159,6 +160,7 @@ def test_expired_messages_are_never_sent(
     ledger: Ledger,
     database_url: str,
     redis_url: str,
+    queue_name: str,
     producer_app,
     start_worker,
     sim: httpx.Client,
@@ -191,12 +193,28 @@ def test_expired_messages_are_never_sent(
     late = enqueue({**button_request("meta", to=phone(20)), "valid_for_seconds": 1}, ledger=ledger)
     wait_for(lambda: utcnow() > datetime.fromisoformat(expires_at), timeout=5)
 
-    worker = start_worker(database_url, concurrency=2)
+    events = {
+        "event_tasks": {"expired": "helpdesk.on_expired"},
+        "event_queue": f"{queue_name}-{uuid.uuid4()}",
+    }
+    worker = start_worker(
+        database_url,
+        concurrency=2,
+        WADISPATCH_EVENT_TASKS=json.dumps(events["event_tasks"]),
+        WADISPATCH_EVENT_QUEUE=events["event_queue"],
+    )
     record = wait_for(lambda: (r := ledger.get(late.message_id)).state.value == "failed" and r, timeout=20)
     assert record.reason == "expired"  # the late job found it expired at the claim
-    quiet = settings_for(redis_url=redis_url, reconcile_pending_after_seconds=3600)
+    quiet = settings_for(redis_url=redis_url, reconcile_pending_after_seconds=3600, **events)
     report = reconcile(ledger, quiet, lambda ids: len(ids))
     assert report.expired == 6
+    # An `expired` event per message for the user's code: the worker's one and the reconciler's six.
+    emitted = wait_for(
+        lambda: len(got := published(redis_url, events["event_queue"])) >= 7 and got, timeout=5
+    )
+    assert {task for task, _ in emitted} == {"helpdesk.on_expired"}
+    assert {args[0] for _, args in emitted} == {m.id for m in ledger.all_messages()}
+    assert all(args[1]["type"] == "expired" and args[1]["reason"] == "expired" for _, args in emitted)
     for campaign in (held, paused):
         state = campaigns.progress(campaign.id, ledger=ledger)
         assert state.states == {"failed": 3} and state.failed_reasons == {"expired": 3}
