@@ -10,7 +10,9 @@ The public API (create, progress, pause, resume, cancel, report, list, the suppr
 (:mod:`wadispatch.cli.campaigns`) wraps it. ``template`` (placeholders), ``phones`` (E.164) and
 ``reader`` (streamed rows) are pure; ``ingest`` turns rows into ledger batches through ``store``
 (all the campaigns' SQL); ``fanout`` publishes the send jobs (run by the
-``wadispatch.campaign_fanout`` task).
+``wadispatch.campaign_fanout`` task). ``schedule`` (pure) reads start times and send windows in
+each recipient's time zone; ``holding`` keeps messages outside their window without a job and
+releases them (the ``wadispatch.release_held`` beat task).
 """
 
 from __future__ import annotations
