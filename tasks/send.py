@@ -11,7 +11,7 @@ from wadispatch.celery import SEND_BATCH_TASK, SEND_TASK, app
 from wadispatch.deadletters import INVALID_ARGUMENTS, UNKNOWN_MESSAGE, build_dead_letter, safe_headers, store
 from wadispatch.engine import BatchResult, send_batch
 from wadispatch.errors import WadispatchError
-from wadispatch.events import emit_window_closed
+from wadispatch.events import emit_expired, emit_window_closed
 from wadispatch.inbox import apply_early
 from wadispatch.ledger import get_ledger
 from wadispatch.publishing import publish_later
@@ -64,6 +64,8 @@ def _attempt(task: Task, message_ids: list[str]) -> BatchResult:
     )
     if result.closed_windows:
         emit_window_closed(result.closed_windows, settings)
+    if result.expired:
+        emit_expired(result.expired, settings)
     if result.early_events:
         apply_early(
             result.early_events, ledger=get_ledger(), windows=get_windows(settings), settings=settings

@@ -24,6 +24,7 @@ app = Celery(
         "wadispatch.tasks.reconcile",
         "wadispatch.tasks.prune",
         "wadispatch.tasks.campaigns",
+        "wadispatch.tasks.release",
     ],
 )
 app.config_from_object("wadispatch.celery_settings:CONFIG")
@@ -35,6 +36,7 @@ SEND_BATCH_TASK = "wadispatch.send_batch"
 RECONCILE_TASK = "wadispatch.reconcile"
 PRUNE_TASK = "wadispatch.prune"
 CAMPAIGN_FANOUT_TASK = "wadispatch.campaign_fanout"
+RELEASE_TASK = "wadispatch.release_held"
 
 
 def point_app_at(broker_url: str, queue: str) -> None:

@@ -191,6 +191,13 @@ def defaults(settings: Settings) -> dict[str, Any]:
                 "task": "wadispatch.reconcile",
                 "schedule": settings.reconcile_interval_seconds,
             },
+            # Campaign messages whose start or send window has come (README "Schedules and send
+            # windows"); a run not started within its interval is dropped: the next one does it.
+            "wadispatch-release-held": {
+                "task": "wadispatch.release_held",
+                "schedule": settings.release_interval_seconds,
+                "options": {"expires": settings.release_interval_seconds},
+            },
             "wadispatch-prune": {
                 "task": "wadispatch.prune",
                 "schedule": settings.prune_interval_seconds,

@@ -12,6 +12,7 @@ from typing import Any
 from wadispatch.engine import send_batch
 from wadispatch.ledger import Ledger, MessageRecord, get_ledger
 from wadispatch.messages import SendRequest, validate_send_request
+from wadispatch.producer import check_validity
 from wadispatch.ratelimit import Unlimited
 from wadispatch.settings import Settings, get_settings
 from wadispatch.transport import SendLoop, get_send_loop
@@ -32,6 +33,7 @@ def send_eagerly(
     """
     settings = settings or get_settings()
     validated = validate_send_request(request)
+    check_validity(validated)
     ledger = ledger or get_ledger(settings.database_url)
     loop = loop or get_send_loop(settings)
     message_id, _ = ledger.record_pending(validated)

@@ -64,6 +64,10 @@ class BatchResult:
     task gives them the effects a webhook's events have)."""
     campaigns: list[str] = field(default_factory=list)
     """The campaigns the batch's messages belong to (none for messages sent on their own)."""
+    expired: list[MessageRecord] = field(default_factory=list)
+    """The messages that failed ``expired``: their validity ended before a worker claimed them."""
+    held: list[str] = field(default_factory=list)
+    """Campaign messages outside their send window, held until it opens (no job until then)."""
 
     def summary(self) -> str:
         """What Flower shows as the job's result, e.g. ``sent 95, failed 2 (window_closed 2),
@@ -76,6 +80,8 @@ class BatchResult:
             parts.append(f"failed {len(self.failed)} ({_counts(reasons)})")
         if self.later:
             parts.append(f"later {len(self.later)} ({_counts(Counter(item.reason for item in self.later))})")
+        if self.held:
+            parts.append(f"held {len(self.held)}")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)}")
         if self.unknown:
@@ -117,6 +123,10 @@ def send_batch(
         result.skipped += [message_id for message_id in not_pending if message_id in existing]
         result.unknown += [message_id for message_id in not_pending if message_id not in existing]
 
+    pending = _fail_expired(pending, ledger, result, now)
+    # Held for its campaign's start or send window: the release queues it then (a job came early).
+    result.held += [record.id for record in pending if record.held_until and record.held_until > now]
+    pending = [record for record in pending if not (record.held_until and record.held_until > now)]
     due: list[MessageRecord] = []
     for record in pending:
         if record.next_attempt_at is not None and record.next_attempt_at > now:
@@ -127,6 +137,8 @@ def send_batch(
     as_template: set[str] = set()
     if windows is not None and due:  # the 24-hour window
         due, as_template = _fail_closed_windows(due, windows, ledger, result, now)
+    # After the 24-hour window: one known closed would be closed at its send window's opening too.
+    due = _hold_outside_windows(due, ledger, result, now, settings)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
@@ -227,6 +239,46 @@ def prepare(record: MessageRecord, settings: Settings) -> Prepared | Outcome:
         log.exception("could not build the request of %s", record.id)
         return Outcome.permanent("invalid", message="the provider request could not be built")
     return Prepared(adapter, provider_request)
+
+
+# --- Validity and send windows ---------------------------------------------------------
+
+
+def _fail_expired(
+    pending: list[MessageRecord], ledger: Ledger, result: BatchResult, now: datetime
+) -> list[MessageRecord]:
+    """Fail the messages whose validity has ended (never claimed: no request); return the others."""
+    expired = [record for record in pending if record.expires_at is not None and record.expires_at <= now]
+    if not expired:
+        return pending
+    failed = set(ledger.fail_expired([record.id for record in expired], now=now))
+    for record in expired:
+        if record.id in failed:
+            result.failed[record.id] = "expired"
+            result.expired.append(record)
+            metrics.settled(record.provider, record.sender, "failed", "expired")
+        else:
+            result.skipped.append(record.id)
+    gone = {record.id for record in expired}
+    return [record for record in pending if record.id not in gone]
+
+
+def _hold_outside_windows(
+    pending: list[MessageRecord], ledger: Ledger, result: BatchResult, now: datetime, settings: Settings
+) -> list[MessageRecord]:
+    """Hold the campaign messages whose send window is closed now until it opens; return the others."""
+    if not any(record.campaign_id for record in pending):
+        return pending
+    from wadispatch.campaigns.holding import window_holds
+
+    holds = window_holds(pending, ledger, now, settings)
+    if not holds:
+        return pending
+    held = set(ledger.hold([(record.id, until) for record, until in holds], now=now))
+    result.held += [record.id for record, _ in holds if record.id in held]
+    result.skipped += [record.id for record, _ in holds if record.id not in held]
+    holding = {record.id for record, _ in holds}
+    return [record for record in pending if record.id not in holding]
 
 
 # --- The 24-hour window ----------------------------------------------------------------
@@ -539,6 +591,8 @@ def _give_up_reason(
     if record.attempts >= settings.max_attempts and requested:
         return "attempts"
     deadline = record.created_at + timedelta(seconds=settings.max_age_seconds)
+    if record.expires_at is not None:
+        deadline = min(deadline, record.expires_at)
     if now + timedelta(seconds=delay) > deadline:
         return "expired"
     return None

@@ -21,6 +21,7 @@ WadispatchError
 ├── FileError                wadispatch.campaigns.reader: the file as a whole cannot be read; a ValueError
 ├── RowError                 wadispatch.campaigns.template: one row cannot be sent; a ValueError
 ├── PhoneError               wadispatch.campaigns.phones: a phone number cannot be used; a ValueError
+├── ScheduleError            wadispatch.validity: bad start, send window, zone or validity; a ValueError
 ├── ApiError                 wadispatch.api.errors: an HTTP error answer (status, code, message)
 ├── PublishError             wadispatch.publishing: the broker could not be reached; its messages stay pending
 ├── NotRecorded              wadispatch.recording: the ledger did not take a send's mark or result

@@ -18,7 +18,7 @@ from wadispatch.ledger import MessageRecord
 from wadispatch.publishing import publish_job
 from wadispatch.settings import Settings
 
-EventType = Literal["reply", "status", "window_closed", "opted_out"]
+EventType = Literal["reply", "status", "window_closed", "opted_out", "expired"]
 
 
 def reply_event(record: MessageRecord) -> dict[str, Any]:
@@ -78,6 +78,15 @@ def emit_opted_out(event: dict[str, Any], settings: Settings) -> bool:
     )
 
 
+def expired_event(record: MessageRecord) -> dict[str, Any]:
+    return {
+        **_common("expired", record),
+        "state": "failed",
+        "reason": "expired",
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+    }
+
+
 def _common(event_type: EventType, record: MessageRecord) -> dict[str, Any]:
     return {
         "type": event_type,
@@ -104,3 +113,11 @@ def emit_window_closed(records: list[MessageRecord], settings: Settings) -> None
         return
     for record in records:
         emit("window_closed", record, window_closed_event(record), settings)
+
+
+def emit_expired(records: list[MessageRecord], settings: Settings) -> None:
+    """One ``expired`` event per message that failed ``expired`` (its validity ended unsent)."""
+    if "expired" not in settings.event_tasks:
+        return
+    for record in records:
+        emit("expired", record, expired_event(record), settings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -131,6 +132,18 @@ class SendRequest(_Strict):
         default=None,
         description="An approved template sent instead when the recipient's 24-hour window is "
         "closed (Meta only); its quick-reply payloads are this message's reply ids.",
+    )
+    valid_for_seconds: int | None = Field(
+        default=None,
+        description="Fail the message `expired` if it is not sent within this many seconds of its "
+        "acceptance (1 to 36,000). Give this or `expires_at`, not both.",
+        examples=[600],
+    )
+    expires_at: datetime | None = Field(
+        default=None,
+        description="Fail the message `expired` if it is not sent by then: ISO 8601 with its UTC offset, "
+        "in the future, at most 36,000 s away. Give this or `valid_for_seconds`, not both.",
+        examples=["2026-05-01T18:00:00+02:00"],
     )
 
     @model_validator(mode="before")

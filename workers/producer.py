@@ -20,9 +20,10 @@ from typing import Any
 
 from wadispatch import metrics
 from wadispatch.errors import FieldError, MessageValidationError
-from wadispatch.ledger import Ledger, get_ledger
+from wadispatch.ledger import Ledger, get_ledger, utcnow
 from wadispatch.messages import SendRequest, validate_send_request
 from wadispatch.publishing import check_configuration, publish_batches, publish_message
+from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, message_expiry
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def enqueue(request: SendRequest | dict[str, Any], *, ledger: Ledger | None = No
     """
     started = time.monotonic()
     validated = validate_send_request(request)
+    check_validity(validated)
     check_configuration()
     ledger = ledger or get_ledger()
     message_id, created = ledger.record_pending(validated)
@@ -75,6 +77,7 @@ def enqueue_many(
     for index, request in enumerate(requests):
         try:
             validated.append(validate_send_request(request))
+            check_validity(validated[-1])
         except MessageValidationError as exc:
             errors.extend(FieldError(f"[{index}].{error.path}", error.rule) for error in exc.errors)
     if errors:
@@ -95,3 +98,18 @@ def enqueue_many(
         else EnqueueResult(message_id, states[message_id], duplicate=True)
         for message_id, created in recorded
     ]
+
+
+def check_validity(request: SendRequest) -> None:
+    """Raise :class:`MessageValidationError` unless ``valid_for_seconds`` / ``expires_at`` is one
+    of them, in the future, within the maximum."""
+    now = utcnow()
+    _, errors = message_expiry(
+        request.valid_for_seconds,
+        request.expires_at,
+        start=now,
+        now=now,
+        max_seconds=MAX_MESSAGE_VALIDITY_SECONDS,
+    )
+    if errors:
+        raise MessageValidationError(errors)

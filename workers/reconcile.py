@@ -52,6 +52,7 @@ from typing import Any
 from wadispatch import metrics
 from wadispatch.campaigns import store as campaign_store
 from wadispatch.campaigns.api import CANCELLED, CANCELLED_REASON
+from wadispatch.events import emit_expired
 from wadispatch.inbox import apply_early
 from wadispatch.ledger import Ledger, utcnow
 from wadispatch.liveness import QueueState
@@ -93,6 +94,8 @@ class ReconcileReport:
     published (policy ``resend``)."""
     cancelled: int = 0
     """``pending`` messages of cancelled campaigns marked ``failed`` / ``cancelled``."""
+    expired: int = 0
+    """``pending`` messages past their validity (``expires_at``) marked ``failed`` / ``expired``."""
     held_back: int = 0
     """Overdue ``pending`` messages not republished (see ``hold_reason``), left for a later run."""
     held_back_stuck: int = 0
@@ -140,6 +143,8 @@ class ReconcileReport:
             never += f", {self.never_requested_expired} never requested and too old (expired)"
         parts.append(f"stuck sending: {never}, {self.stuck_failed} failed, {self.stuck_requeued} requeued")
         parts.append(f"cancelled campaigns: {self.cancelled} pending failed")
+        if self.expired:
+            parts.append(f"validity ended: {self.expired} pending failed")
         if self.early_events_applied or self.early_events_dropped:
             applied, dropped = self.early_events_applied, self.early_events_dropped
             parts.append(f"early webhook events: {applied} applied, {dropped} dropped")
@@ -179,6 +184,7 @@ def reconcile(
     for campaign_id in campaign_store.pending_by_status(ledger, CANCELLED):
         report.cancelled += campaign_store.fail_pending(ledger, campaign_id, CANCELLED_REASON, page_size)
     _sweep_early_events(ledger, settings, now, report)
+    _fail_expired(ledger, settings, now, report)
     budget = _JobBudget(settings, queue)
     if report.hold_reason:
         _settle_stuck_without_publishing(ledger, settings, sending_cutoff, now, report, tick)
@@ -202,6 +208,19 @@ def reconcile(
     _log(report)
     metrics.reconciled(report)
     return report
+
+
+def _fail_expired(ledger: Ledger, settings: Settings, now: datetime, report: ReconcileReport) -> None:
+    """Fail the ``pending`` messages whose validity ended unsent, whatever became of their job (a
+    paused campaign's, one held for its window, one whose job was lost), with their events."""
+    for _ in range(MAX_PAGES):
+        page = ledger.expired_pending_ids(now, settings.reconcile_page_size)
+        failed = ledger.fail_expired(page, now=now)
+        report.expired += len(failed)
+        if failed and "expired" in settings.event_tasks:
+            emit_expired([ledger.get(message_id) for message_id in failed], settings)
+        if len(page) < settings.reconcile_page_size:
+            break
 
 
 def _sweep_early_events(ledger: Ledger, settings: Settings, now: datetime, report: ReconcileReport) -> None:

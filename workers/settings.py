@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     """Pending ids the fan-out task reads from the ledger per query."""
     campaign_default_region: str | None = None
     """ISO 3166 region for phone numbers written without a country code (e.g. TZ); None: refuse them."""
+    default_timezone: str = "UTC"
+    """The time zone of a recipient whose number libphonenumber cannot place, for send windows."""
+    release_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """How often Celery beat releases the campaign messages whose start or send window has come."""
 
     # Worker defaults for `wadispatch worker`
     worker_pool: Literal["threads", "prefork", "gevent", "solo"] = "threads"
@@ -191,7 +195,7 @@ class Settings(BaseSettings):
     window_closed_ttl_seconds: float = Field(default=30 * 86_400.0, gt=0)
     """How long a pair stays known closed without news (an inbound message reopens it at once)."""
     window_prefix: str = "wadispatch:win"
-    event_tasks: dict[Literal["reply", "status", "window_closed", "opted_out"], str] = Field(
+    event_tasks: dict[Literal["reply", "status", "window_closed", "opted_out", "expired"], str] = Field(
         default_factory=dict
     )
     """Celery task names called on events, e.g. ``{"reply": "myapp.tasks.on_reply"}``."""
@@ -298,6 +302,21 @@ class Settings(BaseSettings):
     def opt_out_words(self) -> Keywords:
         """The parsed :attr:`opt_out_keywords`."""
         return parse_keywords(self.opt_out_keywords)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from wadispatch.validity import ScheduleError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ScheduleError(
+                f"unknown time zone {value!r}: give an IANA name such as Europe/Paris"
+            ) from None
+        return value
 
     @field_validator("senders")
     @classmethod

@@ -93,6 +93,7 @@ def attempt(outcome: Outcome, sender: str) -> Any:
             created_at=datetime.now(UTC),
             fallback=None,
             sent_as=None,
+            expires_at=None,
         )
         attempts = Attempts(
             0.0, {"m-1": 0.0}, FakeLimiter(), loop, FakeRecorder(), Settings(), random.Random(1)

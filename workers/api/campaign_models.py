@@ -27,6 +27,21 @@ class CampaignFields(BaseModel):
     phone_column: str = Field(default="phone", min_length=1, max_length=200)
     region: str | None = Field(default=None, min_length=2, max_length=2)
     format: Literal["csv", "jsonl"] | None = None
+    start_at: str | None = Field(
+        default=None, description="Send nothing before this ISO 8601 time (with its offset)."
+    )
+    send_window: str | None = Field(
+        default=None,
+        description="`HH:MM-HH:MM`: send only between these local times of each recipient (the zone "
+        "from the phone number, or `timezone`); `22:00-06:00` crosses midnight.",
+    )
+    timezone: str | None = Field(default=None, description="An IANA zone for every recipient's window.")
+    valid_for_seconds: int | None = Field(
+        default=None, description="A message not sent within this many seconds of the start fails `expired`."
+    )
+    expires_at: str | None = Field(
+        default=None, description="A message not sent by this ISO 8601 time (with offset) fails `expired`."
+    )
 
 
 class Rows(BaseModel):
@@ -160,6 +175,17 @@ class CampaignProgressOut(CampaignOut):
         description="Messages stopped (`failed`, reason `suppressed`) because their recipient wrote "
         'an opt-out keyword after they were queued (README "Opt-out keywords").'
     )
+    waiting_for_window: int = Field(
+        default=0,
+        description="Pending messages held for the campaign's start or their send window (no job yet).",
+    )
+    next_release_at: datetime | None = Field(default=None, description="When the first of those goes.")
+    expired: int = Field(default=0, description="Messages failed `expired` (validity ended unsent).")
+    schedule: dict[str, str | int | None] = Field(
+        default_factory=dict,
+        description="The campaign's `start_at`, `send_window`, `timezone`, `valid_for_seconds` and "
+        "`expires_at`.",
+    )
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> CampaignProgressOut:
@@ -191,6 +217,10 @@ class CampaignProgressOut(CampaignOut):
                     "eta_note",
                     "sent_as_template",
                     "suppressed_by_keyword",
+                    "waiting_for_window",
+                    "next_release_at",
+                    "expired",
+                    "schedule",
                 )
             },
         )

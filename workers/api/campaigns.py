@@ -37,8 +37,9 @@ from wadispatch.campaigns import api
 from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
+from wadispatch.campaigns.schedule import campaign_timing
 from wadispatch.errors import FieldError, MessageValidationError
-from wadispatch.ledger import Ledger
+from wadispatch.ledger import Ledger, utcnow
 from wadispatch.messages import field_errors
 from wadispatch.settings import ProviderName, Settings
 
@@ -203,6 +204,11 @@ def _start(form: FormData, settings: Settings, ledger: Ledger) -> CampaignAccept
                 settings=settings,
                 dispatch=dispatch,
                 fallback=fallback,
+                start_at=fields.start_at,
+                send_window=fields.send_window,
+                timezone=fields.timezone,
+                valid_for_seconds=fields.valid_for_seconds,
+                expires_at=fields.expires_at,
             )
         except MessageValidationError as exc:
             raise _invalid(_template_paths(exc.errors)) from None
@@ -233,6 +239,17 @@ def _checked(
                 CampaignFallback.parse(fallback, checked, provider=provider)
         except MessageValidationError as exc:
             errors.extend(_template_paths(exc.errors))
+    if fields is not None:
+        _, timing_errors = campaign_timing(
+            start_at=fields.start_at,
+            send_window=fields.send_window,
+            time_zone_name=fields.timezone,
+            valid_for_seconds=fields.valid_for_seconds,
+            expires_at=fields.expires_at,
+            now=utcnow(),
+            default_zone=settings.default_timezone,
+        )
+        errors.extend(timing_errors)
     if errors or upload is None or template is None or fields is None or file_format is None:
         raise _invalid(errors)
     return upload, template, fields, file_format, fallback

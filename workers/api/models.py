@@ -80,6 +80,12 @@ class MessageOut(BaseModel):
     provider_message_id: str | None
     last_provider_error: ProviderError | None
     next_attempt_at: datetime | None
+    expires_at: datetime | None = Field(
+        default=None, description="Not sent by then, it fails `expired` (null: no validity)."
+    )
+    held_until: datetime | None = Field(
+        default=None, description="A campaign message waiting for its start or send window until then."
+    )
     created_at: datetime
     updated_at: datetime
     reply: ReplyOut | None = Field(description="The button or row the recipient chose, if any.")
@@ -114,6 +120,8 @@ class MessageOut(BaseModel):
             provider_message_id=record.provider_message_id,
             last_provider_error=error,
             next_attempt_at=record.next_attempt_at,
+            expires_at=record.expires_at,
+            held_until=record.held_until,
             created_at=record.created_at,
             updated_at=record.updated_at,
             reply=reply,

@@ -12,7 +12,9 @@ The public API (create, progress, pause, resume, cancel, report, list, the suppr
 (all the campaigns' SQL); ``fanout`` publishes the send jobs (run by the
 ``wadispatch.campaign_fanout`` task). Sender pools: ``pool`` (which senders, which sender for
 each recipient) is pure, ``assignments`` gives each batch's rows their sticky senders, and
-``senders`` is the progress per sender.
+``senders`` is the progress per sender. ``schedule`` (pure) reads start times and send windows in
+each recipient's time zone; ``holding`` keeps messages outside their window without a job and
+releases them (the ``wadispatch.release_held`` beat task).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
+from wadispatch.campaigns.schedule import campaign_timing
 from wadispatch.campaigns.senders import SenderProgress, per_sender, pool_limit
 from wadispatch.campaigns.template import RowError
 from wadispatch.campaigns.timeline import cached_timeline
@@ -119,6 +120,15 @@ class CampaignProgress:
     opt-out keyword after they were queued."""
     senders: tuple[SenderProgress, ...] = ()
     """Per sender (a pool's in pool order): its messages per state and its limit."""
+    waiting_for_window: int = 0
+    """Pending messages held for the campaign's start or their send window (no job queued yet)."""
+    next_release_at: datetime | None = None
+    """When the first of those is released."""
+
+    @property
+    def expired(self) -> int:
+        """Messages failed ``expired``: their validity ended before they could be sent."""
+        return self.failed_reasons.get("expired", 0)
 
     @property
     def terminal(self) -> int:
@@ -170,6 +180,16 @@ class CampaignProgress:
             "sent_as_template": self.sent_as_template,
             "suppressed_by_keyword": self.suppressed_by_keyword,
             "per_sender": [item.as_json() for item in self.senders],
+            "waiting_for_window": self.waiting_for_window,
+            "next_release_at": _iso(self.next_release_at) or None,
+            "expired": self.expired,
+            "schedule": {
+                "start_at": _iso(campaign.start_at) or None,
+                "send_window": campaign.send_window,
+                "timezone": campaign.time_zone,
+                "valid_for_seconds": campaign.valid_for_seconds,
+                "expires_at": _iso(campaign.expires_at) or None,
+            },
             "created_at": campaign.created_at.isoformat(),
         }
 
@@ -190,6 +210,11 @@ def create_campaign(
     on_batch: Callable[[str, IngestCounts], None] | None = None,
     dispatch: Callable[[str, int, int | None], bool] | None = None,
     fallback: dict[str, Any] | None = None,
+    start_at: str | datetime | None = None,
+    send_window: str | None = None,
+    timezone: str | None = None,
+    valid_for_seconds: int | None = None,
+    expires_at: str | datetime | None = None,
 ) -> CampaignRecord:
     """Read a CSV or JSONL file of recipients into a new campaign and queue its sends.
 
@@ -211,6 +236,13 @@ def create_campaign(
     ``fallback``: an approved template sent instead of the interactive message to a recipient
     whose 24-hour window is closed (:class:`wadispatch.templates.FallbackTemplate`); its body
     parameters and quick-reply payloads may carry ``{column}`` placeholders too.
+
+    Timing (README "Schedules and send windows", "Validity"): ``start_at`` (ISO 8601 with its
+    offset) holds every message until then; ``send_window`` (``"09:00-20:00"``) sends each message
+    only between those times in its recipient's time zone (from the phone number, or
+    ``timezone``, an IANA name, for all); ``valid_for_seconds`` (from the start) or
+    ``expires_at``: a message not sent by then fails ``expired``. Held messages get no job until
+    their time.
     """
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
@@ -228,6 +260,17 @@ def create_campaign(
             raise MessageValidationError([FieldError("fallback", str(exc))]) from None
         # The provider is known good: the template's check above named it.
         checked_fallback = CampaignFallback.parse(fallback, checked, provider=cast(ProviderName, provider))
+    timing, timing_errors = campaign_timing(
+        start_at=start_at,
+        send_window=send_window,
+        time_zone_name=timezone,
+        valid_for_seconds=valid_for_seconds,
+        expires_at=expires_at,
+        now=utcnow(),
+        default_zone=settings.default_timezone,
+    )
+    if timing is None:
+        raise MessageValidationError(timing_errors)
     normalise = PhoneNormaliser(region or settings.campaign_default_region)
     path = Path(source)
     try:
@@ -264,9 +307,23 @@ def create_campaign(
             "suppressed": 0,
             "created_at": now,
             "updated_at": now,
+            "start_at": timing.schedule.start_at,
+            "send_window": str(timing.schedule.window) if timing.schedule.window else None,
+            "time_zone": timezone,
+            "valid_for_seconds": valid_for_seconds,
+            "expires_at": timing.expires_at,
         }
         target = Target(
-            campaign_id, provider, sender, checked, phone_column, normalise, checked_fallback, pool
+            campaign_id,
+            provider,
+            sender,
+            checked,
+            phone_column,
+            normalise,
+            checked_fallback,
+            pool,
+            schedule=timing.schedule,
+            expires_at=timing.expires_at,
         )
         dispatched_to = 0
         started = False
@@ -452,6 +509,8 @@ def progress(
         status=campaign.status,
         workers_alive=workers,
     )
+    held, next_release = store.held_summary(ledger, campaign_id) if remaining else (0, None)
+    eta_seconds = _eta_with_holds(estimate.seconds, remaining, held, next_release, now)
     return CampaignProgress(
         campaign=campaign,
         states=states,
@@ -460,7 +519,7 @@ def progress(
         settled_recently=in_window,
         throughput=timing.current_rate,
         limit_rate=limit.declared,
-        eta_seconds=estimate.seconds,
+        eta_seconds=eta_seconds,
         started_at=timing.started_at,
         finished_at=timing.finished_at,
         duration_seconds=timing.duration_seconds,
@@ -477,7 +536,20 @@ def progress(
             store.suppressed_by_keyword(ledger, campaign_id) if failed_reasons.get("suppressed") else 0
         ),
         senders=tuple(senders),
+        waiting_for_window=held,
+        next_release_at=next_release,
     )
+
+
+def _eta_with_holds(
+    seconds: float | None, remaining: int, held: int, next_release: datetime | None, now: datetime
+) -> float | None:
+    """The ETA with the held messages going out after their release: their share of the sending
+    time starts at the next opening (later windows of a multi-day campaign are not modelled)."""
+    if seconds is None or not held or next_release is None or not remaining:
+        return seconds
+    wait = max(0.0, (next_release - now).total_seconds())
+    return max(seconds, wait + seconds * held / remaining)
 
 
 def estimate_eta(

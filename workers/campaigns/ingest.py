@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from wadispatch.campaigns import store
@@ -21,9 +22,10 @@ from wadispatch.campaigns.assignments import PoolAssigner
 from wadispatch.campaigns.fallback import CampaignFallback
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
+from wadispatch.campaigns.schedule import Schedule
 from wadispatch.campaigns.template import RowError, Template
 from wadispatch.ids import message_ids
-from wadispatch.ledger import Ledger
+from wadispatch.ledger import Ledger, utcnow
 from wadispatch.rules import recipient_rule
 
 _encode = json.encoder.encode_basestring_ascii  # what json.dumps writes for a string
@@ -65,6 +67,10 @@ class Target:
     pool: tuple[str, ...] | None = None
     """A pool campaign's senders: each row's sender is assigned with its batch
     (:mod:`wadispatch.campaigns.assignments`); ``sender`` is then the first of them."""
+    schedule: Schedule | None = None
+    """The campaign's start and send window; ``None``: every message is sent at once."""
+    expires_at: datetime | None = None
+    """Every message's expiry (the campaign's validity)."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -89,6 +95,7 @@ class Target:
             "campaign_id": self.campaign_id,
             "campaign_row": row_number,
             "fallback": fallback,
+            "expires_at": self.expires_at,
         }
 
 
@@ -148,6 +155,8 @@ def ingest(
     new_id = message_ids().__next__
     message_row = target.message_row
     suppression_senders = target.pool or target.sender
+    schedule = None if target.schedule is None or target.schedule.empty else target.schedule
+    now = utcnow()
 
     def flush() -> None:
         nonlocal messages, skipped, read, campaign
@@ -180,7 +189,10 @@ def ingest(
                 skipped.append(store.Skipped(row_number, "invalid", str(exc), raw_phone))
             else:
                 request = request_text(recipient, texts)
-                messages.append(message_row(row_number, recipient, request, new_id(), fallback))
+                message = message_row(row_number, recipient, request, new_id(), fallback)
+                if schedule is not None:
+                    message["held_until"] = schedule.hold_until(recipient, now)
+                messages.append(message)
         if read >= batch_size:
             flush()
     if read:

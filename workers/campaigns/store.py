@@ -29,7 +29,12 @@ from wadispatch.ledger import (
     writer,
 )
 from wadispatch.ledger.optouts import add_suppressions
-from wadispatch.ledger.schema import Unindexed, campaign_recipient_suppressed, in_state
+from wadispatch.ledger.schema import (
+    Unindexed,
+    campaign_allows_sending,
+    campaign_recipient_suppressed,
+    in_state,
+)
 from wadispatch.states import State
 from wadispatch.templates import SENT_AS_TEMPLATE
 
@@ -68,6 +73,13 @@ class CampaignRecord:
     """The fallback template, placeholders unfilled (``None``: none)."""
     senders: tuple[str, ...] | None = None
     """The pool of a campaign sent from several senders (``sender`` is the first); None otherwise."""
+    start_at: datetime | None = None
+    send_window: str | None = None
+    """``HH:MM-HH:MM`` in each recipient's time zone (or ``time_zone``)."""
+    time_zone: str | None = None
+    """The zone forced for every recipient; ``None``: each recipient's from the phone number."""
+    valid_for_seconds: int | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,8 @@ _MESSAGE_COLUMNS = (
     "campaign_id",
     "campaign_row",
     "fallback",
+    "expires_at",
+    "held_until",
 )
 
 
@@ -207,11 +221,15 @@ def _insert_pending(
     """Insert the messages whose number the campaign does not have yet, each with its ``pending``
     transition (through the ledger's writer, in bulk); return their ids.
 
-    The values shared by the batch (``now``) are converted for the driver once; the requests are
-    JSON text already. The unique index on ``(campaign_id, recipient)`` skips a number the
-    campaign already has.
+    The values shared by the batch (``now``, the campaign's expiry) are converted for the driver
+    once; the requests are JSON text already. The unique index on ``(campaign_id, recipient)``
+    skips a number the campaign already has.
     """
     stamp = writer.bound(conn, messages.c.created_at, now)
+    expiry = writer.bound(conn, messages.c.expires_at, rows[0].get("expires_at")) if rows else None
+    held = [row.get("held_until") for row in rows]
+    if any(held):
+        held = [writer.bound(conn, messages.c.held_until, until) for until in held]
     values = [
         (
             row["id"],
@@ -224,8 +242,10 @@ def _insert_pending(
             campaign_id,
             row["campaign_row"],
             row.get("fallback"),
+            expiry,
+            until,
         )
-        for row in rows
+        for row, until in zip(rows, held, strict=True)
     ]
     return writer.insert_pending_bulk(
         conn, _MESSAGE_COLUMNS, values, stamp, unique=("campaign_id", "recipient")
@@ -456,6 +476,8 @@ def pending_pages(
                     messages.c.campaign_id == campaign_id,
                     messages.c.campaign_row.between(start, min(last_row, start + page_size - 1)),
                     messages.c.state == State.PENDING.value,
+                    # A held message gets its job when its time comes (the release), not before.
+                    messages.c.held_until.is_(None),
                 )
                 .order_by(messages.c.campaign_row)
             ).scalars()
@@ -718,4 +740,52 @@ def _campaign(row: Any) -> CampaignRecord:
         updated_at=aware(row.updated_at),
         fallback=row.fallback,
         senders=tuple(row.senders) if row.senders else None,
+        start_at=aware(row.start_at),
+        send_window=row.send_window,
+        time_zone=row.time_zone,
+        valid_for_seconds=row.valid_for_seconds,
+        expires_at=aware(row.expires_at),
     )
+
+
+# --- held messages: a campaign's start time and send windows ---------------------------------------
+
+
+def release_held(ledger: Ledger, now: datetime, limit: int) -> list[str]:
+    """Clear ``held_until`` of up to ``limit`` pending messages held until ``now`` or before, in
+    running campaigns, in one atomic UPDATE; return their ids (their jobs are the caller's to
+    publish: should that fail, they are pending, not held, and the reconciler republishes them)."""
+    # Found through ix_messages_held_until alone (state and campaign checked on the rows found):
+    # the pending messages may be millions, the held ones due now a few.
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.held_until <= now,
+            in_state(State.PENDING, by_id=True),
+            messages.c.campaign_id.is_not(None),
+            campaign_allows_sending(by_id=True),
+        )
+        .limit(limit)
+    )
+    with ledger.begin() as conn:
+        return list(
+            conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(due.scalar_subquery()))
+                .values(held_until=None, updated_at=now)
+                .returning(messages.c.id)
+            ).scalars()
+        )
+
+
+def held_summary(ledger: Ledger, campaign_id: str) -> tuple[int, datetime | None]:
+    """How many of the campaign's pending messages are held, and the earliest release."""
+    with ledger.engine.connect() as conn:
+        count, earliest = conn.execute(
+            select(func.count(), func.min(messages.c.held_until)).where(
+                messages.c.campaign_id == campaign_id,
+                messages.c.state == State.PENDING.value,
+                messages.c.held_until.is_not(None),
+            )
+        ).one()
+    return count, aware(earliest)

@@ -1,8 +1,8 @@
 """``wadispatch campaign ...`` and ``wadispatch suppress ...``: bulk campaigns from the command line.
 
 Exit codes: 0 done (or detached, or the command did what it says), 1 bad input (template, file,
-region, unknown campaign id), 2 configuration error, 130 interrupted by Ctrl-C while watching
-(the campaign keeps running).
+region, start, send window, time zone, validity, unknown campaign id), 2 configuration error,
+130 interrupted by Ctrl-C while watching (the campaign keeps running).
 """
 
 from __future__ import annotations
@@ -89,6 +89,31 @@ def send(
             "closed (Meta only): name, language, body_parameters, quick_replies ({column} placeholders).",
         ),
     ] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(
+            help="Send nothing before this time: ISO 8601 with its offset, e.g. 2026-05-01T09:00+02:00."
+        ),
+    ] = None,
+    send_window: Annotated[
+        str | None,
+        typer.Option(
+            help="Send only between these local times of each recipient, e.g. 09:00-20:00 (22:00-06:00 "
+            "crosses midnight); the zone comes from the phone number unless --timezone forces one."
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Read --send-window in this IANA zone for every recipient, e.g. Europe/Paris."),
+    ] = None,
+    valid_for: Annotated[
+        int | None,
+        typer.Option(help="Seconds from the start a message may still be sent; later it fails `expired`."),
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(help="A message not sent by this ISO 8601 time (with offset) fails `expired`."),
+    ] = None,
 ) -> None:
     """Read FILE into a campaign, queue its sends and watch it to the end (Ctrl-C stops watching only)."""
     from wadispatch.campaigns import api
@@ -138,6 +163,11 @@ def send(
                 on_batch=on_batch,
                 dispatch=dispatch,
                 fallback=fallback,
+                start_at=start_at,
+                send_window=send_window,
+                timezone=timezone,
+                valid_for_seconds=valid_for,
+                expires_at=expires_at,
             )
     except KeyboardInterrupt:
         if not started:
@@ -149,6 +179,11 @@ def send(
         )
         raise typer.Exit(130) from None
     except MessageValidationError as exc:
+        if all(error.path in _TIMING_OPTIONS for error in exc.errors):
+            err.print(f"[red]invalid campaign timing[/]: {len(exc.errors)} problem(s)")
+            for error in exc.errors:
+                err.print(f"  {_TIMING_OPTIONS[error.path]}: {error.rule}")
+            raise typer.Exit(1) from None
         if all(error.path.startswith("sender") for error in exc.errors):
             err.print(f"[red]invalid --sender[/]: {len(exc.errors)} problem(s)")
         else:
@@ -181,6 +216,16 @@ def _senders(given: list[str] | None) -> dict[str, Any]:
     if not given:
         return {"sender": None}
     return {"sender": given[0]} if len(given) == 1 else {"senders": given}
+
+
+#: The timing fields of a campaign and their command-line options.
+_TIMING_OPTIONS = {
+    "start_at": "--start-at",
+    "send_window": "--send-window",
+    "timezone": "--timezone",
+    "valid_for_seconds": "--valid-for",
+    "expires_at": "--expires-at",
+}
 
 
 def _watch(campaign_id: str) -> None:
@@ -223,6 +268,8 @@ def _watch(campaign_id: str) -> None:
 
 def _detail(state: api.CampaignProgress) -> str:
     parts = [f"{name} {count}" for name, count in sorted(state.states.items())]
+    if state.waiting_for_window:
+        parts.append(f"waiting for window {state.waiting_for_window}")
     if state.throughput:
         parts.append(f"{state.throughput:.1f}/s")
     if state.eta_seconds:
@@ -267,9 +314,16 @@ def _print_progress(state: api.CampaignProgress) -> None:
         table.add_row("  sent as template", str(state.sent_as_template))
     if state.suppressed_by_keyword:
         table.add_row("    of which by opt-out keyword", str(state.suppressed_by_keyword))
+    if state.waiting_for_window:
+        table.add_row("  pending: waiting for window", str(state.waiting_for_window))
     out.print(table)
     if len(state.senders) > 1:
         out.print(_sender_table(state))
+    schedule = {key: value for key, value in data["schedule"].items() if value is not None}
+    if schedule:
+        out.print("schedule: " + ", ".join(f"{key} {value}" for key, value in schedule.items()))
+    if state.next_release_at is not None:
+        out.print(f"next release: {_when(state.next_release_at)}")
     for line in progress_lines(state):
         out.print(line)
 

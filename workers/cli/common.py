@@ -58,8 +58,9 @@ def read_json(path: Path, what: str) -> Any:
         fail(f"[red]error[/]: {exc.describe(str(path))}")
 
 
-def print_validation_errors(exc: MessageValidationError) -> None:
-    """One line per broken rule of a send request, after a count."""
+def print_validation_errors(exc: MessageValidationError, options: dict[str, str] | None = None) -> None:
+    """One line per broken rule of a send request, after a count; ``options`` names the
+    command-line option of a field where it differs."""
     err.print(f"[red]invalid request[/]: {len(exc.errors)} problem(s)")
     for error in exc.errors:
-        err.print(f"  {error.path}: {error.rule}")
+        err.print(f"  {(options or {}).get(error.path, error.path)}: {error.rule}")

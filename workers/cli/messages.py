@@ -43,6 +43,10 @@ def validate(
     out.print(f"valid: {request.interactive.type} message for {request.provider}")
 
 
+#: Request fields whose command-line option has another name.
+_OPTIONS = {"valid_for_seconds": "--valid-for", "expires_at": "--expires-at"}
+
+
 def send(
     provider: Annotated[str, typer.Option(help=f"One of {', '.join(PROVIDER_NAMES)}.")],
     interactive: Annotated[Path, typer.Option(help="JSON file with the WhatsApp interactive object.")],
@@ -63,6 +67,16 @@ def send(
             "closed (meta only): name, language, body_parameters, quick_replies.",
         ),
     ] = None,
+    valid_for: Annotated[
+        int | None,
+        typer.Option(help="Seconds (1-36000) it may still be sent; not sent by then, it fails `expired`."),
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            help="Not sent by this ISO 8601 time (with offset, at most 10 h away), it fails `expired`."
+        ),
+    ] = None,
 ) -> None:
     """Enqueue one interactive message and print its id (--eager: send it now, exit 1 unless sent)."""
     from wadispatch import enqueue
@@ -77,6 +91,8 @@ def send(
         "interactive": read_json(interactive, "interactive object"),
         "idempotency_key": idempotency_key,
         "fallback": None if fallback_template is None else read_json(fallback_template, "fallback template"),
+        "valid_for_seconds": valid_for,
+        "expires_at": expires_at,
     }
     request = {key: value for key, value in request.items() if value is not None}
     try:
@@ -91,7 +107,7 @@ def send(
             return
         result = enqueue(request)
     except MessageValidationError as exc:
-        print_validation_errors(exc)
+        print_validation_errors(exc, _OPTIONS)
         raise typer.Exit(1) from None
     out.print(result.message_id)
     if result.duplicate:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from wadispatch.errors import StaleState, UnknownMessage
 from wadispatch.ids import new_message_id
@@ -31,6 +31,7 @@ from wadispatch.ledger.schema import (
 from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
+from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, message_expiry
 
 
 class MessageLifecycle(Database):
@@ -160,6 +161,9 @@ class MessageLifecycle(Database):
         values: dict[str, Any] = {"next_attempt_at": None, "requested_at": None}
         if sent_as is not None:
             values["sent_as"] = sent_as
+        # Never an expired message, nor one held for its send window: a late job cannot send it.
+        valid = messages.c.expires_at.is_(None) | (messages.c.expires_at > now)
+        released = messages.c.held_until.is_(None) | (messages.c.held_until <= now)
         with self.begin() as conn:
             moved = writer.move(
                 conn,
@@ -169,6 +173,8 @@ class MessageLifecycle(Database):
                 now=now,
                 where=[
                     due,
+                    valid,
+                    released,
                     campaign_allows_sending(by_id=True),
                     campaign_recipient_not_suppressed(by_id=True),
                 ],
@@ -190,6 +196,46 @@ class MessageLifecycle(Database):
             for record in records
             if record.id in attempts
         ]
+
+    def fail_expired(self, message_ids: list[str], *, now: datetime | None = None) -> list[str]:
+        """Fail those of these ``pending`` messages whose expiry has passed (reason ``expired``);
+        return their ids. Whatever their campaign's status: an expired message is never sent."""
+        if not message_ids:
+            return []
+        now = now or utcnow()
+        with self.begin() as conn:
+            moved = writer.move(
+                conn,
+                message_ids,
+                State.PENDING,
+                State.FAILED,
+                now=now,
+                where=[messages.c.expires_at <= now],
+                reason="expired",
+                detail={"gave_up": "validity", "provider_request": False},
+            )
+        return [item.message_id for item in moved]
+
+    def hold(self, holds: list[tuple[str, datetime]], *, now: datetime | None = None) -> list[str]:
+        """Hold these ``pending`` messages until their time (their send window's next opening): no
+        job is queued for them until the release (:mod:`wadispatch.campaigns.release`) at that
+        time. Returns the ids held (those still pending)."""
+        if not holds:
+            return []
+        now = now or utcnow()
+        by_time: dict[datetime, list[str]] = {}
+        for message_id, until in holds:  # one statement per opening: a batch's often share one
+            by_time.setdefault(until, []).append(message_id)
+        held: list[str] = []
+        with self.begin() as conn:
+            for until, message_ids in by_time.items():
+                held += conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(message_ids), in_state(State.PENDING, by_id=True))
+                    .values(held_until=until, updated_at=now)
+                    .returning(messages.c.id)
+                ).scalars()
+        return held
 
     def apply_many(self, changes: list[Change], *, now: datetime | None = None) -> list[str]:
         """Apply many state changes in one transaction; return the ids that were stale.
@@ -340,6 +386,7 @@ def _new_row(request: SendRequest, now: datetime, *, request_as_text: bool = Fal
         # Kept beside the request: the engine sends it only when the window is closed.
         "fallback": _fallback(request, as_text=request_as_text),
         "idempotency_key": request.idempotency_key,
+        "expires_at": _expiry(request, now),
         "created_at": now,
         "updated_at": now,
     }
@@ -349,3 +396,16 @@ def _fallback(request: SendRequest, *, as_text: bool) -> Any:
     if request.fallback is None:
         return None
     return request.fallback.model_dump_json() if as_text else request.fallback.model_dump(mode="json")
+
+
+def _expiry(request: SendRequest, now: datetime) -> datetime | None:
+    if request.valid_for_seconds is None and request.expires_at is None:
+        return None
+    expiry, _ = message_expiry(
+        request.valid_for_seconds,
+        request.expires_at,
+        start=now,
+        now=now,
+        max_seconds=MAX_MESSAGE_VALIDITY_SECONDS,
+    )
+    return expiry

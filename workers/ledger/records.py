@@ -52,6 +52,10 @@ class MessageRecord:
     """The template to send instead when the 24-hour window is closed (``None``: none)."""
     sent_as: str | None = None
     """``template`` once the message goes as its fallback template."""
+    expires_at: datetime | None = None
+    """Not sent by then, it fails ``expired`` (``None``: no validity given)."""
+    held_until: datetime | None = None
+    """A campaign's message waiting for its start or send window: no job is queued until then."""
 
     def send_request(self) -> SendRequest:
         """The stored request as a model (validated again)."""
@@ -84,6 +88,8 @@ def message_record(row: Any) -> MessageRecord:
         campaign_id=row.campaign_id,
         fallback=row.fallback,
         sent_as=row.sent_as,
+        expires_at=aware(row.expires_at),
+        held_until=aware(row.held_until),
     )
 
 

@@ -69,6 +69,17 @@ class RecoveryQueries(Database):
             ).all()
         return [(row.id, aware(row.updated_at)) for row in rows]
 
+    def expired_pending_ids(self, now: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` ``pending`` messages whose ``expires_at`` is ``now`` or before."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(messages.c.id)
+                    .where(in_state(State.PENDING), messages.c.expires_at <= now)
+                    .limit(limit)
+                ).scalars()
+            )
+
     def touch_stale_pending(self, message_ids: list[str], cutoff: datetime, now: datetime) -> list[str]:
         """Mark these messages seen at ``now`` if they are still stale; return those this call won."""
         if not message_ids:
@@ -197,6 +208,8 @@ def _stale_pending(cutoff: datetime, *, by_id: bool = False) -> list[Any]:
         in_state(State.PENDING, by_id=by_id),
         messages.c.updated_at < cutoff,
         messages.c.next_attempt_at.is_(None) | (messages.c.next_attempt_at < cutoff),
+        # A message held for its campaign's start or send window has no job until its time.
+        messages.c.held_until.is_(None) | (messages.c.held_until < cutoff),
         # A paused campaign's messages wait; a cancelled one's are swept.
         campaign_allows_sending(by_id=by_id),
     ]

@@ -190,8 +190,8 @@ campaigns = Table(
     # A pool of senders of the same provider (``sender`` is then the first of them).
     Column("senders", JSON),
     Column("start_at", DateTime(timezone=True)),
-    # ``HH:MM-HH:MM`` in the recipient's time zone, or in ``time_zone`` when that is set.
-    Column("send_window", String(16)),
+    # ``HH:MM[:SS]-HH:MM[:SS]`` in the recipient's time zone, or in ``time_zone`` when that is set.
+    Column("send_window", String(32)),
     Column("time_zone", String(64)),
     Column("valid_for_seconds", Integer),
     Column("expires_at", DateTime(timezone=True)),

@@ -32,7 +32,7 @@ MESSAGE_COLUMNS = (
 CAMPAIGN_COLUMNS = (
     ("senders", sa.JSON()),
     ("start_at", sa.DateTime(timezone=True)),
-    ("send_window", sa.String(16)),
+    ("send_window", sa.String(32)),
     ("time_zone", sa.String(64)),
     ("valid_for_seconds", sa.Integer()),
     ("expires_at", sa.DateTime(timezone=True)),
