@@ -35,7 +35,7 @@ from wadispatch.api.models import ERROR_RESPONSES, ErrorBody
 from wadispatch.api.uploads import read_form, safe_filename, save_upload
 from wadispatch.campaigns import api
 from wadispatch.campaigns.fallback import CampaignFallback
-from wadispatch.campaigns.pool import check_senders
+from wadispatch.campaigns.pool import MAX_POOL_SIZE, check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format
 from wadispatch.campaigns.schedule import campaign_timing
 from wadispatch.errors import FieldError, MessageValidationError
@@ -49,7 +49,9 @@ FILE_PARTS = ("file", "template")
 #: Optional parts read as JSON, like the template (file or text).
 JSON_PARTS = ("fallback",)
 POOL_FIELD = "senders"
-MAX_PARTS = 16
+#: The form's parts at most: the file, the template and the fallback, every text field once, and
+#: a pool's senders given one part each.
+MAX_PARTS = 16 + MAX_POOL_SIZE
 REPORT_CHUNK = 64 * 1024
 
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such campaign."}}
