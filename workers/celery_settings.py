@@ -192,11 +192,11 @@ def defaults(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.reconcile_interval_seconds,
             },
             # Campaign messages whose start or send window has come (README "Schedules and send
-            # windows"); a run not started within its interval is dropped: the next one does it.
+            # windows"). Like the reconciler's, runs do not expire: one queued behind a campaign's
+            # backlog still runs, and those piled up after it find nothing left to release.
             "wadispatch-release-held": {
                 "task": "wadispatch.release_held",
                 "schedule": settings.release_interval_seconds,
-                "options": {"expires": settings.release_interval_seconds},
             },
             "wadispatch-prune": {
                 "task": "wadispatch.prune",

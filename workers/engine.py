@@ -138,7 +138,7 @@ def send_batch(
     if windows is not None and due:  # the 24-hour window
         due, as_template = _fail_closed_windows(due, windows, ledger, result, now)
     # After the 24-hour window: one known closed would be closed at its send window's opening too.
-    due = _hold_outside_windows(due, ledger, result, now, settings)
+    due = _hold_outside_windows(due, ledger, result, now, settings, windows)
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
@@ -264,17 +264,32 @@ def _fail_expired(
 
 
 def _hold_outside_windows(
-    pending: list[MessageRecord], ledger: Ledger, result: BatchResult, now: datetime, settings: Settings
+    pending: list[MessageRecord],
+    ledger: Ledger,
+    result: BatchResult,
+    now: datetime,
+    settings: Settings,
+    windows: Windows | None,
 ) -> list[MessageRecord]:
-    """Hold the campaign messages whose send window is closed now until it opens; return the others."""
+    """Hold the campaign messages whose send window is closed now until it opens (or, without a
+    fallback template, until their 24-hour window closes, if that comes first); return the others."""
     if not any(record.campaign_id for record in pending):
         return pending
-    from wadispatch.campaigns.holding import window_holds
+    from wadispatch.campaigns.holding import Hold, hold_times, window_holds
 
     holds = window_holds(pending, ledger, now, settings)
     if not holds:
         return pending
-    held = set(ledger.hold([(record.id, until) for record, until in holds], now=now))
+    times = [until for _, until in holds]
+    if windows is not None:
+        plan = [
+            Hold((record.provider, record.sender, record.recipient), until, fallback.can_fall_back(record))
+            for record, until in holds
+        ]
+        times = hold_times(plan, windows)
+    held = set(
+        ledger.hold([(record.id, until) for (record, _), until in zip(holds, times, strict=True)], now=now)
+    )
     result.held += [record.id for record, _ in holds if record.id in held]
     result.skipped += [record.id for record, _ in holds if record.id not in held]
     holding = {record.id for record, _ in holds}
@@ -590,9 +605,9 @@ def _give_up_reason(
     # An attempt that made no request does not use up the attempt budget.
     if record.attempts >= settings.max_attempts and requested:
         return "attempts"
-    deadline = record.created_at + timedelta(seconds=settings.max_age_seconds)
-    if record.expires_at is not None:
-        deadline = min(deadline, record.expires_at)
+    # A validity given with the message (or its campaign) replaces the default age limit: a
+    # campaign held for its start or send window may be retried long after it was created.
+    deadline = record.expires_at or record.created_at + timedelta(seconds=settings.max_age_seconds)
     if now + timedelta(seconds=delay) > deadline:
         return "expired"
     return None

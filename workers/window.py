@@ -8,7 +8,11 @@ the last 24 hours. What wadispatch knows of a pair:
   nothing once its 24 hours are over, and never extends a window a newer message opened);
 * ``closed`` — the provider refused a send with its window error: the key stays
   ``window_closed_ttl_seconds`` (30 days) unless an inbound message reopens the pair first;
-* unknown (no key) — the send is tried, and the provider decides.
+* unknown (no key) — the send is tried, and the provider decides;
+* lapsed — a campaign message held for its send window found the window open but closing before
+  that opening (:meth:`RedisWindows.closes_at`): the pair's closing time is kept
+  (:meth:`RedisWindows.watch_lapse`, key ``<window_prefix>:lapse:...``), so once it has passed
+  with no newer message reopening the pair, the window is known closed.
 
 The recipient of a pair is a phone number (``+<digits>``) or a WhatsApp business-scoped user id
 (``US.13491208655302741918``): a message naming both opens the window under each, so a send by
@@ -39,6 +43,8 @@ Pair = tuple[str, str | None, str | None]
 """(provider, sender, recipient: ``+<digits>`` or a business-scoped user id)"""
 Opening = tuple[Pair, datetime | None]
 """A pair and when its recipient wrote (``None``: now)."""
+Lapse = tuple[Pair, float, float]
+"""A pair, when its open window closes, and until when to remember that (Unix seconds)."""
 
 # KEYS: the windows to open; ARGV: now (ms), the window's length (ms), then for each key when
 # its recipient wrote (ms). A window is set to expire at written + length, unless that is past
@@ -98,6 +104,10 @@ class Windows(Protocol):
 
     def close(self, pairs: Iterable[Pair]) -> None: ...
 
+    def closes_at(self, pairs: list[Pair]) -> list[float | None]: ...
+
+    def watch_lapse(self, lapses: Iterable[Lapse]) -> None: ...
+
 
 class NoWindows:
     """No window tracking (turned off, or eager mode without Redis): every pair is unknown."""
@@ -115,6 +125,12 @@ class NoWindows:
         return None
 
     def close(self, pairs: Iterable[Pair]) -> None:
+        return None
+
+    def closes_at(self, pairs: list[Pair]) -> list[float | None]:
+        return [None] * len(pairs)
+
+    def watch_lapse(self, lapses: Iterable[Lapse]) -> None:
         return None
 
 
@@ -144,10 +160,44 @@ class RedisWindows:
         closed = [False] * len(pairs)
         if not known:
             return closed
-        values = self.redis.mget([self.key(pairs[index]) for index in known])
-        for index, value in zip(known, values, strict=True):
-            closed[index] = value == CLOSED
+        keys = [self.key(pairs[index]) for index in known]
+        values = self.redis.mget(keys + [self.lapse_key(pairs[index]) for index in known])
+        now_ms = int(time.time() * 1000)
+        for index, value, lapse in zip(known, values[: len(known)], values[len(known) :], strict=True):
+            lapsed = value is None and lapse is not None and int(lapse) <= now_ms
+            closed[index] = value == CLOSED or lapsed
         return closed
+
+    def lapse_key(self, pair: Pair) -> str:
+        provider, sender, recipient = pair
+        return f"{self.prefix}:lapse:{provider}:{sender or '-'}:{recipient}"
+
+    def closes_at(self, pairs: list[Pair]) -> list[float | None]:
+        """For each pair, when its open window closes (Unix seconds); ``None`` when it is not known
+        open. One round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for pair in pairs:
+            pipe.get(self.key(pair))
+            pipe.pttl(self.key(pair))
+        answers = pipe.execute() if pairs else []
+        now = time.time()
+        closes: list[float | None] = []
+        for pair, value, ttl in zip(pairs, answers[0::2], answers[1::2], strict=True):
+            known_open = pair[2] is not None and value == OPEN and ttl > 0
+            closes.append(now + ttl / 1000 if known_open else None)
+        return closes
+
+    def watch_lapse(self, lapses: Iterable[Lapse]) -> None:
+        """Remember when these open windows close, each until its ``keep_until``: once closed with
+        no newer message reopening the pair, :meth:`closed_among` says closed. One round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        now = time.time()
+        for pair, closes, keep_until in lapses:
+            if pair[2] and keep_until > now:
+                expiry_ms = int((keep_until - now) * 1000)
+                pipe.set(self.lapse_key(pair), str(int(closes * 1000)), px=expiry_ms)
+        if len(pipe):
+            pipe.execute()
 
     def open(self, pairs: Iterable[Pair], at: datetime | None = None) -> None:
         """These recipients wrote at ``at`` (``None``: now): see :meth:`open_at`."""

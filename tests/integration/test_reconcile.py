@@ -47,11 +47,14 @@ def new_messages(ledger: Ledger, count: int) -> list[str]:
     return [message_id for message_id, _ in ledger.record_pending_many(requests)]
 
 
-def stuck_sending(ledger: Ledger, count: int, *, requested: bool = True) -> list[str]:
+def stuck_sending(
+    ledger: Ledger, count: int, *, requested: bool = True, sent_as: str | None = None
+) -> list[str]:
     """``count`` messages a worker claimed and then died with: after their request left
-    (``requested``), or while they waited for their slot."""
+    (``requested``), or while they waited for their slot; ``sent_as="template"``: claimed to go
+    as their fallback template."""
     ids = new_messages(ledger, count)
-    claimed = ledger.claim_many(ledger.load_pending(ids))
+    claimed = ledger.claim_many(ledger.load_pending(ids), sent_as=sent_as)
     assert len(claimed) == count
     if requested:
         progress = ledger.record_progress([(record.id, record.updated_at) for record in claimed], [])
@@ -141,6 +144,16 @@ def test_stuck_sending_goes_back_to_pending_and_is_published_under_resend(ledger
             State.PENDING,
             "unknown_outcome",
         )
+
+
+def test_resend_never_sends_a_fallback_template_twice(ledger: Ledger) -> None:
+    [template] = stuck_sending(ledger, 1, sent_as="template")
+    [interactive] = stuck_sending(ledger, 1)
+    publish = Publisher()
+    report = run(ledger, publish, utcnow() + LATER, stuck_sending_policy="resend")
+    assert (report.stuck_requeued, report.stuck_failed, publish.published) == (1, 1, [interactive])
+    record = ledger.get(template)
+    assert (record.state, record.reason, record.sent_as) == (State.FAILED, "unknown_outcome", "template")
 
 
 def test_resend_fails_a_message_out_of_attempts(ledger: Ledger) -> None:

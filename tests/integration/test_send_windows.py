@@ -275,6 +275,55 @@ def test_a_message_released_after_its_window_closed_is_held_again_at_the_claim(
     assert campaigns.progress(campaign.id, ledger=ledger).waiting_for_window == 2
 
 
+def test_a_24_hour_window_closing_before_the_send_window_fails_then_or_goes_as_the_template(
+    tmp_path: Path,
+    ledger: Ledger,
+    database_url: str,
+    redis_url: str,
+    producer_app,
+    start_worker,
+    sim: httpx.Client,
+) -> None:
+    prefix = f"test-lapse:{uuid.uuid4().hex[:8]}"
+    settings = settings_for(redis_url=redis_url, window_prefix=prefix)
+    windows = RedisWindows.from_url(redis_url, settings)
+    plain, with_template = phone(300), phone(301)
+    # Both wrote almost 24 hours ago: their windows close in 2 s, their send window opens in 6 s.
+    wrote = utcnow() - timedelta(seconds=settings.window_seconds - 2)
+    windows.open_at([(("meta", SENDER, number), wrote) for number in (plain, with_template)])
+    send_window = window_opening_in(6, ZONE)
+    common: dict[str, Any] = {"provider": "meta", "sender": SENDER, "send_window": send_window}
+    common |= {"timezone": ZONE, "ledger": ledger, "settings": settings, "windows": windows}
+    failing = campaigns.create_campaign(
+        write_csv(tmp_path / "plain.csv", [plain]), CAMPAIGN_TEMPLATE, **common
+    )
+    templated = campaigns.create_campaign(
+        write_csv(tmp_path / "templated.csv", [with_template]),
+        CAMPAIGN_TEMPLATE,
+        fallback={"name": "order_ready", "language": "en", "body_parameters": ["{name}"]},
+        **common,
+    )
+    [closing] = [m for m in ledger.all_messages() if m.campaign_id == failing.id]
+    [opening] = [m for m in ledger.all_messages() if m.campaign_id == templated.id]
+    assert closing.held_until is not None and opening.held_until is not None
+    assert closing.held_until < opening.held_until  # held only until its 24-hour window closes
+    start_worker(database_url, concurrency=2, WADISPATCH_WINDOW_PREFIX=prefix)
+
+    def ended(message_id: str) -> bool:
+        release_due(ledger, publish_many)
+        return ledger.get(message_id).state.value in ("sent", "failed")
+
+    wait_for(lambda: ended(closing.id), timeout=15, interval=0.25)
+    failed = ledger.get(closing.id)
+    assert (failed.state.value, failed.reason) == ("failed", "window_closed")
+    assert sends(sim) == 0  # failed when its window closed, before its send window, no request
+    wait_for(lambda: ended(opening.id), timeout=20, interval=0.25)
+    sent = ledger.get(opening.id)
+    assert (sent.state.value, sent.sent_as) == ("sent", "template")
+    assert ledger.transitions(opening.id)[1].at >= opening.held_until  # inside its send window
+    assert sends(sim) == 1
+
+
 def test_pause_resume_and_cancel_with_held_messages(tmp_path: Path, ledger: Ledger) -> None:
     start_at = utcnow() + timedelta(seconds=1)
     fanouts: list[tuple[str, int, int | None]] = []

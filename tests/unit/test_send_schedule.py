@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from wadispatch.campaigns.holding import LAPSE_KEEP_SECONDS, LAPSE_MARGIN, Hold, lapse_plan
 from wadispatch.campaigns.schedule import (
     Schedule,
     SendWindow,
@@ -12,7 +15,13 @@ from wadispatch.campaigns.schedule import (
     time_zone,
     zone_of_number,
 )
+from wadispatch.engine import decide
+from wadispatch.ledger import MessageRecord
+from wadispatch.providers import Outcome
+from wadispatch.states import State
 from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, ScheduleError, message_expiry
+
+from tests.support import button_request, make_settings
 
 PARIS = time_zone("Europe/Paris")
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)  # 14:00 in Paris (CEST)
@@ -172,3 +181,57 @@ def test_the_eta_starts_the_held_messages_share_at_their_opening() -> None:
     # Nothing held, or no estimate (paused, no worker): unchanged.
     assert _eta_with_holds(10.0, 100, 0, None, NOW) == 10.0
     assert _eta_with_holds(None, 100, 100, in_an_hour, NOW) is None
+
+
+# --- retries of a message held for hours, and windows lapsing before a send window --------------
+
+HELD_NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+
+
+def held_record(**overrides: object) -> MessageRecord:
+    values: dict[str, Any] = {
+        "id": "m-1",
+        "provider": "meta",
+        "sender": "1107264639145282",
+        "recipient": "+255712345678",
+        "conversation_id": None,
+        "request": button_request(),
+        "idempotency_key": None,
+        "state": State.SENDING,
+        "reason": None,
+        "attempts": 1,
+        "next_attempt_at": None,
+        "provider_message_id": None,
+        "provider_error_code": None,
+        "provider_error_message": None,
+        "created_at": HELD_NOW - timedelta(hours=10),  # read the evening before its window
+        "updated_at": HELD_NOW,
+        "campaign_id": "c-1",
+    }
+    return MessageRecord(**{**values, **overrides})
+
+
+def test_a_validity_replaces_the_age_limit_for_a_message_held_for_hours() -> None:
+    settings = make_settings(max_age_seconds=3600, max_attempts=5)
+    rng = random.Random(1)
+    valid = held_record(expires_at=HELD_NOW + timedelta(days=1))
+    change, retry_in = decide(valid, Outcome.transient("server_error"), settings, rng, HELD_NOW)
+    assert (change.to_state, retry_in is not None) == (State.PENDING, True)
+    without = held_record()  # no validity: the age limit counts from the creation
+    change, retry_in = decide(without, Outcome.transient("server_error"), settings, rng, HELD_NOW)
+    assert (change.to_state, change.reason, retry_in) == (State.FAILED, "expired", None)
+    ending = held_record(expires_at=HELD_NOW + timedelta(seconds=0.5))
+    change, _ = decide(ending, Outcome.rate_limited(5.0), settings, rng, HELD_NOW)
+    assert (change.to_state, change.reason) == (State.FAILED, "expired")
+
+
+def test_a_window_closing_before_the_opening_holds_until_it_closes_unless_a_template_waits() -> None:
+    opening = HELD_NOW + timedelta(hours=2)
+    pair = ("meta", "1107264639145282", "+255712345678")
+    holds = [Hold(pair, opening, False), Hold(pair, opening, True), Hold(pair, opening, False)]
+    closes = opening.timestamp() - 3600
+    times, lapses = lapse_plan(holds, [closes, closes, None])
+    assert times == [datetime.fromtimestamp(closes, UTC) + LAPSE_MARGIN, opening, opening]
+    assert lapses == [(pair, closes, opening.timestamp() + LAPSE_KEEP_SECONDS)] * 2
+    later = opening.timestamp() + 60  # the window is still open at the opening: nothing to do
+    assert lapse_plan(holds[:1], [later]) == ([opening], [])

@@ -36,7 +36,7 @@ from wadispatch.campaigns.live import Live
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.pool import check_senders
 from wadispatch.campaigns.reader import FileError, FileFormat, detect_format, read_rows
-from wadispatch.campaigns.schedule import campaign_timing
+from wadispatch.campaigns.schedule import Schedule, campaign_timing
 from wadispatch.campaigns.senders import SenderProgress, per_sender, pool_limit
 from wadispatch.campaigns.template import RowError
 from wadispatch.campaigns.timeline import cached_timeline
@@ -44,6 +44,7 @@ from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import RUNNING, Ledger, aware, get_ledger, utcnow
 from wadispatch.settings import ProviderName, Settings, get_settings
 from wadispatch.states import State
+from wadispatch.window import Windows, get_windows
 
 log = logging.getLogger("wadispatch.campaigns")
 
@@ -215,6 +216,7 @@ def create_campaign(
     timezone: str | None = None,
     valid_for_seconds: int | None = None,
     expires_at: str | datetime | None = None,
+    windows: Windows | None = None,
 ) -> CampaignRecord:
     """Read a CSV or JSONL file of recipients into a new campaign and queue its sends.
 
@@ -242,7 +244,8 @@ def create_campaign(
     only between those times in its recipient's time zone (from the phone number, or
     ``timezone``, an IANA name, for all); ``valid_for_seconds`` (from the start) or
     ``expires_at``: a message not sent by then fails ``expired``. Held messages get no job until
-    their time.
+    their time. ``windows``: the 24-hour windows read for held messages whose window closes before
+    their opening (default: this process's, from ``settings``).
     """
     settings = settings or get_settings()
     ledger = ledger or get_ledger(settings.database_url)
@@ -324,6 +327,7 @@ def create_campaign(
             pool,
             schedule=timing.schedule,
             expires_at=timing.expires_at,
+            windows=_windows_for(timing.schedule, windows, settings),
         )
         dispatched_to = 0
         started = False
@@ -372,6 +376,13 @@ def create_campaign(
         campaign.suppressed,
     )
     return campaign
+
+
+def _windows_for(schedule: Schedule | None, windows: Windows | None, settings: Settings) -> Windows | None:
+    """The 24-hour windows a campaign with a send window reads (see ``holding.lapse_plan``)."""
+    if schedule is None or schedule.window is None:
+        return None
+    return windows or get_windows(settings)
 
 
 def dispatch_fanout(campaign_id: str, first_row: int, last_row: int | None) -> bool:

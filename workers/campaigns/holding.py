@@ -5,20 +5,32 @@ campaign's start) and no job. Celery beat runs :func:`release_due` every
 ``WADISPATCH_RELEASE_INTERVAL_SECONDS``: it clears ``held_until`` of the messages whose time has
 come and publishes their jobs. A message whose window closed before a worker reached it is held
 again at the claim (:func:`window_holds`), never sent outside its window.
+
+A message whose 24-hour window is open but closes before its send window opens is not held for
+nothing (:func:`lapse_plan`): without a fallback template it is held only until that window
+closes, and then, no newer message having reopened it, fails ``window_closed``; with one it keeps
+its opening, and then goes as the template, the window being known closed by then.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from wadispatch.campaigns import store
 from wadispatch.campaigns.schedule import Schedule, SendWindow
 from wadispatch.ledger import Ledger, MessageRecord, utcnow
 from wadispatch.settings import Settings, get_settings
+from wadispatch.window import Lapse, Pair, Windows
 
 log = logging.getLogger("wadispatch.campaigns")
+
+#: How long past a held message's opening its lapsing window is remembered (Unix seconds).
+LAPSE_KEEP_SECONDS = 3600.0
+#: Released this long after its window closes: Redis has expired the open window by then.
+LAPSE_MARGIN = timedelta(seconds=1)
 
 #: Held messages released per UPDATE.
 RELEASE_PAGE = 5000
@@ -87,3 +99,46 @@ def release_due(ledger: Ledger, publish: Callable[[list[str]], int], *, now: dat
     if released:
         log.info("released %d held message(s) whose send window or start came", released)
     return released
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A message to hold: its pair, its opening, and whether it has a fallback template."""
+
+    pair: Pair
+    until: datetime
+    has_fallback: bool
+
+
+def lapse_plan(holds: list[Hold], closes: list[float | None]) -> tuple[list[datetime], list[Lapse]]:
+    """Each hold's time, given when each pair's open window closes (``None``: not known open), and
+    the lapses to remember. Pure.
+
+    A window closing before the opening makes the message certain to find it closed (unless the
+    person writes again): without a fallback the message is held only until that closing (then
+    it fails ``window_closed``); with one it keeps its opening (then it goes as the template).
+    """
+    times: list[datetime] = []
+    lapses: list[Lapse] = []
+    for hold, closing in zip(holds, closes, strict=True):
+        if closing is None or closing >= hold.until.timestamp():
+            times.append(hold.until)
+            continue
+        lapses.append((hold.pair, closing, hold.until.timestamp() + LAPSE_KEEP_SECONDS))
+        times.append(hold.until if hold.has_fallback else datetime.fromtimestamp(closing, UTC) + LAPSE_MARGIN)
+    return times, lapses
+
+
+def hold_times(holds: list[Hold], windows: Windows) -> list[datetime]:
+    """:func:`lapse_plan` with the windows read and the lapses remembered (two Redis round trips);
+    the openings as they are when Redis cannot be reached (the provider then decides)."""
+    if not holds:
+        return []
+    try:
+        times, lapses = lapse_plan(holds, windows.closes_at([hold.pair for hold in holds]))
+        if lapses:
+            windows.watch_lapse(lapses)
+    except Exception as exc:  # a shortcut only: held until the opening, the provider decides then
+        log.warning("could not read the 24-hour windows of held messages: %s", type(exc).__name__)
+        return [hold.until for hold in holds]
+    return times

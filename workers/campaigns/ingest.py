@@ -20,6 +20,7 @@ from typing import Any
 from wadispatch.campaigns import store
 from wadispatch.campaigns.assignments import PoolAssigner
 from wadispatch.campaigns.fallback import CampaignFallback
+from wadispatch.campaigns.holding import Hold, hold_times
 from wadispatch.campaigns.phones import PhoneError, PhoneNormaliser
 from wadispatch.campaigns.reader import ReadResult
 from wadispatch.campaigns.schedule import Schedule
@@ -27,6 +28,7 @@ from wadispatch.campaigns.template import RowError, Template
 from wadispatch.ids import message_ids
 from wadispatch.ledger import Ledger, utcnow
 from wadispatch.rules import recipient_rule
+from wadispatch.window import Windows
 
 _encode = json.encoder.encode_basestring_ascii  # what json.dumps writes for a string
 
@@ -71,6 +73,9 @@ class Target:
     """The campaign's start and send window; ``None``: every message is sent at once."""
     expires_at: datetime | None = None
     """Every message's expiry (the campaign's validity)."""
+    windows: Windows | None = None
+    """The 24-hour windows, read for held messages whose window closes before their opening
+    (:func:`wadispatch.campaigns.holding.lapse_plan`)."""
 
     def request(self, recipient: str, interactive: dict[str, Any]) -> dict[str, Any]:
         """The send request of one recipient."""
@@ -164,6 +169,8 @@ def ingest(
         recorded = store.add_batch(
             ledger, target.campaign_id, suppression_senders, messages, skipped, read, campaign, assign
         )
+        if schedule is not None and target.windows is not None:
+            _hold_lapsing(ledger, target.windows, target.provider, messages)
         campaign = None
         counts.add(read, invalid, recorded, last_row)
         messages, skipped, read = [], [], 0
@@ -200,6 +207,22 @@ def ingest(
     if campaign is not None:
         store.insert_campaign(ledger, campaign)
     return counts
+
+
+def _hold_lapsing(ledger: Ledger, windows: Windows, provider: str, rows: list[dict[str, Any]]) -> None:
+    """Hold the batch's held messages whose 24-hour window closes before their opening until it
+    closes instead (those without a fallback template; see :func:`lapse_plan`)."""
+    held = [row for row in rows if row.get("held_until") is not None]
+    plan = [
+        Hold((provider, row["sender"], row["recipient"]), row["held_until"], row.get("fallback") is not None)
+        for row in held
+    ]
+    times = hold_times(plan, windows)
+    earlier = [
+        (row["id"], until) for row, until in zip(held, times, strict=True) if until != row["held_until"]
+    ]
+    if earlier:
+        ledger.hold(earlier)
 
 
 def _fallback_text(target: Target, row: dict[str, str], texts: list[str]) -> str:

@@ -75,7 +75,8 @@ class RecoveryQueries(Database):
             return list(
                 conn.execute(
                     select(messages.c.id)
-                    .where(in_state(State.PENDING), messages.c.expires_at <= now)
+                    # Through ix_messages_expires_at: most pending messages have no validity.
+                    .where(in_state(State.PENDING, by_id=True), messages.c.expires_at <= now)
                     .limit(limit)
                 ).scalars()
             )
@@ -140,12 +141,16 @@ class RecoveryQueries(Database):
         detail: dict[str, Any],
     ) -> list[str]:
         """Fail ``expired`` those of these messages stuck in ``sending`` without their request
-        having left and created before ``created_before``: too old to send any more, whatever
-        keeps stranding them. Their attempt is given back. Return those moved."""
+        having left and past their validity (``expires_at``) or, without one, created before
+        ``created_before``: too old to send any more, whatever keeps stranding them. Their attempt
+        is given back. Return those moved."""
+        too_old = (messages.c.expires_at.is_(None) & (messages.c.created_at < created_before)) | (
+            messages.c.expires_at <= now
+        )
         return self._move_claims(
             message_ids,
             State.FAILED,
-            [*_claimed_before(cutoff, requested=False), messages.c.created_at < created_before],
+            [*_claimed_before(cutoff, requested=False), too_old],
             now=now,
             reason="expired",
             detail=detail,
@@ -166,11 +171,15 @@ class RecoveryQueries(Database):
         """Move these messages, if still stuck in ``sending`` with their request sent (its answer
         unknown), to ``to_state``; return those moved.
 
-        ``max_attempts`` limits the move to messages with fewer attempts (a resend's budget).
+        ``max_attempts`` limits the move to messages with fewer attempts (a resend's budget); such
+        a move (back to ``pending``, to be sent again) never takes a fallback template, which is
+        sent at most once whatever the policy: those fail instead.
         """
         conditions = _claimed_before(cutoff, requested=True)
         if max_attempts is not None:
             conditions.append(messages.c.attempts < max_attempts)
+        if to_state is State.PENDING:
+            conditions.append(messages.c.sent_as.is_(None))
         return self._move_claims(message_ids, to_state, conditions, now=now, reason=reason, detail=detail)
 
     def _move_claims(

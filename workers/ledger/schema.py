@@ -80,6 +80,8 @@ messages = Table(
     Index("ux_messages_campaign_recipient", "campaign_id", "recipient", unique=True),
     Index("ix_messages_campaign_row", "campaign_id", "campaign_row"),
     Index("ix_messages_held_until", "held_until"),
+    # The reconciler's expiry pass finds expired pending messages without reading the others.
+    Index("ix_messages_expires_at", "expires_at"),
 )
 """One row per message. Its ``state`` and ``attempts`` are written only by
 :mod:`wadispatch.ledger.writer`."""

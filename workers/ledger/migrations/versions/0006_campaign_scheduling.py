@@ -46,6 +46,7 @@ def upgrade() -> None:
         for name, type_ in MESSAGE_COLUMNS:
             batch.add_column(sa.Column(name, type_, nullable=True))
     op.create_index("ix_messages_held_until", "messages", ["held_until"])
+    op.create_index("ix_messages_expires_at", "messages", ["expires_at"])
     with op.batch_alter_table("campaigns") as batch:
         for name, type_ in CAMPAIGN_COLUMNS:
             batch.add_column(sa.Column(name, type_, nullable=True))
@@ -64,6 +65,7 @@ def downgrade() -> None:
     with op.batch_alter_table("campaigns") as batch:
         for name, _ in reversed(CAMPAIGN_COLUMNS):
             batch.drop_column(name)
+    op.drop_index("ix_messages_expires_at", table_name="messages")
     op.drop_index("ix_messages_held_until", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         for name, _ in reversed(MESSAGE_COLUMNS):
