@@ -329,6 +329,9 @@ def record_senders(conn: Connection, provider: str, pairs: list[tuple[str, str]]
     batch's recipients do for the look-up: a row of parameters each costs more than the rest.
     """
     table = sender_assignments
+    # In key order: two campaigns upserting overlapping recipients then lock them in one order
+    # (no deadlock on PostgreSQL).
+    pairs = sorted(pairs)
     conflict = (
         "ON CONFLICT (provider, recipient) DO UPDATE SET sender = excluded.sender, "
         "assigned_at = excluded.assigned_at"
