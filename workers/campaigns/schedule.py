@@ -65,7 +65,8 @@ class SendWindow:
     def next_opening(self, at: datetime, zone: ZoneInfo) -> datetime | None:
         """``None`` when the window is open at ``at`` in ``zone``; else the instant (UTC) it next opens.
 
-        On a day whose opening time does not exist (a DST gap), it opens when the clock jumps.
+        On a day whose opening time does not exist (a DST gap), it is read with the offset before
+        the jump: an opening at 02:30 on a day the clock jumps from 02:00 to 03:00 is 03:30.
         """
         local = at.astimezone(zone)
         if self.is_open(local.time().replace(tzinfo=None)):
