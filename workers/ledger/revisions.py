@@ -14,6 +14,7 @@ lock, ``BEGIN IMMEDIATE``), so processes starting together on an empty database 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from wadispatch.ledger.migrations import SCRIPT_LOCATION
 BASELINE = "0001_baseline"
 #: The command that upgrades a ledger; every refusal names it.
 UPGRADE_COMMAND = "wadispatch db upgrade"
+#: Alembic's context is global to the process: its commands run one thread at a time (processes
+#: are kept apart by the database's lock).
+_ALEMBIC = threading.RLock()
 #: PostgreSQL advisory lock key held while a ledger is upgraded (any constant: it spells "wadi").
 _UPGRADE_LOCK = 0x77616469
 
@@ -205,7 +209,7 @@ def upgrade(url: str | URL) -> UpgradeResult:
     by its tables and stamped with its revision first (:class:`UnknownLedgerSchema` if its tables
     are not those of any revision). Safe from several processes at once.
     """
-    with _upgrade_connection(url) as conn:
+    with _ALEMBIC, _upgrade_connection(url) as conn:
         before = ledger_status(conn)
         if before.standing is Standing.UNKNOWN:
             raise UnknownLedgerSchema(
@@ -255,7 +259,7 @@ def _shapes() -> tuple[tuple[str, dict[str, frozenset[str]]], ...]:
     engine = create_engine("sqlite://")
     shapes: list[tuple[str, dict[str, frozenset[str]]]] = []
     try:
-        with engine.connect() as conn:
+        with _ALEMBIC, engine.connect() as conn:
             config = alembic_config(conn)
             for revision in history():
                 command.upgrade(config, revision.revision)
@@ -297,8 +301,9 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     # whole upgrade is one transaction (SQLAlchemy's documented recipe).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The wait first: switching to WAL needs a lock another process's upgrade may hold.
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
