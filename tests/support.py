@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wadispatch.settings import Settings
@@ -97,3 +99,17 @@ CAMPAIGN_TEMPLATE: dict[str, object] = {
         ]
     },
 }
+
+
+def campaign_phone(index: int, prefix: str = "+2557") -> str:
+    """A valid Tanzanian mobile number, one per ``index``."""
+    return f"{prefix}{index:08d}"
+
+
+def write_recipients(path: Path, numbers: list[str]) -> Path:
+    """A campaign file of these numbers with the columns :data:`CAMPAIGN_TEMPLATE` fills."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone", "name", "order"])
+        writer.writerows([number, "Ann", str(index)] for index, number in enumerate(numbers))
+    return path

@@ -29,7 +29,14 @@ from wadispatch.window import RedisWindows
 
 from tests.api_support import WEBHOOK_SECRETS, ApiServer, published, signature_headers, webhook_url
 from tests.integration.test_campaign_cli import run
-from tests.support import CAMPAIGN_TEMPLATE, button_request, make_settings, wait_for
+from tests.support import (
+    CAMPAIGN_TEMPLATE,
+    button_request,
+    campaign_phone,
+    make_settings,
+    wait_for,
+    write_recipients,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +45,7 @@ OTHER_SENDER = "2207264639145282"
 
 
 def phone(index: int) -> str:
-    return f"+2558{index:08d}"
-
-
-def write_csv(path: Path, numbers: list[str]) -> Path:
-    lines = ["phone,name,order"] + [f"{number},Ann,{index}" for index, number in enumerate(numbers)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return campaign_phone(index, prefix="+2558")
 
 
 def meta_text(sender: str, number: str | None, typed: str, *, user_id: str | None = None) -> bytes:
@@ -141,7 +142,7 @@ def optout_api(
 
 def campaign(api: OptOutApi, tmp_path: Path, numbers: list[str], sender: str = SENDER) -> str:
     """A campaign to ``numbers``, its messages queued."""
-    source = write_csv(tmp_path / f"{uuid.uuid4().hex}.csv", numbers)
+    source = write_recipients(tmp_path / f"{uuid.uuid4().hex}.csv", numbers)
     return campaigns.create_campaign(
         source, CAMPAIGN_TEMPLATE, provider="meta", sender=sender, ledger=api.ledger, settings=api.settings
     ).id
@@ -332,7 +333,7 @@ def test_a_message_in_flight_at_the_keyword_that_comes_back_for_a_retry_is_not_s
     the next claim refuses it and it fails ``suppressed`` (ledger level, no worker)."""
     settings = make_settings(database_url=database_url)
     number = phone(800)
-    source = write_csv(tmp_path / "one.csv", [number])
+    source = write_recipients(tmp_path / "one.csv", [number])
     campaign_id = campaigns.create_campaign(
         source,
         CAMPAIGN_TEMPLATE,

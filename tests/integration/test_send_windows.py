@@ -7,7 +7,6 @@ played by the test (:func:`release_due` every few hundred milliseconds, as beat 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -34,24 +33,20 @@ from wadispatch.settings import Settings
 from wadispatch.window import RedisWindows
 
 from tests.api_support import Api, published
-from tests.support import CAMPAIGN_TEMPLATE, SECRETS, button_request, make_settings, wait_for
+from tests.support import (
+    CAMPAIGN_TEMPLATE,
+    SECRETS,
+    button_request,
+    campaign_phone,
+    make_settings,
+    wait_for,
+    write_recipients,
+)
 
 pytestmark = pytest.mark.integration
 
 SENDER = "1107264639145282"
 ZONE = "Asia/Kathmandu"  # UTC+05:45: a window read in the forced zone, not the numbers' (Tanzania)
-
-
-def phone(index: int) -> str:
-    return f"+2557{index:08d}"
-
-
-def write_csv(path: Path, numbers: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["phone", "name", "order"])
-        writer.writerows([number, "Ann", str(index)] for index, number in enumerate(numbers))
-    return path
 
 
 def settings_for(**overrides: Any) -> Settings:
@@ -102,7 +97,7 @@ def test_held_messages_wait_without_jobs_then_go_when_the_window_opens_and_at_th
     worker = start_worker(database_url, concurrency=2)
     settings = settings_for()
     windowed = campaigns.create_campaign(
-        write_csv(tmp_path / "windowed.csv", [phone(i) for i in range(5)]),
+        write_recipients(tmp_path / "windowed.csv", [campaign_phone(i) for i in range(5)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -113,7 +108,7 @@ def test_held_messages_wait_without_jobs_then_go_when_the_window_opens_and_at_th
     )
     start_at = utcnow() + timedelta(seconds=2)
     scheduled = campaigns.create_campaign(
-        write_csv(tmp_path / "scheduled.csv", [phone(100 + i) for i in range(3)]),
+        write_recipients(tmp_path / "scheduled.csv", [campaign_phone(100 + i) for i in range(3)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -169,7 +164,7 @@ def test_expired_messages_are_never_sent(
     expires_at = (utcnow() + timedelta(seconds=1.5)).isoformat()
     # Held back until a start after its expiry, and paused: both end failed/expired, unsent.
     held = campaigns.create_campaign(
-        write_csv(tmp_path / "held.csv", [phone(i) for i in range(3)]),
+        write_recipients(tmp_path / "held.csv", [campaign_phone(i) for i in range(3)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -179,7 +174,7 @@ def test_expired_messages_are_never_sent(
         settings=settings,
     )
     paused = campaigns.create_campaign(
-        write_csv(tmp_path / "paused.csv", [phone(10 + i) for i in range(3)]),
+        write_recipients(tmp_path / "paused.csv", [campaign_phone(10 + i) for i in range(3)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -190,7 +185,7 @@ def test_expired_messages_are_never_sent(
     )
     campaigns.pause(paused.id, ledger=ledger)
     # A single message whose job waits in the queue with no worker until after its validity.
-    late = enqueue({**button_request("meta", to=phone(20)), "valid_for_seconds": 1}, ledger=ledger)
+    late = enqueue({**button_request("meta", to=campaign_phone(20)), "valid_for_seconds": 1}, ledger=ledger)
     wait_for(lambda: utcnow() > datetime.fromisoformat(expires_at), timeout=5)
 
     events = {
@@ -234,9 +229,9 @@ def test_a_message_released_after_its_window_closed_is_held_again_at_the_claim(
     start_worker,
     sim: httpx.Client,
 ) -> None:
-    numbers = [phone(i) for i in range(3)]
+    numbers = [campaign_phone(i) for i in range(3)]
     campaign = campaigns.create_campaign(
-        write_csv(tmp_path / "night.csv", numbers),
+        write_recipients(tmp_path / "night.csv", numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -287,7 +282,7 @@ def test_a_24_hour_window_closing_before_the_send_window_fails_then_or_goes_as_t
     prefix = f"test-lapse:{uuid.uuid4().hex[:8]}"
     settings = settings_for(redis_url=redis_url, window_prefix=prefix)
     windows = RedisWindows.from_url(redis_url, settings)
-    plain, with_template = phone(300), phone(301)
+    plain, with_template = campaign_phone(300), campaign_phone(301)
     # Both wrote almost 24 hours ago: their windows close in 2 s, their send window opens in 6 s.
     wrote = utcnow() - timedelta(seconds=settings.window_seconds - 2)
     windows.open_at([(("meta", SENDER, number), wrote) for number in (plain, with_template)])
@@ -295,10 +290,10 @@ def test_a_24_hour_window_closing_before_the_send_window_fails_then_or_goes_as_t
     common: dict[str, Any] = {"provider": "meta", "sender": SENDER, "send_window": send_window}
     common |= {"timezone": ZONE, "ledger": ledger, "settings": settings, "windows": windows}
     failing = campaigns.create_campaign(
-        write_csv(tmp_path / "plain.csv", [plain]), CAMPAIGN_TEMPLATE, **common
+        write_recipients(tmp_path / "plain.csv", [plain]), CAMPAIGN_TEMPLATE, **common
     )
     templated = campaigns.create_campaign(
-        write_csv(tmp_path / "templated.csv", [with_template]),
+        write_recipients(tmp_path / "templated.csv", [with_template]),
         CAMPAIGN_TEMPLATE,
         fallback={"name": "order_ready", "language": "en", "body_parameters": ["{name}"]},
         **common,
@@ -328,7 +323,7 @@ def test_pause_resume_and_cancel_with_held_messages(tmp_path: Path, ledger: Ledg
     start_at = utcnow() + timedelta(seconds=1)
     fanouts: list[tuple[str, int, int | None]] = []
     campaign = campaigns.create_campaign(
-        write_csv(tmp_path / "later.csv", [phone(i) for i in range(4)]),
+        write_recipients(tmp_path / "later.csv", [campaign_phone(i) for i in range(4)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=SENDER,
@@ -361,7 +356,7 @@ def test_pause_resume_and_cancel_with_held_messages(tmp_path: Path, ledger: Ledg
 
 def test_http_shows_held_messages_and_validity(api: Api) -> None:
     files = {
-        "file": ("c.csv", f"phone,name,order\n{phone(1)},Ann,1\n".encode(), "text/csv"),
+        "file": ("c.csv", f"phone,name,order\n{campaign_phone(1)},Ann,1\n".encode(), "text/csv"),
         "template": ("t.json", json.dumps(CAMPAIGN_TEMPLATE)),
     }
     window = window_opening_in(2 * 3600, ZONE)
@@ -392,7 +387,7 @@ BAD_CAMPAIGN_TIMING = {
 def test_bad_campaign_timing_is_a_422_naming_the_field(case: str, api: Api) -> None:
     fields, path = BAD_CAMPAIGN_TIMING[case]
     files = {
-        "file": ("c.csv", f"phone,name,order\n{phone(1)},Ann,1\n".encode(), "text/csv"),
+        "file": ("c.csv", f"phone,name,order\n{campaign_phone(1)},Ann,1\n".encode(), "text/csv"),
         "template": ("t.json", json.dumps(CAMPAIGN_TEMPLATE)),
     }
     answer = api.client.post(
@@ -434,7 +429,7 @@ def test_the_cli_refuses_bad_timing_naming_the_option(
     message.write_text(json.dumps(button_request("meta")["interactive"]), encoding="utf-8")
     template = tmp_path / "template.json"
     template.write_text(json.dumps(CAMPAIGN_TEMPLATE), encoding="utf-8")
-    source = write_csv(tmp_path / "c.csv", [phone(1)])
+    source = write_recipients(tmp_path / "c.csv", [campaign_phone(1)])
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -442,7 +437,7 @@ def test_the_cli_refuses_bad_timing_naming_the_option(
         )
 
     sent = run(
-        "send", "--provider", "meta", "--sender", SENDER, "--to", phone(1),
+        "send", "--provider", "meta", "--sender", SENDER, "--to", campaign_phone(1),
         "--interactive", str(message), "--valid-for", "36001",
     )  # fmt: skip
     assert sent.returncode == 1, sent.stderr

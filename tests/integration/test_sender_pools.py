@@ -24,24 +24,19 @@ from wadispatch.settings import Settings
 from wadispatch.simulator import SimulatorServer
 
 from tests.api_support import Api
-from tests.support import CAMPAIGN_TEMPLATE, SECRETS, make_settings, wait_for
+from tests.support import (
+    CAMPAIGN_TEMPLATE,
+    SECRETS,
+    campaign_phone,
+    make_settings,
+    wait_for,
+    write_recipients,
+)
 
 pytestmark = pytest.mark.integration
 
 POOL = ["1107264639145282", "2207264639145282", "3307264639145282"]
 RATE = 20  # per sender, declared to the workers
-
-
-def phone(index: int) -> str:
-    return f"+2557{index:08d}"
-
-
-def write_csv(path: Path, numbers: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["phone", "name", "order"])
-        writer.writerows([number, "Ann", str(index)] for index, number in enumerate(numbers))
-    return path
 
 
 def pool_settings(**overrides: Any) -> Settings:
@@ -70,7 +65,7 @@ def senders_of(ledger: Ledger, campaign_id: str) -> dict[str, str]:
 def run_campaign(
     tmp_path: Path, ledger: Ledger, name: str, numbers: list[str], settings: Settings, **senders: Any
 ) -> tuple[campaigns.CampaignProgress, float]:
-    source = write_csv(tmp_path / f"{name}.csv", numbers)
+    source = write_recipients(tmp_path / f"{name}.csv", numbers)
     campaign = campaigns.create_campaign(
         source, CAMPAIGN_TEMPLATE, provider="meta", ledger=ledger, settings=settings, **senders
     )
@@ -98,12 +93,14 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
     count = 60
 
     # A first campaign warms the worker up (connections, clients), so neither run pays for that.
-    run_campaign(tmp_path, ledger, "warm-up", [phone(5000 + i) for i in range(3)], settings, senders=POOL)
+    run_campaign(
+        tmp_path, ledger, "warm-up", [campaign_phone(5000 + i) for i in range(3)], settings, senders=POOL
+    )
     _, single = run_campaign(
-        tmp_path, ledger, "single", [phone(i) for i in range(count)], settings, sender=POOL[0]
+        tmp_path, ledger, "single", [campaign_phone(i) for i in range(count)], settings, sender=POOL[0]
     )
     pooled_progress, pooled = run_campaign(
-        tmp_path, ledger, "pooled", [phone(1000 + i) for i in range(count)], settings, senders=POOL
+        tmp_path, ledger, "pooled", [campaign_phone(1000 + i) for i in range(count)], settings, senders=POOL
     )
     print(f"\n{count} messages at {RATE}/s per sender: one sender {single:.2f}s, a pool of 3 {pooled:.2f}s")
     assert single >= 2 * pooled, (single, pooled)
@@ -132,9 +129,9 @@ def test_a_pool_of_three_senders_sends_about_three_times_faster_than_one(
 
 def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Path, ledger: Ledger) -> None:
     settings = pool_settings()
-    first_numbers = [phone(i) for i in range(30)]
+    first_numbers = [campaign_phone(i) for i in range(30)]
     first = campaigns.create_campaign(
-        write_csv(tmp_path / "first.csv", first_numbers),
+        write_recipients(tmp_path / "first.csv", first_numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         senders=POOL,
@@ -146,9 +143,9 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
     assert sorted(first_senders.values()) == sorted(POOL * 10)  # spread evenly
 
     # The same pool in another order, the same recipients in another order, and new ones.
-    new_numbers = [phone(500 + i) for i in range(9)]
+    new_numbers = [campaign_phone(500 + i) for i in range(9)]
     second = campaigns.create_campaign(
-        write_csv(tmp_path / "second.csv", new_numbers + first_numbers[::-1]),
+        write_recipients(tmp_path / "second.csv", new_numbers + first_numbers[::-1]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         senders=POOL[::-1],
@@ -163,7 +160,7 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
     # A pool without the first sender: its recipients get a sender of the new pool, the others keep theirs.
     third_pool = [POOL[1], "4407264639145282"]
     third = campaigns.create_campaign(
-        write_csv(tmp_path / "third.csv", first_numbers),
+        write_recipients(tmp_path / "third.csv", first_numbers),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         senders=third_pool,
@@ -193,7 +190,7 @@ def test_recipients_keep_their_sender_across_campaigns_of_the_pool(tmp_path: Pat
 
 def test_a_single_sender_campaign_records_no_assignments(tmp_path: Path, ledger: Ledger) -> None:
     campaign = campaigns.create_campaign(
-        write_csv(tmp_path / "one.csv", [phone(i) for i in range(5)]),
+        write_recipients(tmp_path / "one.csv", [campaign_phone(i) for i in range(5)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         sender=POOL[0],
@@ -208,9 +205,9 @@ def test_a_single_sender_campaign_records_no_assignments(tmp_path: Path, ledger:
 
 
 def test_a_number_suppressed_for_one_sender_of_the_pool_is_skipped(tmp_path: Path, ledger: Ledger) -> None:
-    campaigns.suppress([phone(1)], sender=POOL[2], ledger=ledger)
+    campaigns.suppress([campaign_phone(1)], sender=POOL[2], ledger=ledger)
     campaign = campaigns.create_campaign(
-        write_csv(tmp_path / "s.csv", [phone(0), phone(1)]),
+        write_recipients(tmp_path / "s.csv", [campaign_phone(0), campaign_phone(1)]),
         CAMPAIGN_TEMPLATE,
         provider="meta",
         senders=POOL,
@@ -230,7 +227,7 @@ def test_a_bad_pool_records_nothing(tmp_path: Path, ledger: Ledger, senders: lis
 
     with pytest.raises(MessageValidationError) as caught:
         campaigns.create_campaign(
-            write_csv(tmp_path / "bad.csv", [phone(0)]),
+            write_recipients(tmp_path / "bad.csv", [campaign_phone(0)]),
             CAMPAIGN_TEMPLATE,
             provider="meta",
             senders=senders,
@@ -256,7 +253,7 @@ def upload(api: Api, numbers: list[str], **fields: Any) -> httpx.Response:
 
 
 def test_a_pool_over_http_shows_its_senders_and_their_progress(api: Api) -> None:
-    answer = upload(api, [phone(i) for i in range(6)], senders=[POOL[0], f"{POOL[1]}, {POOL[2]}"])
+    answer = upload(api, [campaign_phone(i) for i in range(6)], senders=[POOL[0], f"{POOL[1]}, {POOL[2]}"])
     assert answer.status_code == 202, answer.text
     accepted = answer.json()
     assert (accepted["sender"], accepted["senders"]) == (POOL[0], POOL)
@@ -266,7 +263,7 @@ def test_a_pool_over_http_shows_its_senders_and_their_progress(api: Api) -> None
     assert [(item["sender"], item["states"], item["remaining"]) for item in progress["per_sender"]] == [
         (sender, {"pending": 2}, 2) for sender in POOL
     ]
-    single = upload(api, [phone(100)], sender=POOL[0]).json()
+    single = upload(api, [campaign_phone(100)], sender=POOL[0]).json()
     progress = api.client.get(f"/v1/campaigns/{single['campaign_id']}").json()
     assert single["senders"] == [POOL[0]]
     assert [(item["sender"], item["states"]) for item in progress["per_sender"]] == [
@@ -287,7 +284,7 @@ def test_a_pool_over_http_shows_its_senders_and_their_progress(api: Api) -> None
 def test_a_bad_pool_over_http_is_422_and_records_nothing(
     api: Api, fields: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
-    answer = upload(api, [phone(1)], **fields)
+    answer = upload(api, [campaign_phone(1)], **fields)
     assert answer.status_code == 422, answer.text
     assert [(error["path"], error["rule"]) for error in answer.json()["errors"]] == expected
     assert campaigns.list_campaigns(ledger=api.ledger) == []
@@ -313,7 +310,7 @@ def test_the_cli_takes_a_pool_as_repeated_senders_and_refuses_a_bad_one(
         **simulator.base_urls(),
         **SECRETS,
     }
-    source = write_csv(tmp_path / "people.csv", [phone(i) for i in range(6)])
+    source = write_recipients(tmp_path / "people.csv", [campaign_phone(i) for i in range(6)])
     template = tmp_path / "template.json"
     template.write_text(json.dumps(CAMPAIGN_TEMPLATE), encoding="utf-8")
     send = ("campaign", "send", str(source), "-m", str(template), "--provider", "meta", "--detach")
