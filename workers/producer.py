@@ -23,7 +23,7 @@ from wadispatch.errors import FieldError, MessageValidationError
 from wadispatch.ledger import Ledger, get_ledger, utcnow
 from wadispatch.messages import SendRequest, validate_send_request
 from wadispatch.publishing import check_configuration, publish_batches, publish_message
-from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, message_expiry
+from wadispatch.validity import single_message_expiry
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,6 @@ def enqueue_many(
 def check_validity(request: SendRequest) -> None:
     """Raise :class:`MessageValidationError` unless ``valid_for_seconds`` / ``expires_at`` is one
     of them, in the future, within the maximum."""
-    now = utcnow()
-    _, errors = message_expiry(
-        request.valid_for_seconds,
-        request.expires_at,
-        start=now,
-        now=now,
-        max_seconds=MAX_MESSAGE_VALIDITY_SECONDS,
-    )
+    _, errors = single_message_expiry(request.valid_for_seconds, request.expires_at, utcnow())
     if errors:
         raise MessageValidationError(errors)

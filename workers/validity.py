@@ -70,3 +70,12 @@ def message_expiry(
     if expiry > begin + timedelta(seconds=max_seconds):
         return None, [FieldError("expires_at", f"must be at most {max_seconds:,} seconds after the start")]
     return expiry, []
+
+
+def single_message_expiry(
+    valid_for_seconds: int | None, expires_at: datetime | None, now: datetime
+) -> tuple[datetime | None, list[FieldError]]:
+    """:func:`message_expiry` of one message (not a campaign's), counted from ``now``."""
+    return message_expiry(
+        valid_for_seconds, expires_at, start=now, now=now, max_seconds=MAX_MESSAGE_VALIDITY_SECONDS
+    )

@@ -31,7 +31,7 @@ from wadispatch.ledger.schema import (
 from wadispatch.ledger.webhooks import EarlyApplied, apply_early_events
 from wadispatch.messages import SendRequest
 from wadispatch.states import State
-from wadispatch.validity import MAX_MESSAGE_VALIDITY_SECONDS, message_expiry
+from wadispatch.validity import single_message_expiry
 
 
 class MessageLifecycle(Database):
@@ -401,11 +401,5 @@ def _fallback(request: SendRequest, *, as_text: bool) -> Any:
 def _expiry(request: SendRequest, now: datetime) -> datetime | None:
     if request.valid_for_seconds is None and request.expires_at is None:
         return None
-    expiry, _ = message_expiry(
-        request.valid_for_seconds,
-        request.expires_at,
-        start=now,
-        now=now,
-        max_seconds=MAX_MESSAGE_VALIDITY_SECONDS,
-    )
+    expiry, _ = single_message_expiry(request.valid_for_seconds, request.expires_at, now)
     return expiry
