@@ -94,7 +94,8 @@ def test_demo_sends_everything_and_leaves_nothing_behind(tmp_path: Path) -> None
 def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
     before = demo_processes()
     process = subprocess.Popen(
-        [WADISPATCH, "demo", "--messages", "5000", "--latency-ms", "200", "--out", str(tmp_path / "o.csv")],
+        # Slow enough (2 s per request) never to finish before the Ctrl-C, however busy the machine.
+        [WADISPATCH, "demo", "--messages", "5000", "--latency-ms", "2000", "--out", str(tmp_path / "o.csv")],
         env=demo_env(),
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -125,7 +125,7 @@ def test_held_messages_wait_without_jobs_then_go_when_the_window_opens_and_at_th
     cpu_before, waited_from = cpu_seconds(worker.process.pid), time.monotonic()
     released: list[int] = []
     while (
-        campaigns.progress(windowed.id, ledger=ledger).waiting_for_window
+        any(campaigns.progress(c.id, ledger=ledger).waiting_for_window for c in (windowed, scheduled))
         and time.monotonic() - waited_from < 15
     ):
         if not released:
