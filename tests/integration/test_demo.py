@@ -18,6 +18,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 WADISPATCH = str(Path(sys.executable).with_name("wadispatch"))
+#: Runs a command with Ctrl-C's default disposition, as a terminal starts it: a test run launched
+#: in the background (``make test &``) ignores SIGINT, and a child would inherit that.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
 
 
 def demo_processes() -> set[int]:
@@ -93,9 +101,16 @@ def test_demo_sends_everything_and_leaves_nothing_behind(tmp_path: Path) -> None
 
 def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
     before = demo_processes()
+    out = str(tmp_path / "o.csv")
     process = subprocess.Popen(
-        # Slow enough (2 s per request) never to finish before the Ctrl-C, however busy the machine.
-        [WADISPATCH, "demo", "--messages", "5000", "--latency-ms", "2000", "--out", str(tmp_path / "o.csv")],
+        [
+            *AS_FROM_A_TERMINAL,
+            WADISPATCH,
+            "demo",
+            *("--messages", "5000", "--latency-ms", "200"),
+            "--out",
+            out,
+        ],
         env=demo_env(),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
