@@ -124,12 +124,12 @@ def send_batch(
         result.unknown += [message_id for message_id in not_pending if message_id not in existing]
 
     pending = _fail_expired(pending, ledger, result, now)
-    # Held for its campaign's start or send window: the release queues it then (a job came early).
-    result.held += [record.id for record in pending if record.held_until and record.held_until > now]
-    pending = [record for record in pending if not (record.held_until and record.held_until > now)]
     due: list[MessageRecord] = []
     for record in pending:
-        if record.next_attempt_at is not None and record.next_attempt_at > now:
+        if record.held_until is not None and record.held_until > now:
+            # Held for its campaign's start or send window: the release queues it then.
+            result.held.append(record.id)
+        elif record.next_attempt_at is not None and record.next_attempt_at > now:
             wait = (record.next_attempt_at - now).total_seconds()
             result.later.append(Later(record.id, wait, "not_due", "not due yet"))
         else:
