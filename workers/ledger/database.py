@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Self
@@ -137,11 +139,41 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+#: How long a SQLite connection waits for a lock another connection holds, in seconds.
+SQLITE_BUSY_SECONDS = 30.0
+
+
+def use_wal(dbapi_connection: Any) -> None:
+    """Set the connection's lock wait, then put its database in WAL mode.
+
+    Switching to WAL needs the database to itself, and SQLite answers "database is locked" at
+    once, without its busy wait, while another connection (a process creating a new ledger) holds
+    it. WAL is kept in the file, so the switch is retried until it is done, by this connection or
+    another, for as long as a lock is waited for.
+    """
     cursor = dbapi_connection.cursor()
-    # The wait first: switching to WAL waits for a lock too (processes opening a new ledger).
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        pause = 0.005
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    finally:
+        cursor.close()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    use_wal(dbapi_connection)
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -29,6 +29,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, t
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from wadispatch.errors import LedgerBehind, UnknownLedgerSchema
+from wadispatch.ledger.database import use_wal
 from wadispatch.ledger.migrations import SCRIPT_LOCATION
 
 #: The revision of the ledger as the release before migrations created it.
@@ -300,11 +301,7 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite begins transactions only before DML and so runs DDL outside them; take over, so the
     # whole upgrade is one transaction (SQLAlchemy's documented recipe).
     dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # The wait first: switching to WAL needs a lock another process's upgrade may hold.
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    use_wal(dbapi_connection)
 
 
 def _sqlite_begin_immediate(conn: Connection) -> None:
