@@ -8,6 +8,9 @@ The engine asks these questions of each message (see :mod:`wadispatch.templates`
 * an interactive attempt the provider refused for a closed window is recorded ``sending →
   pending`` with ``sent_as = 'template'`` in the same write, due at once: the template goes in
   the next attempt, and a crash between the two leaves exactly that pending message;
+* an interactive message the provider accepted and later reported undeliverable for a closed
+  window (a status webhook) goes back ``sent → pending`` with ``sent_as = 'template'``, due at
+  once: the one move back the state machine allows (:data:`wadispatch.states.TO_TEMPLATE`);
 * a template attempt whose request left ends the message: ``sent``, or ``failed`` with its
   reason, never retried (a template is sent at most once, and never in a loop).
 """
@@ -35,6 +38,24 @@ def goes_as_template(record: MessageRecord) -> bool:
 def can_fall_back(record: MessageRecord) -> bool:
     """Whether the message has a fallback template that has not gone yet."""
     return record.fallback is not None and record.sent_as is None
+
+
+def reopens_for_template(record: MessageRecord, to_state: State, reason: str | None) -> bool:
+    """Whether a provider's status sends the message again as its template instead of failing it:
+    the provider accepted the interactive message, then reported it undeliverable for a closed
+    window (:data:`wadispatch.states.TO_TEMPLATE`)."""
+    return (
+        to_state is State.FAILED
+        and reason == WINDOW_CLOSED
+        and record.state is State.SENT
+        and can_fall_back(record)
+    )
+
+
+def reopened_for_template(record: MessageRecord) -> bool:
+    """Whether a status just left the message ``pending`` to go as its template (no status moves
+    a message to ``pending`` otherwise)."""
+    return record.state is State.PENDING and goes_as_template(record)
 
 
 def after_attempt(

@@ -16,6 +16,8 @@ The I/O side of :mod:`wadispatch.webhooks` (which only verifies and parses). Per
 * a status moves the message through the state machine (never backwards; a stale or repeated
   status changes nothing); ``failed`` keeps the provider's code and message, a failure for the
   24-hour window marks the pair closed, and an opt-out puts the recipient on the suppression list;
+  a failure for the 24-hour window of a message with a fallback template not sent yet sends the
+  template instead (the message goes back to ``pending``, and its job is published);
 * an event seen before (same provider and event key) changes nothing: a replayed inbound message
   or reply does not reopen the window, a replayed system message moves nothing;
 * a status or reply for a message whose send is not recorded yet (the provider called back
@@ -40,9 +42,11 @@ from wadispatch.events import (
     status_event,
     window_closed_event,
 )
+from wadispatch.fallback import reopened_for_template
 from wadispatch.ledger import Ledger, MessageRecord, WebhookOutcome
 from wadispatch.ledger.webhooks import EarlyApplied
 from wadispatch.optout import Keywords
+from wadispatch.publishing import publish_message
 from wadispatch.redaction import mask_phone
 from wadispatch.settings import Settings
 from wadispatch.states import State
@@ -173,7 +177,12 @@ def status_effects(
 ) -> list[Pair]:
     """What a status that changed a message means beyond the ledger: the user's ``status`` event;
     for an opt-out, the recipient on the suppression list (source ``provider``); for a closed
-    window, the ``window_closed`` event. Returns the pairs whose window is now known closed."""
+    window, the ``window_closed`` event, or, when the status sent the message back to go as its
+    fallback template, its send job (no event: the message has not failed). Returns the pairs
+    whose window is now known closed."""
+    if reopened_for_template(record):
+        _send_template(record)
+        return [(record.provider, record.sender, record.recipient)]
     emit("status", record, status_event(record), settings)
     if reason == "opted_out":
         _suppress(ledger, record)
@@ -195,6 +204,13 @@ def apply_early(applied: list[EarlyApplied], *, ledger: Ledger, windows: Windows
         else:
             closed += status_effects(event.message, event.reason, ledger=ledger, settings=settings)
     _update_windows(windows, [], closed)
+
+
+def _send_template(record: MessageRecord) -> None:
+    """Publish the send job of a message that goes again as its template; with the broker down it
+    stays pending and the reconciler publishes it."""
+    log.info("%s: the window was closed; its fallback template goes instead", record.id)
+    publish_message(record.id)
 
 
 def _suppress(ledger: Ledger, record: MessageRecord) -> None:

@@ -7,6 +7,12 @@
 
 ``sending → pending`` is a retry (rate-limited or transient). ``failed`` always carries a reason.
 Statuses never move backwards: a late ``delivered`` after ``read`` is refused.
+
+One move back is allowed, once per message (:data:`TO_TEMPLATE`): ``sent → pending`` for a message
+the provider accepted and then reported undeliverable because the 24-hour window was closed, when
+the message has a fallback template; the template goes instead. The interactive message never
+reached anyone, and the move records for good that the message goes as its template, so it cannot
+happen twice.
 """
 
 from __future__ import annotations
@@ -39,8 +45,17 @@ ALLOWED: dict[State | None, frozenset[State]] = {
 SETTLED = frozenset({State.SENT, State.DELIVERED, State.READ, State.FAILED})
 
 
-def check_transition(from_state: State | None, to_state: State, reason: str | None) -> None:
-    """Raise :class:`IllegalTransition` unless the state machine allows ``from → to``."""
+#: The one move back: a sent message that failed for a closed window goes again as its template.
+TO_TEMPLATE = (State.SENT, State.PENDING)
+
+
+def check_transition(
+    from_state: State | None, to_state: State, reason: str | None, *, to_template: bool = False
+) -> None:
+    """Raise :class:`IllegalTransition` unless the state machine allows ``from → to``
+    (``to_template``: the move that sends a message's fallback template, :data:`TO_TEMPLATE`)."""
+    if to_template and (from_state, to_state) == TO_TEMPLATE and reason is None:
+        return
     if to_state not in ALLOWED[from_state]:
         raise IllegalTransition(f"{from_state or '(new)'} → {to_state} is not allowed")
     if to_state is State.FAILED and not reason:

@@ -1,5 +1,6 @@
 """A closed 24-hour window answered with the message's fallback template, with real parts (the
-HTTP API, a worker, the simulator's Meta, its webhooks): refused by the provider, then known
+HTTP API, a worker, the simulator's Meta, its webhooks): refused by the provider, reported by a
+status webhook after the provider accepted the message (as Meta does), then known
 closed; the template's quick-reply tap recorded as the message's reply; a template refused too
 ends failed after one request. SQLite always, PostgreSQL when set."""
 
@@ -105,3 +106,29 @@ def test_a_template_refused_too_ends_failed_after_one_request(
     assert (settled["reason"], settled["sent_as"], settled["attempts"]) == ("invalid", "template", 2)
     assert settled["transitions"][-1]["detail"]["sent_as"] == "template"
     assert sim.get("/_sim/stats", params={"log": 0}).json()["requests_total"] == 2
+
+
+def test_a_closed_window_reported_after_the_send_is_answered_with_the_template(
+    api: Api, closed_window: str, sim: httpx.Client, start_worker, database_url: str
+) -> None:
+    # As Meta's Cloud API does: the interactive message is accepted, then reported failed (131047).
+    sim.put("/_sim/config", json={"window_closed_by_webhook": True, "reply_share": 1.0}).raise_for_status()
+    start_worker(database_url, **api.worker_env)
+
+    message_id = send(api)
+    settled = wait_for(lambda: replied(api, message_id), timeout=30)
+
+    assert (settled["state"], settled["sent_as"], settled["attempts"], settled["reason"]) == (
+        "read",
+        "template",
+        2,
+        None,
+    )
+    moves = [(t["from_state"], t["to_state"]) for t in settled["transitions"]]
+    assert moves[:4] == [(None, "pending"), ("pending", "sending"), ("sending", "sent"), ("sent", "pending")]
+    back = settled["transitions"][3]["detail"]
+    assert back["provider_code"] == "131047" and back["next"] == "the fallback template goes instead"
+    assert sent_types(sim) == ["interactive", "template"]
+    assert settled["reply"]["id"] in ("yes", "no")
+    # The tap is the person writing: their window is open again.
+    assert api.windows.state(("meta", SENDERS["meta"], CLOSED)) == "open"

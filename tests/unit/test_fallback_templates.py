@@ -217,3 +217,21 @@ def test_a_template_the_provider_answers_429_waits_and_goes_again() -> None:
     change, retry_in = fallback.after_attempt(template, Outcome.rate_limited(2.0), refused, 2.0, NOW)
     assert (change.to_state, change.reason, retry_in) == (State.PENDING, "rate_limited", 2.0)
     assert change.detail == {"sent_as": "template"}
+
+
+def test_a_closed_window_reported_after_the_send_reopens_a_message_with_an_unsent_template() -> None:
+    sent = replace(RECORD, state=State.SENT)
+    assert fallback.reopens_for_template(sent, State.FAILED, "window_closed")
+    assert not fallback.reopens_for_template(sent, State.FAILED, "undeliverable")
+    assert not fallback.reopens_for_template(sent, State.DELIVERED, None)
+    assert not fallback.reopens_for_template(replace(sent, fallback=None), State.FAILED, "window_closed")
+    assert not fallback.reopens_for_template(replace(sent, sent_as="template"), State.FAILED, "window_closed")
+    assert not fallback.reopens_for_template(
+        replace(sent, state=State.DELIVERED), State.FAILED, "window_closed"
+    )
+
+
+def test_only_a_pending_message_going_as_its_template_was_reopened() -> None:
+    assert fallback.reopened_for_template(replace(RECORD, state=State.PENDING, sent_as="template"))
+    assert not fallback.reopened_for_template(replace(RECORD, state=State.PENDING))
+    assert not fallback.reopened_for_template(replace(RECORD, state=State.SENT, sent_as="template"))

@@ -55,3 +55,18 @@ def test_statuses_never_move_backwards() -> None:
     ]:
         with pytest.raises(IllegalTransition):
             check_transition(later, earlier, reason=None)
+
+
+def test_the_one_move_back_is_sent_to_pending_for_the_fallback_template_only() -> None:
+    check_transition(State.SENT, State.PENDING, None, to_template=True)
+    with pytest.raises(IllegalTransition):
+        check_transition(State.SENT, State.PENDING, None)
+    for source, target in [
+        (State.DELIVERED, State.PENDING),
+        (State.READ, State.PENDING),
+        (State.FAILED, State.PENDING),
+    ]:
+        with pytest.raises(IllegalTransition):
+            check_transition(source, target, None, to_template=True)
+    with pytest.raises(IllegalTransition):
+        check_transition(State.SENT, State.PENDING, "window_closed", to_template=True)

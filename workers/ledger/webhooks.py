@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from wadispatch.fallback import reopens_for_template
 from wadispatch.ledger import writer
 from wadispatch.ledger.database import Database
 from wadispatch.ledger.optouts import add_suppressions
@@ -363,6 +364,15 @@ def _apply_status(conn: Connection, record: MessageRecord, event: dict[str, Any]
         if failed
         else {}
     )
+    if reopens_for_template(record, to_state, reason):
+        detail = {
+            **(event.get("detail") or {}),
+            "next": "the fallback template goes instead",
+            "interactive_provider_message_id": record.provider_message_id,
+            "provider_error_message": event.get("provider_error_message"),
+        }
+        if writer.reopen_for_template(conn, record.id, now=at, detail=detail):
+            return True
     current = record.state
     for _ in range(3):  # another event for this message may commit between our steps
         if to_state not in ALLOWED[current]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from wadispatch.ledger.records import Change
 from wadispatch.ledger.schema import in_state, messages, transitions
 from wadispatch.states import State, check_transition
+from wadispatch.templates import SENT_AS_TEMPLATE
 
 #: Message columns a transition may set besides state, reason and updated_at.
 TRANSITION_FIELDS = frozenset(
@@ -257,6 +258,24 @@ def _move(
             ],
         )
     return [Moved(message_id, attempt) for message_id, attempt in moved]
+
+
+def reopen_for_template(conn: Connection, message_id: str, *, now: datetime, detail: dict[str, Any]) -> bool:
+    """Move a ``sent`` message that has not gone as its fallback template yet back to
+    ``pending``, due at once, to go as its template (:data:`wadispatch.states.TO_TEMPLATE`);
+    ``False`` when it is not such a message (any more). The caller checks that it has a fallback.
+
+    Its provider id is cleared (``detail`` should keep it): later statuses of the interactive
+    message must not settle the template.
+    """
+    check_transition(State.SENT, State.PENDING, None, to_template=True)
+    conditions = (
+        messages.c.id == message_id,
+        in_state(State.SENT, by_id=True),
+        messages.c.sent_as.is_(None),
+    )
+    fields = {"sent_as": SENT_AS_TEMPLATE, "next_attempt_at": now, "provider_message_id": None}
+    return bool(_move(conn, conditions, State.SENT, State.PENDING, now, None, detail, fields))
 
 
 def move_one(

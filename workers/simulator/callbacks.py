@@ -7,7 +7,8 @@ message's events arrive in order), and a few worker tasks post them through one 
 the event, a failed post is counted; neither raises.
 
 The plan of one message, one ``callback_delay_ms`` apart: ``sent`` (not for Zixflow), then either
-``failed`` (a ``failed_share`` of messages) or ``delivered``, ``read`` (a ``read_share`` of the
+``failed`` (a ``failed_share`` of messages, and every message accepted for a closed window with
+``window_closed_by_webhook``) or ``delivered``, ``read`` (a ``read_share`` of the
 delivered) and a reply (a ``reply_share`` of the read), which picks one of the message's buttons or
 rows at random.
 """
@@ -98,7 +99,7 @@ class CallbackDispatcher:
         steps: list[tuple[Step, Choice | None]] = []
         if dialect.reports_sent:
             steps.append(("sent", None))
-        if config.failed_share and rng.random() < config.failed_share:
+        if sent.fails_for is not None or (config.failed_share and rng.random() < config.failed_share):
             steps.append(("failed", None))
         else:
             steps.append(("delivered", None))

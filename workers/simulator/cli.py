@@ -42,6 +42,13 @@ def simulator_command(
     window_closed_share: Annotated[
         float | None, typer.Option(help="Share of recipients whose 24-hour window is closed.")
     ] = None,
+    window_closed_by_webhook: Annotated[
+        bool | None,
+        typer.Option(
+            "--window-closed-by-webhook/--window-closed-at-once",
+            help="Meta: accept a message to a closed window and report it failed (131047) by webhook.",
+        ),
+    ] = None,
     opted_out_share: Annotated[float | None, typer.Option(help="Share of recipients who opted out.")] = None,
     error_rate: Annotated[float | None, typer.Option(help="Share of 5xx answers.")] = None,
     hang_rate: Annotated[float | None, typer.Option(help="Share of hung requests.")] = None,
@@ -71,6 +78,7 @@ def simulator_command(
         "sender_limit": sender_limit,
         "pair_limit": pair_limit,
         "window_closed_share": window_closed_share,
+        "window_closed_by_webhook": window_closed_by_webhook,
         "opted_out_share": opted_out_share,
         "error_rate": error_rate,
         "hang_rate": hang_rate,

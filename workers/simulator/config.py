@@ -54,6 +54,10 @@ class SimulatorConfig(BaseModel):
     window_closed_share: float = _share()
     opted_out_share: float = _share()
     window_closed_recipients: list[str] = Field(default_factory=list)
+    window_closed_by_webhook: bool = False
+    """Meta only: accept an interactive message to a closed window (200 and a wamid) and report
+    it ``failed`` with 131047 in a status webhook after ``sent``, as the Cloud API does, instead
+    of refusing the request; other providers refuse it either way."""
     opted_out_recipients: list[str] = Field(default_factory=list)
     seed: int = 0
     """Seeds the recipients' fates and the random draws (faults, latency, replies)."""

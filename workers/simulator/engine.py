@@ -207,14 +207,18 @@ class Simulator:
                 self.stats.violation(provider, info.sender, "pair")
                 answer = _retry_after(dialect.pair_refusal(), retry_after_seconds(wait))
                 return Outcome("rate_limited", answer, self._latency())
+        fails_for: str | None = None
         if info.recipient is not None:
             fate = self.fate(info.recipient)
-            # A template reaches a recipient whose 24-hour window is closed: that is what it is for.
-            if fate != "ok" and not (fate == "window_closed" and info.kind == "template"):
+            if fate == "window_closed" and info.kind == "template":
+                fate = "ok"  # a template reaches a closed window: that is what it is for
+            elif fate == "window_closed" and config.window_closed_by_webhook and dialect.name == "meta":
+                fate, fails_for = "ok", "window_closed"  # accepted now, reported failed later
+            if fate != "ok":
                 return self._refuse(dialect, fate)
         if config.pair_limit:
             self.pair_windows.record(pair, now)
-        return self._accept(dialect, info, body, now)
+        return self._accept(dialect, info, body, now, fails_for=fails_for)
 
     def _scripted(
         self,
@@ -243,8 +247,11 @@ class Simulator:
             return Outcome("rate_limited", answer, self._latency())
         return self._refuse(dialect, kind)
 
-    def _accept(self, dialect: Dialect, info: SendInfo, body: Any, now: float) -> Outcome:
+    def _accept(
+        self, dialect: Dialect, info: SendInfo, body: Any, now: float, *, fails_for: str | None = None
+    ) -> Outcome:
         answer, sent = dialect.accepted(info, time.time())
+        sent.fails_for = fails_for
         self.sender_windows.record((dialect.name, info.sender), now)
         self.stats.accepted(sent, body)
         url = self._webhook_url(dialect, info)

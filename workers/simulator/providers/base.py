@@ -90,6 +90,9 @@ class Sent:
     """Epoch seconds when it was accepted."""
     ids: dict[str, str] = field(default_factory=dict)
     """Provider-specific ids (Briq's conversation and WhatsApp ids, WA.cr's contact...)."""
+    fails_for: str | None = None
+    """Why its ``failed`` webhook says it failed: ``window_closed`` for an interactive message
+    accepted for a closed window (``window_closed_by_webhook``); else undeliverable."""
 
 
 class Dialect(ABC):

@@ -39,6 +39,9 @@ from wadispatch.simulator.providers.interactive import check_interactive, check_
 from wadispatch.simulator.providers.templates import check_template
 from wadispatch.simulator.signing import hmac_sha256_hex
 
+#: The title of Meta's 131047 (the 24-hour window was closed).
+RE_ENGAGEMENT = "Re-engagement message"
+
 # kind -> (HTTP status, error.code, error.type, message, error_data.details)
 _REFUSALS: dict[RefusalKind, tuple[int, int, str, str, str]] = {
     "rate_limited": (
@@ -165,7 +168,19 @@ class Meta(Dialect):
             "timestamp": str(int(now)),
             "recipient_id": sent.info.recipient,
         }
-        if status == "failed":
+        if status == "failed" and sent.fails_for == "window_closed":
+            entry["errors"] = [
+                {
+                    "code": 131047,
+                    "title": RE_ENGAGEMENT,
+                    "message": RE_ENGAGEMENT,
+                    "error_data": {
+                        "details": "Message failed to send because more than 24 hours have passed "
+                        "since the customer last replied to this number."
+                    },
+                }
+            ]
+        elif status == "failed":
             entry["errors"] = [
                 {
                     "code": 131026,
