@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -209,8 +210,13 @@ class SendRequest(_Strict):
 
 
 def _may_hold_nul(value: Any) -> bool:
-    """Whether a request's raw data holds a NUL character anywhere (keys included): the cheap
-    check every request pays; :func:`_nul_locations` then says where."""
+    """Whether a request's raw data may hold a NUL character anywhere (keys included): the cheap
+    check every request pays (one orjson pass, which writes a NUL as ``\u0000``; what orjson
+    cannot write is walked); :func:`_nul_locations` then says where."""
+    try:
+        return b"\\u0000" in orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        pass
     stack = [value]
     while stack:
         item = stack.pop()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,6 @@ from contextlib import nullcontext
 from typing import Any
 
 from kombu import Producer
-from kombu.utils.uuid import uuid
 
 #: What the job is built around: a task id and the argument it carries, placeholders of the
 #: same form as the real ones (uuid4 text), so that their repr in ``argsrepr`` has the same shape.
@@ -43,6 +43,9 @@ _PLAIN_ARGUMENT = re.compile(r"[0-9A-Za-z-]{1,64}")
 #: Tokens in the templates where each job (or event) has its own value.
 _BODY, _TAG, _REPLY_TO = "wadispatch:body:3f1e", "wadispatch:tag:3f1e", "wadispatch:reply-to:3f1e"
 _TIMESTAMP, _CLOCK, _UTCOFFSET = "wadispatch:ts:3f1e", "wadispatch:clock:3f1e", "wadispatch:utcoffset:3f1e"
+
+_QUOTED_BODY, _QUOTED_TAG, _QUOTED_REPLY_TO = f'"{_BODY}"', f'"{_TAG}"', f'"{_REPLY_TO}"'
+_QUOTED_TIMESTAMP, _QUOTED_CLOCK, _QUOTED_UTCOFFSET = f'"{_TIMESTAMP}"', f'"{_CLOCK}"', f'"{_UTCOFFSET}"'
 
 #: Event fields that change with every event, not with the job: filled in at publish time.
 _EVENT_CLOCK_FIELDS = ("timestamp", "clock", "utcoffset")
@@ -116,7 +119,9 @@ class RedisJobs:
         self._utcoffset = utcoffset
         self._body_encoding = channel.body_encoding
         body, _ = job
-        self._embed = body[1:]
+        # The body's JSON around its argument (a plain id, written as it is).
+        before, _, after = json.dumps(([ARGUMENT_MARK], *body[1:])).partition(ARGUMENT_MARK)
+        self._body_text = (before, after)
         # The templates: kombu's own envelopes of the placeholder job (and its event) as JSON text,
         # with tokens where each job differs; the ids are the placeholders themselves.
         (_, self._key, job_payload), *event_wire = job_wire
@@ -191,7 +196,7 @@ class RedisJobs:
         Raises what redis raises when the broker cannot be reached: the job may or may not be
         queued then (a duplicate job is harmless where its argument is claimed atomically).
         """
-        task_id = uuid()
+        task_id = uuid4_text()
         commands = self.commands(task_id, argument)
         try:
             connection = self._idle.pop()
@@ -217,27 +222,28 @@ class RedisJobs:
         if not _PLAIN_ARGUMENT.fullmatch(argument) or not _PLAIN_ARGUMENT.fullmatch(task_id):
             raise ValueError("a job argument the templates cannot carry as it is")
         encode = self._channel.encode_body
-        body = encode(json.dumps(([argument], *self._embed)), self._body_encoding)[0]
+        body = encode(self._body_text[0] + argument + self._body_text[1], self._body_encoding)[0]
         job = (
             self._job_text.replace(TASK_ID_MARK, task_id)
             .replace(ARGUMENT_MARK, argument)
-            .replace(_quoted(_BODY), _quoted(body))
-            .replace(_quoted(_TAG), _quoted(uuid()))
+            .replace(_QUOTED_BODY, f'"{body}"')
+            .replace(_QUOTED_TAG, f'"{uuid4_text()}"')
         )
         if self._reply_to_default:
-            job = job.replace(_quoted(_REPLY_TO), json.dumps(self._reply_to()))
+            job = job.replace(_QUOTED_REPLY_TO, json.dumps(self._reply_to()))
         commands: list[tuple[str, ...]] = [("LPUSH", self._key, job)]
         if self._event_text is not None:
             fields = (
                 self._event_fields_text.replace(TASK_ID_MARK, task_id)
                 .replace(ARGUMENT_MARK, argument)
-                .replace(_quoted(_TIMESTAMP), json.dumps(time.time()))
-                .replace(_quoted(_CLOCK), json.dumps(self._clock()))
-                .replace(_quoted(_UTCOFFSET), json.dumps(self._utcoffset()))
+                # What json.dumps writes for a float (its repr) and an int.
+                .replace(_QUOTED_TIMESTAMP, repr(time.time()))
+                .replace(_QUOTED_CLOCK, str(int(self._clock())))
+                .replace(_QUOTED_UTCOFFSET, json.dumps(self._utcoffset()))
             )
             event = self._event_text.replace(
-                _quoted(_BODY), _quoted(encode(fields, self._body_encoding)[0])
-            ).replace(_quoted(_TAG), _quoted(uuid()))
+                _QUOTED_BODY, f'"{encode(fields, self._body_encoding)[0]}"'
+            ).replace(_QUOTED_TAG, f'"{uuid4_text()}"')
             commands += [("PUBLISH", topic, event) for topic in self._topics]
         return commands
 
@@ -246,6 +252,17 @@ class RedisJobs:
         for connection in self._idle:
             connection.disconnect()
         self._channel.close()
+
+
+def uuid4_text() -> str:
+    """A random (version 4) UUID as text, what kombu's ``uuid()`` gives, at a fraction of its cost."""
+    digits = (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16).hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+#: The version (4) and variant (10) bits of a random UUID, as RFC 9562 sets them.
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
 
 
 def _new_connection(pool: Any) -> Any:
@@ -328,7 +345,3 @@ def _plain_event(event: Captured) -> bool:
 
 def _without(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in names}
-
-
-def _quoted(text: str) -> str:
-    return f'"{text}"'
