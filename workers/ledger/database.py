@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -27,7 +28,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+            SqliteWriteLock(engine.url.database) if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._keeps_driver = engine.dialect.name == "sqlite"
         self._driver: Any = None
@@ -37,9 +38,9 @@ class Database:
     def begin(self) -> Iterator[Connection]:
         """A write transaction.
 
-        On SQLite, the threads of a process take turns: SQLite admits one writer at a time
-        anyway, and while it waits its busy handler sleeps (up to 100 ms a turn), where a lock
-        hands over at once.
+        On SQLite, writers take turns through :class:`SqliteWriteLock`: SQLite admits one
+        writer at a time anyway, and while it waits its busy handler sleeps (up to 100 ms a
+        turn), where a lock hands over at once.
         """
         with self._write_lock, self.engine.begin() as conn:
             yield conn
@@ -129,6 +130,65 @@ class Database:
                 self._driver.close()
             self._driver = None
         self.engine.dispose()
+
+
+class SqliteWriteLock:
+    """The turn of one writer to a SQLite database, among this process's threads and every
+    process on the machine that writes it through a ledger.
+
+    A thread lock, then an exclusive ``flock`` on a file beside the database
+    (``<database>-wadispatch.lock``; never the database itself: SQLite's own locks would be
+    lost when another descriptor of it closes). The kernel hands a released lock to the next
+    waiter at once, where SQLite's busy handler polls with sleeps of up to 100 ms: with several
+    worker processes on one SQLite file those sleeps were most of a write's time. An in-memory
+    database, or one whose lock file cannot be opened, takes only the thread lock.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = _lock_path(database)
+        self._fd: int | None = None
+        self._fd_pid: int | None = None
+
+    def __enter__(self) -> SqliteWriteLock:
+        self._threads.acquire()
+        try:
+            fd = self._descriptor()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._fd is not None and self._fd_pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _descriptor(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd_pid != os.getpid():  # a forked child opens its own (a lock is per open file)
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                log.warning(
+                    "no write lock file beside the SQLite ledger (%s): SQLite's busy wait instead", exc
+                )
+                self._path = None
+                return None
+            self._fd_pid = os.getpid()
+        return self._fd
+
+
+def _lock_path(database: str | None) -> str | None:
+    """The write lock file of a SQLite database file; ``None`` for an in-memory database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-wadispatch.lock"
 
 
 def normalise_database_url(url: str) -> str:
