@@ -142,19 +142,15 @@ def send_batch(
 
     slots = limiter.acquire_many([(record.provider, record.sender, record.recipient) for record in due])
     waits: dict[str, float] = {}
-    deferred_per_sender: Counter[tuple[str, str | None]] = Counter()
     for record, slot in zip(due, slots, strict=True):
         if slot.granted:
             waits[record.id] = slot.wait
             metrics.limiter_waited(record.provider, record.sender, slot.wait)
             continue
         metrics.throttled(record.provider, record.sender)
-        # Spread the held-back messages over the sender's coming slots instead of bringing
-        # them all back at the same instant.
-        key = (record.provider, record.sender)
-        rate = settings.sender_limit(*key).rate * settings.rate_headroom
-        delay = slot.wait + deferred_per_sender[key] / rate
-        deferred_per_sender[key] += 1
+        # The limiter told the message its own turn, behind those deferred before it (from any
+        # worker): it comes back then, spread over the sender's coming slots.
+        delay = slot.wait
         result.later.append(Later(record.id, delay, "deferred", "waiting for the sender's rate limit"))
 
     acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
@@ -427,19 +423,11 @@ class Attempts:
         """The attempt's outcome and whether its request left (``None``: the claim was lost)."""
         if isinstance(prepared, Outcome):
             return prepared, False
-        try:
-            held_back = await _wait_for_slot(
-                record,
-                self.acquired_at,
-                self.waits[record.id],
-                self.limiter,
-                self.loop.cooldowns(self.limiter),
-                self.loop.loop,
-                self.settings,
-            )
-        except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
-            log.exception("could not wait for the slot of %s", record.id)
-            return Outcome.transient("internal_error", message="waiting for a slot failed"), False
+        slot = _Slot(self.acquired_at + self.waits[record.id], self.waits[record.id] > 0)
+        # A paced message is marked ahead of its slot, so that the ledger's write does not make
+        # it late; it then waits for the slot itself, where lateness is judged.
+        lead = self.settings.mark_lead_seconds if slot.paced else 0.0
+        held_back = await self._wait(record, slot, lead)
         if held_back is not None:
             return held_back, False
         try:
@@ -448,7 +436,26 @@ class Attempts:
         except Exception as exc:  # unrecorded, the request must not leave: try again later
             log.warning("could not mark %s requested: %s", record.id, type(exc).__name__)
             return Outcome.transient("ledger_unavailable", message=type(exc).__name__), False
+        if lead:
+            held_back = await self._wait(record, slot, 0.0)
+            if held_back is not None:
+                return held_back, False
         return await self._send(record, prepared), True
+
+    async def _wait(self, record: MessageRecord, slot: _Slot, lead: float) -> Outcome | None:
+        try:
+            return await _wait_for_slot(
+                record,
+                slot,
+                self.limiter,
+                self.loop.cooldowns(self.limiter),
+                self.loop.loop,
+                self.settings,
+                lead=lead,
+            )
+        except Exception:  # a bug must not strand the batch in `sending`; nothing was sent yet
+            log.exception("could not wait for the slot of %s", record.id)
+            return Outcome.transient("internal_error", message="waiting for a slot failed")
 
     async def _send(self, record: MessageRecord, prepared: Prepared) -> Outcome:
         settings, limiter = self.settings, self.limiter
@@ -478,25 +485,35 @@ class Attempts:
         return outcome
 
 
+@dataclass
+class _Slot:
+    """When a message may go: ``due_at`` on the event loop's clock; ``paced`` when the limiter
+    made it wait (a fresh slot replaces both)."""
+
+    due_at: float
+    paced: bool
+
+
 async def _wait_for_slot(
     record: MessageRecord,
-    acquired_at: float,
-    wait: float,
+    slot: _Slot,
     limiter: Limiter,
     cooldowns: CooldownView,
     event_loop: asyncio.AbstractEventLoop,
     settings: Settings,
+    *,
+    lead: float = 0.0,
 ) -> Outcome | None:
-    """Sleep until the message's slot; ``None`` to send now, or why it is held back.
+    """Sleep until ``lead`` seconds before the message's slot; ``None`` to go on, or why it is
+    held back.
 
     A message of a paced sender (its slot was in the future) that wakes up late (its event loop
-    was busy) takes a fresh slot instead of going out right behind, or together with, the next
-    message's: that bunching is what would push a second's count over the provider's limit.
+    was busy, or the ledger's write took long) takes a fresh slot instead of going out right
+    behind, or together with, the next message's: that bunching is what would push a second's
+    count over the provider's limit.
     """
-    due_at = acquired_at + wait
-    paced = wait > 0
     for _ in range(MAX_FRESH_SLOTS + 1):
-        await asyncio.sleep(max(0.0, due_at - event_loop.time()))
+        await asyncio.sleep(max(0.0, slot.due_at - lead - event_loop.time()))
         try:
             cooling = await cooldowns.left(record.provider, record.sender)
         except Exception as exc:  # the limiter is a safeguard; Redis trouble does not stop sends
@@ -505,20 +522,22 @@ async def _wait_for_slot(
         if cooling > 0:
             # A 429 arrived (at any worker) after this message got its slot: hold it back too.
             return Outcome.rate_limited(cooling, code=THROTTLED, message="sender cooling down after a 429")
-        if not paced or event_loop.time() - due_at <= settings.limiter_lateness_seconds:
+        if not slot.paced or event_loop.time() - slot.due_at <= settings.limiter_lateness_seconds:
             return None
         # The sender's coming seconds are booked: a fresh slot is at their end. One further away
         # than a second is not waited for (holding the batch's job); the message comes back then.
         late_wait = min(settings.limiter_max_wait_seconds, LATE_SLOT_MAX_WAIT_SECONDS)
         try:
-            slot = await limiter.acquire(record.provider, record.sender, record.recipient, max_wait=late_wait)
+            fresh = await limiter.acquire(
+                record.provider, record.sender, record.recipient, max_wait=late_wait
+            )
         except Exception as exc:  # as for the cooldown: Redis trouble does not stop sends
             log.warning("could not take a fresh slot for %s: %s", record.provider, type(exc).__name__)
             return None
-        if not slot.granted:
-            return Outcome.rate_limited(slot.wait, code=THROTTLED, message="late for its slot; rescheduled")
-        due_at = event_loop.time() + slot.wait
-        paced = slot.wait > 0
+        if not fresh.granted:
+            return Outcome.rate_limited(fresh.wait, code=THROTTLED, message="late for its slot; rescheduled")
+        slot.due_at = event_loop.time() + fresh.wait
+        slot.paced = fresh.wait > 0
     return None
 
 

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     limiter_lateness_seconds: float = Field(default=0.015, ge=0)
     """A message that wakes up later than this after its slot takes a fresh one (keep it within
     the headroom's slack: at 0.96 of the rate, 40 ms late in a second still keeps to the limit)."""
+    mark_lead_seconds: float = Field(default=0.05, ge=0, le=1)
+    """How long before its slot a paced message is marked requested in the ledger, so that the
+    write's time does not make the request late (and bunched with the next)."""
     rate_recovery_per_second: float = Field(default=0.05, gt=0, le=1)
     """Share of the declared rate a sender's cut rate climbs back by, per second without a 429."""
     rate_min_factor: float = Field(default=0.05, gt=0, le=1)

@@ -45,17 +45,23 @@ class ScriptedTransport:
 
 
 class DeferringLimiter(Unlimited):
-    """Grants the first ``grants`` takes at once and defers the rest by ``wait``."""
+    """Grants the first ``grants`` takes at once and defers the rest, each told its own turn:
+    ``wait``, then one ``spacing`` later for each deferred before it (as the shared limiter does)."""
 
-    def __init__(self, grants: int, wait: float) -> None:
-        self.grants, self.wait = grants, wait
+    def __init__(self, grants: int, wait: float, spacing: float = 0.0125) -> None:
+        self.grants, self.wait, self.spacing = grants, wait, spacing
+        self.deferred = 0
         self.penalized: list[tuple[str, float | None]] = []
 
     def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
-        slots = [
-            Slot(index < self.grants, 0.0 if index < self.grants else self.wait) for index in range(len(keys))
-        ]
-        self.grants = max(0, self.grants - len(keys))
+        slots = []
+        for _ in keys:
+            if self.grants:
+                self.grants -= 1
+                slots.append(Slot(True, 0.0))
+            else:
+                slots.append(Slot(False, self.wait + self.deferred * self.spacing))
+                self.deferred += 1
         return slots
 
     async def penalize(self, provider: str, sender: str | None, retry_after: float | None) -> float:
@@ -206,8 +212,8 @@ def test_messages_without_a_slot_are_deferred_unclaimed_and_spread(
     assert result.sent == ids[:2]
     deferred = [item for item in result.later if item.reason == "deferred"]
     assert [item.message_id for item in deferred] == ids[2:]
-    assert deferred[0].delay == pytest.approx(0.5)
-    assert deferred[1].delay == pytest.approx(0.5 + 1 / (80 * settings.rate_headroom))
+    # Each comes back at the turn the limiter told it, no later.
+    assert [item.delay for item in deferred] == [pytest.approx(0.5), pytest.approx(0.5125)]
     for message_id in ids[2:]:
         record = ledger.get(message_id)
         assert (record.state, record.attempts) == (State.PENDING, 0)  # no attempt used
@@ -493,3 +499,84 @@ def test_a_late_message_does_not_wait_long_for_a_fresh_slot(ledger: Ledger, loop
     assert transport.requests == []
     record = ledger.get(message_id)
     assert (record.state, record.attempts) == (State.PENDING, 0)  # no request: the attempt is given back
+
+
+class PacedLimiter(Unlimited):
+    """Grants every take ``wait`` seconds ahead (a paced sender), fresh slots included."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.fresh: list[float] = []
+
+    def acquire_many(self, keys: list[tuple[str, str | None, str | None]]) -> list[Slot]:
+        return [Slot(True, self.wait) for _ in keys]
+
+    async def acquire(
+        self, provider: str, sender: str | None, recipient: str | None, *, max_wait: float | None = None
+    ) -> Slot:
+        self.fresh.append(time.monotonic())
+        return Slot(True, self.wait)
+
+
+class TimedTransport(ScriptedTransport):
+    """Remembers when each request left (the event loop's clock is ``time.monotonic``)."""
+
+    def __init__(self, *outcomes: Outcome) -> None:
+        super().__init__(*outcomes)
+        self.sent_at: list[float] = []
+
+    async def send(self, request: ProviderRequest, adapter: ProviderAdapter) -> Outcome:
+        self.sent_at.append(time.monotonic())
+        return await super().send(request, adapter)
+
+
+def slow_marks(ledger: Ledger, monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[float]:
+    """Make every write of marks take ``seconds``; return when each such write began."""
+    began: list[float] = []
+    record_progress = ledger.record_progress
+
+    def slowly(claims, changes, **kwargs):  # type: ignore[no-untyped-def]
+        if claims:
+            began.append(time.monotonic())
+            time.sleep(seconds)
+        return record_progress(claims, changes, **kwargs)
+
+    monkeypatch.setattr(ledger, "record_progress", slowly)
+    return began
+
+
+def test_a_paced_message_is_marked_ahead_of_its_slot_and_leaves_on_it(
+    ledger: Ledger, loop: SendLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Marks take 60 ms to write; marked 150 ms ahead, the request still leaves on its slot.
+    settings = make_settings(mark_lead_seconds=0.15, limiter_lateness_seconds=0.015)
+    [message_id] = pending_messages(ledger)
+    marks = slow_marks(ledger, monkeypatch, 0.06)
+    limiter = PacedLimiter(wait=0.3)
+    transport = TimedTransport(Outcome.accepted("w", 200))
+    started = time.monotonic()
+    result = attempt(ledger, loop, transport, settings, [message_id], limiter)
+    assert result.sent == [message_id]
+    assert limiter.fresh == []  # on time: no fresh slot
+    [sent_at] = transport.sent_at
+    assert 0.3 <= sent_at - started < 0.3 + 0.1
+    assert marks and sent_at - marks[0] >= 0.1  # the mark was written well before the request left
+
+
+def test_a_paced_message_whose_mark_made_it_late_takes_a_fresh_slot(
+    ledger: Ledger, loop: SendLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Marked 10 ms ahead, a 100 ms write makes the message 90 ms late: it does not go out bunched
+    # with the next one but waits for a fresh slot, without being marked again.
+    settings = make_settings(mark_lead_seconds=0.01, limiter_lateness_seconds=0.015)
+    [message_id] = pending_messages(ledger)
+    marks = slow_marks(ledger, monkeypatch, 0.1)
+    limiter = PacedLimiter(wait=0.2)
+    transport = TimedTransport(Outcome.accepted("w", 200))
+    result = attempt(ledger, loop, transport, settings, [message_id], limiter)
+    assert result.sent == [message_id]
+    [fresh_at] = limiter.fresh
+    [sent_at] = transport.sent_at
+    assert sent_at - fresh_at >= 0.2 - 0.01  # it waited for the fresh slot
+    assert len(marks) == 1
+    assert ledger.get(message_id).attempts == 1
