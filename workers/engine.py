@@ -150,8 +150,7 @@ def send_batch(
         metrics.throttled(record.provider, record.sender)
         # The limiter told the message its own turn, behind those deferred before it (from any
         # worker): it comes back then, spread over the sender's coming slots.
-        delay = slot.wait
-        result.later.append(Later(record.id, delay, "deferred", "waiting for the sender's rate limit"))
+        result.later.append(Later(record.id, slot.wait, "deferred", "waiting for the sender's rate limit"))
 
     acquired_at = time.monotonic()  # the clock of asyncio's loop.time()
     claimed = _claim(ledger, [record for record in due if record.id in waits], as_template)
